@@ -1,0 +1,127 @@
+"""The `yarch` command line. Exit codes: 0 success, 1 the spec has errors, 2 usage error or
+unreadable input. A user mistake never shows a Python traceback."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from .diagnostics import SourceCache, render_concise, render_github, render_json, render_text
+from .pipeline import Result, lint_file
+
+FORMATS = ("text", "concise", "json", "github")
+SPEC_SUFFIXES = (".yaml", ".yml")
+MAX_SHOWN = 200
+
+
+def parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise click.BadParameter(f"`{item}` is not of the form key=value", param_hint="--set")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+set_option = click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a spec parameter (repeatable), e.g. --set num_classes=10.",
+)
+
+
+def find_specs(paths: tuple[str, ...]) -> list[tuple[Path, str]]:
+    """Files as given, and `*.yaml` / `*.yml` under folders (recursively), in sorted order."""
+    found: list[tuple[Path, str]] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            specs = sorted(
+                p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file()
+            )
+            if not specs:
+                raise click.UsageError(f"no spec files (*.yaml) under `{given}`")
+            found += [(p, str(p)) for p in specs]
+        else:
+            found.append((path, given))
+    return found
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="yarch", prog_name="yarch")
+def cli() -> None:
+    """yarch: a declarative architecture-spec compiler for convolutional networks."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="How to print diagnostics.")
+@click.option("--strict", is_flag=True, help="Warnings make the exit code 1 too.")
+@set_option
+def lint(paths: tuple[str, ...], fmt: str, strict: bool, sets: tuple[str, ...]) -> None:
+    """Check spec files and folders: schema, references, shapes and channels."""
+    overrides = parse_sets(sets)
+    results = [lint_file(path, overrides, display) for path, display in find_specs(paths)]
+    diagnostics = [d for r in results for d in r.diagnostics]
+    if fmt == "json":
+        click.echo(render_json(diagnostics, len(results)))
+    elif fmt == "github":
+        if diagnostics:
+            click.echo(render_github(diagnostics))
+    elif fmt == "concise":
+        if diagnostics:
+            click.echo(render_concise(diagnostics))
+        click.echo(_summary(results), err=True)
+    else:
+        sources = SourceCache()
+        for r in results:
+            if r.text is not None:
+                sources.add(r.file, r.text)
+        if diagnostics:
+            click.echo(render_text(diagnostics, sources, MAX_SHOWN) + "\n")
+        click.echo(_summary(results))
+    sys.exit(exit_code(results, strict))
+
+
+def exit_code(results: list[Result], strict: bool = False) -> int:
+    if any(r.unreadable for r in results):
+        return 2
+    if any(r.errors for r in results) or (strict and any(r.warnings for r in results)):
+        return 1
+    return 0
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _summary(results: list[Result]) -> str:
+    errors = sum(r.errors for r in results)
+    warnings = sum(r.warnings for r in results)
+    files = _plural(len(results), "file")
+    if not errors and not warnings:
+        return f"All checks passed ({files})."
+    bad = sum(1 for r in results if r.diagnostics)
+    return (
+        f"Found {_plural(errors, 'error')} and {_plural(warnings, 'warning')} "
+        f"in {bad} of {files}."
+    )
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        sys.exit(130)

@@ -1,0 +1,222 @@
+"""One `Diagnostic` type for every stage, and its four renderings.
+
+Every stage (loader, schema, resolver, shape inference, lint rules) reports problems as
+`Diagnostic` values; nothing raises to the user. The renderers follow ruff and rustc: a header
+`error[code]: message`, the source line with a caret under the smallest span that shows the
+problem, then `= note:` lines and a `help:` line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    """A region of a source file; lines and columns are 1-based, the end is exclusive."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: Span | None = None
+    severity: Severity = Severity.ERROR
+    label: str | None = None
+    notes: tuple[str, ...] = ()
+    help: str | None = None
+
+    def with_note(self, note: str) -> Diagnostic:
+        return replace(self, notes=(*self.notes, note))
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+
+def error(code: str, message: str, span: Span | None = None, **kw: object) -> Diagnostic:
+    return Diagnostic(code, message, span, Severity.ERROR, **kw)  # type: ignore[arg-type]
+
+
+def warning(code: str, message: str, span: Span | None = None, **kw: object) -> Diagnostic:
+    return Diagnostic(code, message, span, Severity.WARNING, **kw)  # type: ignore[arg-type]
+
+
+@dataclass
+class SourceCache:
+    """Text of the files diagnostics point into, for rendering source lines."""
+
+    texts: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, file: str, text: str) -> None:
+        self.texts[file] = text.splitlines()
+
+    def line(self, file: str, line: int) -> str | None:
+        lines = self.texts.get(file)
+        if lines is None or not 1 <= line <= len(lines):
+            return None
+        return lines[line - 1]
+
+
+def sort_key(d: Diagnostic) -> tuple:
+    if d.span is None:
+        return ("", 0, 0, d.code, d.message)
+    return (d.span.file, d.span.line, d.span.column, d.code, d.message)
+
+
+def _subject(message: str) -> str:
+    """The first `name` a message mentions."""
+    match = re.search(r"`[^`]+`", message)
+    return match.group(0) if match else message
+
+
+def merge_duplicates(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Fold diagnostics with the same code at the same place into one.
+
+    A mistake inside a block body, or a block argument used by several convs, is reported once
+    per instance by the stages; the user needs to see it once, with the other places named.
+    """
+    first: dict[tuple, Diagnostic] = {}
+    also: dict[tuple, list[str]] = {}
+    for d in diagnostics:
+        key = (d.code, d.span) if d.span is not None else (d.code, d.message)
+        if key in first:
+            if d.message != first[key].message:
+                also[key].append(d.message)
+            continue
+        first[key] = d
+        also[key] = []
+    out = []
+    for key, d in first.items():
+        others = [_subject(m) for m in also[key]]
+        if others:
+            shown = ", ".join(others[:4])
+            more = f" and {len(others) - 4} more" if len(others) > 4 else ""
+            d = d.with_note(f"the same place also affects {shown}{more}")
+        out.append(d)
+    return out
+
+
+# --- renderers -------------------------------------------------------------------------------
+
+
+def _location(span: Span | None) -> str:
+    if span is None:
+        return "<unknown>"
+    return f"{span.file}:{span.line}:{span.column}"
+
+
+def render_text(
+    diagnostics: Sequence[Diagnostic], sources: SourceCache, max_shown: int | None = None
+) -> str:
+    """rustc/ruff style, with the source line and a caret under the span."""
+    parts: list[str] = []
+    shown = diagnostics if max_shown is None else diagnostics[:max_shown]
+    for d in shown:
+        lines = [f"{d.severity.value}[{d.code}]: {d.message}"]
+        src = sources.line(d.span.file, d.span.line) if d.span else None
+        if d.span is not None:
+            gutter = " " * len(str(d.span.line))
+            lines.append(f"{gutter}--> {_location(d.span)}")
+            if src is not None:
+                start = d.span.column - 1
+                if d.span.end_line == d.span.line:
+                    width = max(1, d.span.end_column - d.span.column)
+                else:
+                    width = max(1, len(src) - start)
+                caret = " " * start + "^" * width
+                if d.label:
+                    caret += f" {d.label}"
+                lines += [f"{gutter} |", f"{d.span.line} | {src}", f"{gutter} | {caret}"]
+                if d.notes:
+                    lines.append(f"{gutter} |")
+            for note in d.notes:
+                lines.append(f"{gutter} = note: {note}")
+        else:
+            for note in d.notes:
+                lines.append(f"  = note: {note}")
+        if d.help:
+            lines.append(f"help: {d.help}")
+        parts.append("\n".join(lines))
+    if max_shown is not None and len(diagnostics) > max_shown:
+        parts.append(f"... and {len(diagnostics) - max_shown} more")
+    return "\n\n".join(parts)
+
+
+def render_concise(diagnostics: Sequence[Diagnostic]) -> str:
+    return "\n".join(
+        f"{_location(d.span)}: {d.severity.value}[{d.code}] {d.message}" for d in diagnostics
+    )
+
+
+def as_dict(d: Diagnostic) -> dict:
+    s = d.span
+    return {
+        "code": d.code,
+        "severity": d.severity.value,
+        "message": d.message,
+        "file": s.file if s else None,
+        "line": s.line if s else None,
+        "column": s.column if s else None,
+        "end_line": s.end_line if s else None,
+        "end_column": s.end_column if s else None,
+        "notes": list(d.notes),
+        "help": d.help,
+    }
+
+
+def render_json(diagnostics: Sequence[Diagnostic], files: int) -> str:
+    errors = sum(d.is_error for d in diagnostics)
+    payload = {
+        "files": files,
+        "errors": errors,
+        "warnings": len(diagnostics) - errors,
+        "diagnostics": [as_dict(d) for d in diagnostics],
+    }
+    return json.dumps(payload, indent=2, sort_keys=True)
+
+
+def _github_escape(text: str, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def render_github(diagnostics: Sequence[Diagnostic]) -> str:
+    """GitHub Actions workflow commands (`::error file=...,line=...::message`)."""
+    out = []
+    for d in diagnostics:
+        props = [f"title={_github_escape(d.code, prop=True)}"]
+        if d.span is not None:
+            s = d.span
+            props = [
+                f"file={_github_escape(s.file, prop=True)}",
+                f"line={s.line}",
+                f"col={s.column}",
+                f"endLine={s.end_line}",
+                f"endColumn={s.end_column}",
+                *props,
+            ]
+        body = d.message
+        for note in d.notes:
+            body += f"\nnote: {note}"
+        if d.help:
+            body += f"\nhelp: {d.help}"
+        out.append(f"::{d.severity.value} {','.join(props)}::{_github_escape(body)}")
+    return "\n".join(out)

@@ -1,0 +1,113 @@
+"""The products of resolution: `RawLayer` (a layer as written, with spans) and `ArchGraph`.
+
+`ArchGraph` wraps a networkx `DiGraph` whose nodes are `Node` values: one per primitive op,
+with the block instances they belong to (`scope`) and the spans where their values were written.
+Shape inference fills in `shape`, `params` and `macs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+
+from .diagnostics import Span
+
+if TYPE_CHECKING:
+    from .ops.base import NodeArgs, Op
+
+Shape = tuple[int, ...]
+Loc = tuple[Any, ...]
+
+
+@dataclass
+class RawLayer:
+    """One layer as written: op name, field values, and where each value came from.
+
+    `spans` maps a location inside `fields` (`("stride",)`, `("c3", 1)`) to the span where that
+    value was written; after parameter substitution it points at the parameter's value, so a
+    diagnostic shows the line a person has to change.
+    """
+
+    op: str
+    fields: dict[str, Any]
+    span: Span | None
+    spans: dict[Loc, Span] = field(default_factory=dict)
+    key_spans: dict[str, Span] = field(default_factory=dict)
+
+    def field_span(self, loc: Loc) -> Span | None:
+        for i in range(len(loc), 0, -1):
+            s = self.spans.get(tuple(loc[:i]))
+            if s is not None:
+                return s
+        return self.span
+
+
+@dataclass
+class Node:
+    """A primitive op in the resolved graph."""
+
+    id: str
+    name: str
+    op: type[Op]
+    args: NodeArgs
+    layer: RawLayer
+    scope: tuple[str, ...] = ()
+    inputs: list[str] = field(default_factory=list)
+    index: int = 0  # creation order, the tie-break of the topological order
+    expect: Shape | None = None
+    expect_span: Span | None = None
+    # filled by shape inference
+    shape: Shape | None = None
+    input_shapes: list[Shape | None] = field(default_factory=list)
+    params: int = 0
+    macs: int = 0
+    explain: str | None = None  # how the channel count came about, e.g. "192 + 208 + 48 + 64"
+
+    @property
+    def span(self) -> Span | None:
+        return self.layer.span
+
+    def field_span(self, *loc: Any) -> Span | None:
+        return self.layer.field_span(loc)
+
+
+@dataclass
+class Instance:
+    """A block instance (user block, `seq` or `inception`): a named scope of nodes."""
+
+    id: str
+    block: str
+    span: Span | None
+    args: dict[str, Any]
+    input: str | None = None
+    output: str | None = None
+    declared_in: int | None = None
+    declared_in_span: Span | None = None
+
+
+@dataclass
+class ArchGraph:
+    name: str
+    input_shape: Shape
+    graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    outputs: dict[str, str] = field(default_factory=dict)
+    output_spans: dict[str, Span | None] = field(default_factory=dict)
+    train_only: set[str] = field(default_factory=set)
+    instances: dict[str, Instance] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+    # output node id -> the outermost block instance it is the output of
+    instance_outputs: dict[str, str] = field(default_factory=dict)
+
+    INPUT = "input"
+
+    def node(self, node_id: str) -> Node:
+        return self.graph.nodes[node_id]["node"]
+
+    def nodes(self) -> list[Node]:
+        return [self.node(n) for n in self.order]
+
+    def display(self, node_id: str) -> str:
+        """The name a person knows a node by: a block instance's name for its output node."""
+        return self.instance_outputs.get(node_id, node_id)

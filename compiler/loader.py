@@ -1,0 +1,212 @@
+"""Stage 1: YAML text -> plain data, with a source span for every key and value.
+
+PyYAML's `compose` keeps line and column on every node; we walk the node tree ourselves instead
+of calling `safe_load`, so that duplicate keys become errors (PyYAML silently keeps the last one)
+and every value can be found again by its path from the root (`("layers", 3, "conv", "stride")`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .diagnostics import Diagnostic, Span, error
+
+try:  # the C composer is several times faster and keeps the same marks
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = yaml.SafeLoader
+
+PathKey = tuple[Hashable, ...]
+
+# Bound the work an alias-heavy document can cause ("billion laughs"): a spec of a few thousand
+# layers has tens of thousands of nodes.
+MAX_NODES = 2_000_000
+MAX_DEPTH = 500
+
+
+class LoadError(Exception):
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+@dataclass
+class Document:
+    """A loaded YAML file: its data and where every part of it was written."""
+
+    file: str
+    text: str
+    data: Any
+    spans: dict[PathKey, Span] = field(default_factory=dict)
+    key_spans: dict[PathKey, Span] = field(default_factory=dict)
+
+    def span(self, path: PathKey) -> Span | None:
+        """Span of the value at `path`, or of its nearest ancestor that has one."""
+        for i in range(len(path), -1, -1):
+            s = self.spans.get(tuple(path[:i]))
+            if s is not None:
+                return s
+        return None
+
+    def key_span(self, path: PathKey) -> Span | None:
+        return self.key_spans.get(tuple(path)) or self.span(path)
+
+
+def _span(file: str, node: yaml.Node) -> Span:
+    start, end = node.start_mark, node.end_mark
+    return Span(file, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+
+def _point(file: str, line0: int, col0: int) -> Span:
+    return Span(file, line0 + 1, col0 + 1, line0 + 1, col0 + 2)
+
+
+def _yaml_error(file: str, exc: yaml.YAMLError) -> Diagnostic:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    if isinstance(exc, yaml.reader.ReaderError):
+        # a control character or similar that YAML does not allow
+        return error(
+            "yaml-syntax",
+            f"unacceptable character {exc.character!r} in the file",
+            Span(file, 1, 1, 1, 2),
+            help="remove control characters from the file",
+        )
+    span = _point(file, mark.line, mark.column) if mark is not None else Span(file, 1, 1, 1, 2)
+    notes = (f"while {context}",) if context else ()
+    return error("yaml-syntax", f"invalid YAML: {problem}", span, notes=notes)
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.spans: dict[PathKey, Span] = {}
+        self.key_spans: dict[PathKey, Span] = {}
+        self.count = 0
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except Exception as exc:  # any constructor failure is the user's value, not our bug
+            msg = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
+            raise LoadError(
+                error("invalid-value", f"cannot read value `{node.value}`: {msg}",
+                      _span(self.file, node))
+            ) from None
+
+    def build(self, node: yaml.Node, path: PathKey, depth: int = 0) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise LoadError(
+                error("yaml-too-large", f"the document expands to more than {MAX_NODES} nodes",
+                      _span(self.file, node), help="avoid nesting aliases inside aliases")
+            )
+        if depth > MAX_DEPTH:
+            raise LoadError(
+                error("yaml-too-deep", f"the document nests deeper than {MAX_DEPTH} levels",
+                      _span(self.file, node))
+            )
+        self.spans[path] = _span(self.file, node)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise LoadError(
+                        error("yaml-syntax", "a mapping key must be a plain name",
+                              _span(self.file, key_node))
+                    )
+                key = self.scalar(key_node)
+                if not isinstance(key, Hashable):  # pragma: no cover - scalars are hashable
+                    key = str(key)
+                if key in out:
+                    first = self.key_spans[(*path, key)]
+                    raise LoadError(
+                        error(
+                            "duplicate-key",
+                            f"key `{key}` appears twice in the same mapping",
+                            _span(self.file, key_node),
+                            label="second occurrence",
+                            notes=(f"first written at line {first.line}, column {first.column}",),
+                            help="YAML keeps only the last value: remove or rename one of them",
+                        )
+                    )
+                self.key_spans[(*path, key)] = _span(self.file, key_node)
+                out[key] = self.build(value_node, (*path, key), depth + 1)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(v, (*path, i), depth + 1) for i, v in enumerate(node.value)]
+        return self.scalar(node)
+
+
+def _decode(file: str, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise LoadError(
+            error(
+                "invalid-encoding",
+                f"the file is not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded",
+                Span(file, line, column, line, column + 1),
+                help="save the file as UTF-8",
+            )
+        ) from None
+
+
+def load_text(text: str, file: str = "<string>") -> Document:
+    """Parse YAML text into a `Document`; raises `LoadError` with a positioned diagnostic."""
+    if not text.strip() or all(
+        not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()
+    ):
+        raise LoadError(
+            error("empty-spec", "the spec is empty", Span(file, 1, 1, 1, 1),
+                  help="a spec needs at least `input:` and `layers:`")
+        )
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise LoadError(_yaml_error(file, exc)) from None
+    except RecursionError:
+        raise LoadError(
+            error("yaml-too-deep", "the document nests too deeply to read", Span(file, 1, 1, 1, 1))
+        ) from None
+    if root is None:
+        raise LoadError(error("empty-spec", "the spec is empty", Span(file, 1, 1, 1, 1)))
+    if not isinstance(root, yaml.MappingNode):
+        kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
+        raise LoadError(
+            error(
+                "not-a-mapping",
+                f"the top level of a spec must be a mapping, found {kind}",
+                _span(file, root),
+                help="start the file with `input:` and `layers:` keys",
+            )
+        )
+    builder = _Builder(file)
+    data = builder.build(root, ())
+    return Document(file, text, data, builder.spans, builder.key_spans)
+
+
+def load_file(path: str | Path, display: str | None = None) -> Document:
+    """Read and parse a spec file. `display` is the name used in diagnostics."""
+    name = display or str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise LoadError(error("unreadable-file", f"`{name}` is a folder, not a file")) from None
+    except FileNotFoundError:
+        raise LoadError(error("unreadable-file", f"`{name}` does not exist")) from None
+    except OSError as exc:
+        raise LoadError(
+            error("unreadable-file", f"cannot read `{name}`: {exc.strerror or exc}")
+        ) from None
+    return load_text(_decode(name, raw), name)

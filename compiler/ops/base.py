@@ -1,0 +1,253 @@
+"""What an op is, and the registry that holds them.
+
+An op bundles, in one class in one file: its pydantic arguments (`Args`), its shape rule
+(`infer`), its parameter and MAC counts, and a one-line description. Later stages add their
+pieces to the same class (torch lowering, code fragment, diagram style), so adding an op
+touches one file. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar, Literal, Protocol
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from ..graph import RawLayer, Shape
+
+RESERVED_NAMES = frozenset({"input"})
+
+
+def _check_name(value: str) -> str:
+    if not value.isidentifier() or not value.isascii():
+        raise ValueError("a name must be letters, digits and underscores, not starting with a digit")
+    if value in RESERVED_NAMES:
+        raise ValueError(f"`{value}` is reserved for the network's input")
+    return value
+
+
+def _check_ref(value: str) -> str:
+    if not value.isidentifier() or not value.isascii():
+        raise ValueError(f"`{value}` is not a layer name")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+RefName = Annotated[str, AfterValidator(_check_ref)]
+PosInt = Annotated[int, Field(ge=1, strict=True)]
+NonNegInt = Annotated[int, Field(ge=0, strict=True)]
+
+
+def _pair(value: Any) -> Any:
+    """`3` -> `(3, 3)`; lists stay lists so pydantic checks their length and items."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    return value
+
+
+PosPair = Annotated[tuple[PosInt, PosInt], BeforeValidator(_pair)]
+NonNegPair = Annotated[tuple[NonNegInt, NonNegInt], BeforeValidator(_pair)]
+
+
+def _padding(value: Any) -> Any:
+    if value == "valid":
+        return (0, 0)
+    if value == "same":
+        return "same"
+    if isinstance(value, str):
+        raise ValueError("padding must be a number, a pair of numbers, `same` or `valid`")
+    return _pair(value)
+
+
+# "same" keeps ceil(size / stride), as Keras and TensorFlow do (PyTorch's `padding="same"` is
+# the stride-1 case of it).
+Padding = Annotated[Literal["same"] | tuple[NonNegInt, NonNegInt], BeforeValidator(_padding)]
+
+
+def _listify(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class NodeArgs(BaseModel):
+    """Fields every layer accepts, whatever its op."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    name: Name | None = None
+    from_: Annotated[list[RefName], BeforeValidator(_listify)] | None = Field(None, alias="from")
+    expect: list[PosInt] | None = Field(None, min_length=1, max_length=3)
+    repeat: Annotated[int, Field(ge=1, le=100_000, strict=True)] = 1
+    if_: Annotated[bool, Field(strict=True)] = Field(True, alias="if")
+
+
+COMMON_FIELDS = ("name", "from", "expect", "repeat", "if")
+
+
+class Context(Protocol):
+    """What an op's shape rule may ask of shape inference."""
+
+    def error(
+        self,
+        code: str,
+        message: str,
+        field: str | tuple | None = None,
+        *,
+        label: str | None = None,
+        notes: Sequence[str] = (),
+        help: str | None = None,
+    ) -> None: ...
+
+    def warning(
+        self,
+        code: str,
+        message: str,
+        field: str | tuple | None = None,
+        *,
+        label: str | None = None,
+        notes: Sequence[str] = (),
+        help: str | None = None,
+    ) -> None: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def source(self, i: int) -> str:
+        """Display name of the node feeding input `i`."""
+        ...
+
+    def explain(self, i: int) -> str | None:
+        """How input `i`'s channel count came about (`"192 + 208 + 48 + 64"`), if known."""
+        ...
+
+    def set_explain(self, text: str) -> None: ...
+
+    def producer(self, i: int) -> Any:
+        """The first node upstream of input `i` that is not a pass-through (relu, dropout)."""
+        ...
+
+    def display(self, node_id: str) -> str: ...
+
+    def inputs_of(self, node_id: str) -> list[Shape | None]: ...
+
+
+class Op:
+    """Base class of every op. Subclasses are registered with `@register`."""
+
+    name: ClassVar[str]
+    Args: ClassVar[type[NodeArgs]] = NodeArgs
+    # the field a shorthand value fills: `- dropout: 0.4`, `- inception: [64, [96, 128], ...]`
+    primary: ClassVar[str | None] = None
+    kind: ClassVar[str] = "other"
+    min_inputs: ClassVar[int] = 1
+    max_inputs: ClassVar[int | None] = 1
+    composite: ClassVar[bool] = False  # expands into other layers instead of inferring
+    passthrough: ClassVar[bool] = False  # keeps its input's shape and meaning (relu, dropout)
+
+    @classmethod
+    def infer(cls, args: Any, inputs: list[Shape], ctx: Context) -> Shape | None:
+        raise NotImplementedError
+
+    @classmethod
+    def count_params(cls, args: Any, inputs: list[Shape], out: Shape) -> int:
+        return 0
+
+    @classmethod
+    def count_macs(cls, args: Any, inputs: list[Shape], out: Shape) -> int:
+        return 0
+
+    @classmethod
+    def describe(cls, args: Any) -> str:
+        return cls.name
+
+    @classmethod
+    def hint(cls, args: Any, inputs: list[Shape], expected: Shape) -> str | None:
+        """A fix that would produce `expected`, for shape-mismatch diagnostics."""
+        return None
+
+    @classmethod
+    def expand(cls, args: Any, layer: RawLayer) -> list[RawLayer]:
+        raise NotImplementedError
+
+    @classmethod
+    def declared_in(cls, args: Any) -> int | None:
+        """A composite's declared input channels, checked at its input."""
+        return None
+
+
+class InputOp(Op):
+    """The network's input; not registered, so a spec cannot write it as a layer."""
+
+    name = "input"
+    kind = "input"
+    min_inputs = 0
+    max_inputs = 0
+
+
+OPS: dict[str, type[Op]] = {}
+
+# What other frameworks call our ops, for the help line of unknown-op.
+ALIASES = {
+    "conv2d": "conv",
+    "convolution": "conv",
+    "batchnorm": "bn",
+    "batchnorm2d": "bn",
+    "batch_norm": "bn",
+    "batchnormalization": "bn",
+    "dense": "linear",
+    "fc": "linear",
+    "fully_connected": "linear",
+    "maxpool2d": "maxpool",
+    "max_pool": "maxpool",
+    "avgpool2d": "avgpool",
+    "avg_pool": "avgpool",
+    "averagepooling2d": "avgpool",
+    "adaptiveavgpool2d": "adaptive_avgpool",
+    "globalaveragepooling2d": "adaptive_avgpool",
+    "global_avgpool": "adaptive_avgpool",
+    "localresponsenorm": "lrn",
+    "cat": "concat",
+    "concatenate": "concat",
+    "view": "reshape",
+    "sequential": "seq",
+}
+
+
+def register(cls: type[Op]) -> type[Op]:
+    if cls.name in OPS:  # pragma: no cover - a programming error
+        raise ValueError(f"op `{cls.name}` registered twice")
+    OPS[cls.name] = cls
+    return cls
+
+
+def closest(word: str, choices: Sequence[str], n: int = 3) -> list[str]:
+    return difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
+
+
+def suggest_op(word: str, extra: Sequence[str] = ()) -> str | None:
+    key = word.lower().replace("-", "_")
+    if key in ALIASES:
+        return f"`{word}` is called `{ALIASES[key]}` in a spec"
+    names = sorted({*OPS, *extra})
+    near = closest(word, names) or closest(key, names)
+    if near:
+        return "did you mean " + " or ".join(f"`{n}`" for n in near) + "?"
+    return None
+
+
+def field_names(args_model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in args_model.model_fields.items()]
+
+
+def fmt_shape(shape: Shape | None) -> str:
+    if shape is None:
+        return "?"
+    return "x".join(str(d) for d in shape)
+
+
+def channel_note(ctx: Context, i: int, channels: int) -> str:
+    """`inception5a` outputs 736 = 256 + 320 + 32 + 128 (or just the count)."""
+    explain = ctx.explain(i)
+    if explain and explain != str(channels):
+        return f"`{ctx.source(i)}` outputs {channels} = {explain}"
+    return f"`{ctx.source(i)}` outputs {channels} channels"

@@ -1,0 +1,171 @@
+"""Ops that expand into other layers: `seq` (a named sequence) and the Inception module.
+
+A composite becomes a block instance: a scope whose layers are resolved like a user block's,
+so Inception's branches are ordinary convs and pools that the rest of yarch already knows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from ..diagnostics import Span
+from ..graph import Loc, RawLayer
+from .base import NodeArgs, Op, PosInt, register
+
+Bool = Annotated[bool, Field(strict=True)]
+PosIntPair = tuple[PosInt, PosInt]
+
+
+class SeqArgs(NodeArgs):
+    layers: list[Any] = Field(min_length=1)
+    in_: PosInt | None = Field(None, alias="in")
+
+
+@register
+class Seq(Op):
+    """Layers in sequence under one name; unnamed children are numbered 0, 1, 2 ..."""
+
+    name = "seq"
+    Args = SeqArgs
+    primary = "layers"
+    kind = "block"
+    composite = True
+
+    @classmethod
+    def expand(cls, a: SeqArgs, layer: RawLayer) -> list[Any]:
+        # the resolver normalises these items with the spans under ("layers", i)
+        return list(a.layers)
+
+    @classmethod
+    def declared_in(cls, a: SeqArgs) -> int | None:
+        return a.in_
+
+
+@dataclass(frozen=True)
+class At:
+    """A value inside generated layers, with the span it was written at."""
+
+    value: Any
+    span: Span | None
+
+
+def unwrap(obj: Any, loc: Loc = ()) -> tuple[Any, dict[Loc, Span]]:
+    """Strip `At` wrappers, returning plain data and the span of every wrapped location."""
+    spans: dict[Loc, Span] = {}
+    if isinstance(obj, At):
+        plain, inner = unwrap(obj.value, loc)
+        if obj.span is not None:
+            spans[loc] = obj.span
+        spans.update(inner)
+        return plain, spans
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            out[k], sub = unwrap(v, (*loc, k))
+            spans.update(sub)
+        return out, spans
+    if isinstance(obj, list):
+        items = []
+        for i, v in enumerate(obj):
+            plain, sub = unwrap(v, (*loc, i))
+            items.append(plain)
+            spans.update(sub)
+        return items, spans
+    return obj, spans
+
+
+class InceptionArgs(NodeArgs):
+    # as the papers write it: [c1, [c3_reduce, c3], [c5_reduce, c5], pool_proj]
+    channels: tuple[PosInt, PosIntPair, PosIntPair, PosInt] | None = None
+    c1: PosInt | None = None
+    c3: PosIntPair | None = None
+    c5: PosIntPair | None = None
+    pool_proj: PosInt | None = None
+    in_: PosInt | None = Field(None, alias="in")
+    bn: Bool = False  # Conv -> BatchNorm -> ReLU in every branch, as torchvision
+    bn_eps: Annotated[float, Field(gt=0)] = 1e-5
+    c5_kernel: Literal[3, 5] = 5  # torchvision uses 3x3 here (pytorch/vision#906)
+    pool: Literal["max", "avg"] = "max"
+    pool_ceil: Bool = False
+    relu: Bool = True
+    bias: Bool | None = None  # default: no bias when followed by batch norm
+
+    @model_validator(mode="after")
+    def _one_form(self) -> InceptionArgs:
+        parts = (self.c1, self.c3, self.c5, self.pool_proj)
+        if self.channels is None and None in parts:
+            missing = [n for n, v in zip(("c1", "c3", "c5", "pool_proj"), parts, strict=True)
+                       if v is None]
+            raise ValueError(
+                "inception needs its channels: `[c1, [c3_reduce, c3], [c5_reduce, c5], "
+                f"pool_proj]` or the fields c1, c3, c5 and pool_proj (missing {', '.join(missing)})"
+            )
+        return self
+
+    def tuple4(self) -> tuple[int, tuple[int, int], tuple[int, int], int]:
+        if self.channels is None:
+            return (self.c1, self.c3, self.c5, self.pool_proj)  # type: ignore[return-value]
+        c1, c3, c5, pp = self.channels
+        return (
+            self.c1 or c1,
+            self.c3 or c3,
+            self.c5 or c5,
+            self.pool_proj or pp,
+        )
+
+
+@register
+class Inception(Op):
+    """GoogLeNet's Inception module (Szegedy et al. 2014, Figure 2b)."""
+
+    name = "inception"
+    Args = InceptionArgs
+    primary = "channels"
+    kind = "block"
+    composite = True
+
+    @classmethod
+    def declared_in(cls, a: InceptionArgs) -> int | None:
+        return a.in_
+
+    @classmethod
+    def expand(cls, a: InceptionArgs, layer: RawLayer) -> list[RawLayer]:
+        def at(value: Any, *locs: Loc) -> At:
+            for loc in locs:
+                if loc in layer.spans:
+                    return At(value, layer.spans[loc])
+            return At(value, layer.span)
+
+        c1, c3, c5, pp = a.tuple4()
+        bias = (not a.bn) if a.bias is None else a.bias
+
+        def unit(out: At, kernel: int) -> list[Any]:
+            conv = {"out": out, "kernel": kernel, "padding": kernel // 2, "bias": bias}
+            if a.bn:
+                layers: list[Any] = [{"conv": {"name": "conv", **conv}},
+                                     {"bn": {"name": "bn", "eps": a.bn_eps}}]
+                if a.relu:
+                    layers.append({"relu": {"name": "relu"}})
+                return [{"seq": {"layers": layers}}]
+            return [{"conv": conv}, *(["relu"] if a.relu else [])]
+
+        k5 = a.c5_kernel
+        pool = {"kernel": 3, "stride": 1, "padding": 1, "ceil_mode": a.pool_ceil}
+        branches = {
+            "branch1": unit(at(c1, ("c1",), ("channels", 0)), 1),
+            "branch2": unit(at(c3[0], ("c3", 0), ("channels", 1, 0)), 1)
+            + unit(at(c3[1], ("c3", 1), ("channels", 1, 1)), 3),
+            "branch3": unit(at(c5[0], ("c5", 0), ("channels", 2, 0)), 1)
+            + unit(at(c5[1], ("c5", 1), ("channels", 2, 1)), k5),
+            "branch4": [{f"{a.pool}pool": pool}]
+            + unit(at(pp, ("pool_proj",), ("channels", 3)), 1),
+        }
+        out = []
+        for name, layers in branches.items():
+            fields, spans = unwrap({"name": name, "from": "input", "layers": layers})
+            out.append(RawLayer("seq", fields, layer.span, spans))
+        out.append(RawLayer("concat", {"name": "concat", "from": list(branches)}, layer.span))
+        return out

@@ -1,0 +1,106 @@
+"""2-D convolution."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from .base import (
+    Context,
+    NodeArgs,
+    Op,
+    Padding,
+    PosInt,
+    PosPair,
+    Shape,
+    channel_note,
+    fmt_shape,
+    register,
+)
+from .spatial import Window, fmt_pair, padding_hint, window_out
+
+
+class ConvArgs(NodeArgs):
+    out: PosInt
+    kernel: PosPair
+    stride: PosPair = (1, 1)
+    padding: Padding = (0, 0)
+    dilation: PosPair = (1, 1)
+    groups: PosInt = 1
+    bias: Annotated[bool, Field(strict=True)] = True
+    in_: PosInt | None = Field(None, alias="in")
+
+    def window(self) -> Window:
+        return Window(self.kernel, self.stride, self.padding, self.dilation)
+
+
+@register
+class Conv(Op):
+    name = "conv"
+    Args = ConvArgs
+    kind = "conv"
+
+    @classmethod
+    def infer(cls, a: ConvArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
+        (x,) = inputs
+        if len(x) != 3:
+            ctx.error(
+                "rank-mismatch",
+                f"`{ctx.name}` needs a CxHxW map but `{ctx.source(0)}` gives {fmt_shape(x)}",
+                help="a conv cannot follow a flatten or a linear layer",
+            )
+            return None
+        c, h, w = x
+        if a.in_ is not None and a.in_ != c:
+            ctx.error(
+                "channel-mismatch",
+                f"`{ctx.name}` declares {a.in_} input channels but receives {c}",
+                "in",
+                label="declared here",
+                notes=(channel_note(ctx, 0, c),),
+                help=f"set `in: {c}`, or change the layer that feeds it",
+            )
+        if c % a.groups or a.out % a.groups:
+            ctx.error(
+                "invalid-groups",
+                f"`{ctx.name}` has {a.groups} groups, which must divide both its {c} input "
+                f"and {a.out} output channels",
+                "groups",
+            )
+            return None
+        hw = window_out(ctx, cls.describe(a), (h, w), a.window())
+        return None if hw is None else (a.out, *hw)
+
+    @classmethod
+    def count_params(cls, a: ConvArgs, inputs: list[Shape], out: Shape) -> int:
+        c = inputs[0][0]
+        weights = a.out * (c // a.groups) * a.kernel[0] * a.kernel[1]
+        return weights + (a.out if a.bias else 0)
+
+    @classmethod
+    def count_macs(cls, a: ConvArgs, inputs: list[Shape], out: Shape) -> int:
+        c = inputs[0][0]
+        return a.out * (c // a.groups) * a.kernel[0] * a.kernel[1] * out[1] * out[2]
+
+    @classmethod
+    def describe(cls, a: ConvArgs) -> str:
+        text = f"conv {a.kernel[0]}x{a.kernel[1]}"
+        if a.stride != (1, 1):
+            text += f"/{fmt_pair(a.stride)}"
+        return f"{text}, {a.out}"
+
+    @classmethod
+    def hint(cls, a: ConvArgs, inputs: list[Shape], expected: Shape) -> str | None:
+        x = inputs[0]
+        if len(x) != 3 or len(expected) != 3:
+            return None
+        parts = []
+        if expected[0] != a.out:
+            parts.append(f"`out: {expected[0]}` gives {expected[0]} channels")
+        win = a.window()
+        if (win.out_size(x[1], 0), win.out_size(x[2], 1)) != expected[1:]:
+            hint = padding_hint(win, (x[1], x[2]), (expected[1], expected[2]))
+            if hint:
+                parts.append(hint)
+        return "; ".join(parts) or None

@@ -1,0 +1,193 @@
+"""Fully connected layers and the ops that turn maps into vectors."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from .base import Context, NodeArgs, Op, PosInt, Shape, fmt_shape, register
+
+
+class LinearArgs(NodeArgs):
+    out: PosInt
+    bias: Annotated[bool, Field(strict=True)] = True
+    in_: PosInt | None = Field(None, alias="in")
+
+
+def _as_map(features: int, channels: int) -> str | None:
+    """`12544` with 256 channels -> `256x7x7`, if it is a square map."""
+    if features % channels:
+        return None
+    side = math.isqrt(features // channels)
+    return f"{channels}x{side}x{side}" if side * side * channels == features else None
+
+
+@register
+class Linear(Op):
+    name = "linear"
+    Args = LinearArgs
+    primary = "out"
+    kind = "linear"
+
+    @classmethod
+    def infer(cls, a: LinearArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
+        (x,) = inputs
+        if len(x) != 1:
+            ctx.error(
+                "unflattened-linear",
+                f"`{ctx.name}` is applied to a {fmt_shape(x)} map that was never flattened",
+                notes=(f"`{ctx.source(0)}` gives {fmt_shape(x)}",),
+                help=f"add `- flatten` before it (it then receives {math.prod(x)} features), "
+                "or pool the map to 1x1 first",
+            )
+            return None
+        (features,) = x
+        if a.in_ is not None and a.in_ != features:
+            producer = ctx.producer(0)
+            if producer is not None and producer.op.name in ("flatten", "reshape"):
+                flat_ins = ctx.inputs_of(producer.id)
+                flat_in = flat_ins[0] if flat_ins else None
+                notes = [f"`{ctx.display(producer.id)}` gives {features} features"]
+                help = f"set `in: {features}`"
+                if flat_in is not None and len(flat_in) == 3:
+                    notes[0] += f" = {' x '.join(map(str, flat_in))}"
+                    want = _as_map(a.in_, flat_in[0])
+                    if want:
+                        help += f", or make the map before it {want}"
+                ctx.error(
+                    "flatten-mismatch",
+                    f"`{ctx.name}` declares {a.in_} input features but the flatten before it "
+                    f"gives {features}",
+                    "in",
+                    label="declared here",
+                    notes=notes,
+                    help=help,
+                )
+            else:
+                ctx.error(
+                    "feature-mismatch",
+                    f"`{ctx.name}` declares {a.in_} input features but receives {features}",
+                    "in",
+                    label="declared here",
+                    notes=(f"`{ctx.source(0)}` outputs {features} features",),
+                    help=f"set `in: {features}`",
+                )
+        return (a.out,)
+
+    @classmethod
+    def count_params(cls, a: LinearArgs, inputs: list[Shape], out: Shape) -> int:
+        return inputs[0][0] * a.out + (a.out if a.bias else 0)
+
+    @classmethod
+    def count_macs(cls, a: LinearArgs, inputs: list[Shape], out: Shape) -> int:
+        return inputs[0][0] * a.out
+
+    @classmethod
+    def describe(cls, a: LinearArgs) -> str:
+        return f"linear {a.out}"
+
+
+class FlattenArgs(NodeArgs):
+    start_dim: Annotated[int, Field(ge=1, le=3, strict=True)] = 1
+
+
+@register
+class Flatten(Op):
+    name = "flatten"
+    Args = FlattenArgs
+    primary = "start_dim"
+    kind = "reshape"
+
+    @classmethod
+    def infer(cls, a: FlattenArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
+        (x,) = inputs
+        keep = a.start_dim - 1
+        if keep >= len(x):
+            return x
+        return (*x[:keep], math.prod(x[keep:]))
+
+
+BatchDim = Literal["N"]
+
+
+class ReshapeArgs(NodeArgs):
+    # the full shape as `Tensor.view` takes it, batch included: `[-1, 1024]`, `[N, -1]`
+    shape: list[Annotated[int, Field(ge=-1, strict=True)] | BatchDim] = Field(min_length=1)
+
+
+@register
+class Reshape(Op):
+    name = "reshape"
+    Args = ReshapeArgs
+    primary = "shape"
+    kind = "reshape"
+
+    @classmethod
+    def infer(cls, a: ReshapeArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
+        (x,) = inputs
+        numel = math.prod(x)
+        dims = list(a.shape)
+        written = "[" + ", ".join(str(d) for d in dims) + "]"
+        if dims.count(-1) > 1 or 0 in dims or "N" in dims[1:]:
+            ctx.error(
+                "reshape-invalid",
+                f"`{ctx.name}` cannot reshape to {written}: use at most one -1, no 0, "
+                "and `N` only first",
+                "shape",
+            )
+            return None
+        if dims[0] == "N":
+            rest = dims[1:]
+            fixed = math.prod(d for d in rest if d != -1)
+            if (-1 in rest and numel % fixed) or (-1 not in rest and fixed != numel):
+                ctx.error(
+                    "reshape-invalid",
+                    f"`{ctx.name}` cannot reshape {fmt_shape(x)} ({numel} values per sample) "
+                    f"to {written}",
+                    "shape",
+                )
+                return None
+            return tuple(numel // fixed if d == -1 else d for d in rest)
+        # the first dimension is the batch: it must come out as N, not N*k
+        rest = dims[1:]
+        if -1 in rest:
+            ctx.error(
+                "reshape-invalid",
+                f"`{ctx.name}` reshapes to {written}: with a -1 after the first dimension the "
+                "batch size is fixed in the spec",
+                "shape",
+                help="write `N` for the batch dimension: `[N, -1]`",
+            )
+            return None
+        per_row = math.prod(rest) if rest else 1
+        if numel % per_row:
+            ctx.error(
+                "reshape-invalid",
+                f"`{ctx.name}` cannot reshape {fmt_shape(x)} ({numel} values per sample) to "
+                f"{written}",
+                "shape",
+            )
+            return None
+        rows = numel // per_row
+        if dims[0] == -1 and rows != 1:
+            ctx.error(
+                "reshape-batch",
+                f"`{ctx.name}` folds {rows} positions into the batch: {written} turns a batch "
+                f"of N {fmt_shape(x)} maps into N*{rows} rows of {per_row}",
+                "shape",
+                label="the batch size changes here",
+                notes=(f"`{ctx.source(0)}` gives {fmt_shape(x)} = {numel} values per sample",),
+                help=f"reshape to `[N, -1]` ({numel} features), or reduce the map to "
+                f"{per_row} values per sample first",
+            )
+        elif dims[0] != -1 and dims[0] * per_row != numel:
+            ctx.error(
+                "reshape-batch",
+                f"`{ctx.name}` reshapes to {written}, which fixes the batch size at {dims[0]}",
+                "shape",
+                help="write `N` (or -1) for the batch dimension",
+            )
+            return None
+        return tuple(rest) if rest else (1,)

@@ -1,0 +1,90 @@
+"""Ops that merge several inputs: channel concatenation and elementwise addition."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from .base import Context, NodeArgs, Op, Shape, fmt_shape, register
+
+
+class ConcatArgs(NodeArgs):
+    dim: Annotated[int, Field(ge=1, le=3, strict=True)] = 1
+
+
+def _listing(ctx: Context, inputs: list[Shape]) -> list[str]:
+    return [f"`{ctx.source(i)}` gives {fmt_shape(s)}" for i, s in enumerate(inputs)]
+
+
+@register
+class Concat(Op):
+    name = "concat"
+    Args = ConcatArgs
+    primary = "from"
+    kind = "merge"
+    min_inputs = 1
+    max_inputs = None
+
+    @classmethod
+    def infer(cls, a: ConcatArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
+        axis = a.dim - 1
+        ranks = {len(s) for s in inputs}
+        if len(ranks) != 1 or axis >= min(ranks):
+            ctx.error(
+                "concat-mismatch",
+                f"`{ctx.name}` concatenates inputs of different ranks",
+                notes=_listing(ctx, inputs),
+            )
+            return None
+        others = {s[:axis] + s[axis + 1 :] for s in inputs}
+        if len(others) != 1:
+            what = "spatial sizes" if axis == 0 and min(ranks) == 3 else "shapes"
+            ctx.error(
+                "concat-mismatch",
+                f"`{ctx.name}` concatenates inputs with different {what}",
+                label="inputs disagree",
+                notes=_listing(ctx, inputs),
+                help="every input must have the same size on all axes but the concatenated "
+                "one: check the padding and stride of each branch",
+            )
+            return None
+        total = sum(s[axis] for s in inputs)
+        if len(inputs) > 1 and axis == 0:
+            ctx.set_explain(" + ".join(str(s[0]) for s in inputs))
+        first = inputs[0]
+        return (*first[:axis], total, *first[axis + 1 :])
+
+
+@register
+class Add(Op):
+    name = "add"
+    primary = "from"
+    kind = "merge"
+    min_inputs = 2
+    max_inputs = None
+
+    @classmethod
+    def infer(cls, a: NodeArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
+        if len(set(inputs)) != 1:
+            first = inputs[0]
+            help = None
+            if all(len(s) == 3 for s in inputs):
+                if len({s[0] for s in inputs}) > 1:
+                    help = (
+                        "give the shortcut a 1x1 conv (a projection) to "
+                        f"{first[0]} channels"
+                    )
+                if len({s[1:] for s in inputs}) > 1:
+                    help = (help + ", with" if help else "give the shortcut") + (
+                        " the same stride as the main path"
+                    )
+            ctx.error(
+                "add-mismatch",
+                f"`{ctx.name}` adds inputs of different shapes",
+                label="inputs disagree",
+                notes=_listing(ctx, inputs),
+                help=help,
+            )
+            return None
+        return inputs[0]

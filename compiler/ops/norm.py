@@ -1,0 +1,73 @@
+"""Batch normalisation and local response normalisation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from .base import Context, NodeArgs, Op, PosInt, Shape, channel_note, fmt_shape, register
+
+
+class BatchNormArgs(NodeArgs):
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    momentum: Annotated[float, Field(ge=0, le=1)] = 0.1
+    affine: Annotated[bool, Field(strict=True)] = True
+    in_: PosInt | None = Field(None, alias="in")
+
+
+@register
+class BatchNorm(Op):
+    name = "bn"
+    Args = BatchNormArgs
+    kind = "norm"
+    passthrough = True
+
+    @classmethod
+    def infer(cls, a: BatchNormArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
+        (x,) = inputs
+        if len(x) not in (1, 3):
+            ctx.error("rank-mismatch", f"`{ctx.name}` needs features or a map, got {fmt_shape(x)}")
+            return None
+        if a.in_ is not None and a.in_ != x[0]:
+            ctx.error(
+                "channel-mismatch",
+                f"`{ctx.name}` declares {a.in_} channels but receives {x[0]}",
+                "in",
+                label="declared here",
+                notes=(channel_note(ctx, 0, x[0]),),
+                help=f"set `in: {x[0]}`",
+            )
+        return x
+
+    @classmethod
+    def count_params(cls, a: BatchNormArgs, inputs: list[Shape], out: Shape) -> int:
+        return 2 * inputs[0][0] if a.affine else 0
+
+
+class LrnArgs(NodeArgs):
+    size: PosInt = 5
+    alpha: Annotated[float, Field(ge=0)] = 1e-4
+    beta: Annotated[float, Field(ge=0)] = 0.75
+    k: Annotated[float, Field(gt=0)] = 1.0
+
+
+@register
+class LocalResponseNorm(Op):
+    name = "lrn"
+    Args = LrnArgs
+    primary = "size"
+    kind = "norm"
+    passthrough = True
+
+    @classmethod
+    def infer(cls, a: LrnArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
+        (x,) = inputs
+        if len(x) != 3:
+            ctx.error("rank-mismatch", f"`{ctx.name}` needs a CxHxW map, got {fmt_shape(x)}")
+            return None
+        return x
+
+    @classmethod
+    def describe(cls, a: LrnArgs) -> str:
+        return f"lrn {a.size}"

@@ -1,0 +1,144 @@
+"""Max, average and adaptive pooling."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from .base import (
+    Context,
+    NodeArgs,
+    Op,
+    Padding,
+    PosPair,
+    Shape,
+    fmt_shape,
+    register,
+)
+from .spatial import Window, fmt_pair, padding_hint, window_out
+
+Bool = Annotated[bool, Field(strict=True)]
+
+
+class PoolArgs(NodeArgs):
+    kernel: PosPair
+    stride: PosPair | None = None  # PyTorch's default: the kernel size
+    padding: Padding = (0, 0)
+    ceil_mode: Bool = False
+
+    def window(self) -> Window:
+        stride = self.stride or self.kernel
+        return Window(self.kernel, stride, self.padding, getattr(self, "dilation", (1, 1)),
+                      self.ceil_mode)
+
+
+class MaxPoolArgs(PoolArgs):
+    dilation: PosPair = (1, 1)
+
+
+class AvgPoolArgs(PoolArgs):
+    count_include_pad: Bool = True
+
+
+class _Pool(Op):
+    kind = "pool"
+    primary = "kernel"
+    label = "pool"
+
+    @classmethod
+    def infer(cls, a: Any, inputs: list[Shape], ctx: Context) -> Shape | None:
+        (x,) = inputs
+        if len(x) != 3:
+            ctx.error(
+                "rank-mismatch",
+                f"`{ctx.name}` needs a CxHxW map but `{ctx.source(0)}` gives {fmt_shape(x)}",
+            )
+            return None
+        win = a.window()
+        if win.padding != "same":
+            for axis in (0, 1):
+                if 2 * win.padding[axis] > win.effective(axis):
+                    ctx.error(
+                        "pool-padding",
+                        f"`{ctx.name}` pads {win.padding[axis]} on each side, more than half "
+                        f"of its {win.effective(axis)}-wide window",
+                        "padding",
+                        label="padding too large",
+                        notes=("PyTorch rejects this: pad should be at most half of the "
+                               "effective kernel size",),
+                        help=f"use padding {win.effective(axis) // 2} or less",
+                    )
+                    return None
+        hw = window_out(ctx, cls.describe(a), (x[1], x[2]), win)
+        return None if hw is None else (x[0], *hw)
+
+    @classmethod
+    def describe(cls, a: Any) -> str:
+        win = a.window()
+        text = f"{cls.label} {a.kernel[0]}x{a.kernel[1]}"
+        if win.stride != (1, 1):
+            text += f"/{fmt_pair(win.stride)}"
+        return text
+
+    @classmethod
+    def hint(cls, a: Any, inputs: list[Shape], expected: Shape) -> str | None:
+        x = inputs[0]
+        if len(x) != 3 or len(expected) != 3 or expected[0] != x[0]:
+            return None
+        win = a.window()
+        if (win.out_size(x[1], 0), win.out_size(x[2], 1)) == expected[1:]:
+            return None
+        return padding_hint(win, (x[1], x[2]), (expected[1], expected[2]))
+
+
+@register
+class MaxPool(_Pool):
+    name = "maxpool"
+    Args = MaxPoolArgs
+    label = "maxpool"
+
+
+@register
+class AvgPool(_Pool):
+    name = "avgpool"
+    Args = AvgPoolArgs
+    label = "avgpool"
+
+
+class AdaptiveArgs(NodeArgs):
+    output: PosPair = (1, 1)
+
+
+class _Adaptive(Op):
+    kind = "pool"
+    primary = "output"
+    Args = AdaptiveArgs
+    label = "adaptive pool"
+
+    @classmethod
+    def infer(cls, a: AdaptiveArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
+        (x,) = inputs
+        if len(x) != 3:
+            ctx.error(
+                "rank-mismatch",
+                f"`{ctx.name}` needs a CxHxW map but `{ctx.source(0)}` gives {fmt_shape(x)}",
+            )
+            return None
+        return (x[0], *a.output)
+
+    @classmethod
+    def describe(cls, a: AdaptiveArgs) -> str:
+        return f"{cls.label} to {a.output[0]}x{a.output[1]}"
+
+
+@register
+class AdaptiveAvgPool(_Adaptive):
+    name = "adaptive_avgpool"
+    label = "adaptive avgpool"
+
+
+@register
+class AdaptiveMaxPool(_Adaptive):
+    name = "adaptive_maxpool"
+    label = "adaptive maxpool"

@@ -1,0 +1,105 @@
+"""The pipeline, top to bottom: load -> validate -> resolve -> infer shapes -> lint.
+
+Every stage returns diagnostics instead of raising; a stage that cannot produce its product
+stops the pipeline for that file, and the diagnostics so far are the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .diagnostics import Diagnostic, merge_duplicates, sort_key
+from .graph import ArchGraph
+from .lint import run_rules
+from .loader import Document, LoadError, load_file, load_text
+from .ops.base import field_names
+from .resolve import resolve
+from .schema import BlockSpec, OutputSpec, Spec, to_diagnostics
+from .shapes import infer_shapes
+
+# Diagnostics that mean the input could not be read at all: exit code 2, not 1.
+UNREADABLE = frozenset({"unreadable-file", "invalid-encoding"})
+
+
+@dataclass
+class Result:
+    file: str
+    text: str | None = None
+    doc: Document | None = None
+    spec: Spec | None = None
+    graph: ArchGraph | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return sum(d.is_error for d in self.diagnostics)
+
+    @property
+    def warnings(self) -> int:
+        return len(self.diagnostics) - self.errors
+
+    @property
+    def unreadable(self) -> bool:
+        return any(d.code in UNREADABLE for d in self.diagnostics)
+
+
+def _known_fields(path: tuple) -> list[str]:
+    if not path:
+        return field_names(Spec)
+    if len(path) == 2 and path[0] == "blocks":
+        return field_names(BlockSpec)
+    if len(path) == 2 and path[0] == "outputs":
+        return field_names(OutputSpec)
+    return []
+
+
+def validate(doc: Document) -> tuple[Spec | None, list[Diagnostic]]:
+    try:
+        return Spec.model_validate(doc.data), []
+    except ValidationError as exc:
+        return None, to_diagnostics(
+            exc, doc.data, doc.span, doc.key_span, "the spec", _known_fields
+        )
+
+
+def lint_document(doc: Document, overrides: dict[str, Any] | None = None) -> Result:
+    result = Result(doc.file, doc.text, doc)
+    spec, diags = validate(doc)
+    result.spec = spec
+    if spec is not None:
+        graph, resolve_diags = resolve(doc, spec, overrides)
+        diags += resolve_diags
+        result.graph = graph
+        diags += infer_shapes(graph)
+        diags += run_rules(graph)
+    result.diagnostics = sorted(merge_duplicates(diags), key=sort_key)
+    return result
+
+
+def lint_file(path: str | Path, overrides: dict[str, Any] | None = None,
+              display: str | None = None) -> Result:
+    """Load, validate, resolve and check one spec file. Never raises for bad input."""
+    name = display or str(path)
+    try:
+        doc = load_file(path, name)
+    except LoadError as exc:
+        text = None
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            pass
+        return Result(name, text, diagnostics=[exc.diagnostic])
+    return lint_document(doc, overrides)
+
+
+def lint_text(text: str, file: str = "<string>", overrides: dict[str, Any] | None = None
+              ) -> Result:
+    try:
+        doc = load_text(text, file)
+    except LoadError as exc:
+        return Result(file, text, diagnostics=[exc.diagnostic])
+    return lint_document(doc, overrides)

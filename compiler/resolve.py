@@ -1,0 +1,726 @@
+"""Stage 3: a validated spec -> `ArchGraph`.
+
+Parameters are substituted, blocks and composites (`seq`, `inception`) expanded into scopes,
+repeats unrolled and references resolved. Names are looked up in the scope they were written
+in; `input` names the scope's input. A broken layer registers its name as broken, so references
+to it do not cascade into more errors.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+from pydantic import Field, ValidationError, create_model
+
+from .diagnostics import Diagnostic, Span, error, warning
+from .expr import ExprError, is_reference, substitute
+from .graph import ArchGraph, Instance, Loc, Node, RawLayer
+from .loader import Document
+from .ops import OPS, NodeArgs, Op
+from .ops.base import COMMON_FIELDS, InputOp, PosInt, closest, field_names, suggest_op
+from .schema import BlockSpec, OutputSpec, Spec, to_diagnostics
+
+Scope = tuple[str, ...]
+
+
+def qual(scope: Scope, name: str) -> str:
+    return ".".join((*scope, name))
+
+
+@dataclass(frozen=True)
+class Ref:
+    scope: Scope
+    name: str
+    span: Span | None
+
+
+@dataclass(frozen=True)
+class Param:
+    value: Any
+    span: Span | None
+
+
+@dataclass
+class Env:
+    """Parameters visible in a scope: a block's arguments, then the spec's parameters."""
+
+    params: dict[str, Param]
+    parent: Env | None = None
+
+    def get(self, name: str) -> Param | None:
+        env: Env | None = self
+        while env is not None:
+            if name in env.params:
+                return env.params[name]
+            env = env.parent
+        return None
+
+    def names(self) -> list[str]:
+        out: set[str] = set()
+        env: Env | None = self
+        while env is not None:
+            out.update(env.params)
+            env = env.parent
+        return sorted(out)
+
+
+MAX_NESTING = 64
+_BROKEN = object()  # target of a layer that failed: references to it stay silent
+
+
+@dataclass
+class Block:
+    name: str
+    spec: BlockSpec
+    args_model: type[NodeArgs]
+    layers: list[RawLayer | None]
+    param_spans: dict[str, Span | None] = field(default_factory=dict)
+    used: bool = False
+
+
+def spans_under(spans: dict[Loc, Span], prefix: Loc) -> dict[Loc, Span]:
+    n = len(prefix)
+    return {loc[n:]: s for loc, s in spans.items() if loc[:n] == prefix}
+
+
+def group_spans(spans: dict[Loc, Span], prefix: Loc) -> dict[int, dict[Loc, Span]]:
+    """Spans below `prefix + (i,)`, grouped by `i`, in one pass over `spans`."""
+    n = len(prefix)
+    groups: dict[int, dict[Loc, Span]] = defaultdict(dict)
+    for loc, s in spans.items():
+        if len(loc) > n and loc[:n] == prefix and isinstance(loc[n], int):
+            groups[loc[n]][loc[n + 1 :]] = s
+    return groups
+
+
+def _origins(value: Any, env: Env, loc: Loc) -> dict[Loc, Span]:
+    """Locations holding a plain `$name` reference -> where that parameter's value was written."""
+    if isinstance(value, str) and is_reference(value) and value[1:].isidentifier():
+        param = env.get(value[1:])
+        return {loc: param.span} if param is not None and param.span is not None else {}
+    if isinstance(value, list):
+        out: dict[Loc, Span] = {}
+        for i, v in enumerate(value):
+            out.update(_origins(v, env, (*loc, i)))
+        return out
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            out.update(_origins(v, env, (*loc, k)))
+        return out
+    return {}
+
+
+def known_op(name: str, blocks: dict[str, Block]) -> type[Op] | Block | None:
+    return blocks.get(name) or OPS.get(name)
+
+
+def normalize(
+    item: Any,
+    spans: dict[Loc, Span],
+    key_spans: dict[Loc, Span],
+    fallback: Span | None,
+    blocks: dict[str, Block],
+) -> RawLayer | Diagnostic:
+    """A layer as written (`- relu`, `- dropout: 0.4`, `- conv: {...}`) -> `RawLayer`."""
+    whole = spans.get((), fallback)
+    if isinstance(item, str):
+        return RawLayer(item, {}, whole, {})
+    if not isinstance(item, dict) or not item:
+        return error(
+            "invalid-layer",
+            "a layer is an op name or one op with its fields",
+            whole,
+            help="write `- relu`, `- dropout: 0.5` or `- conv: {out: 64, kernel: 3}`",
+        )
+    if len(item) > 1:
+        keys = [str(k) for k in item]
+        ops = [k for k in keys if known_op(k, blocks)]
+        others = [k for k in keys if k not in ops]
+        help = "write one op per layer"
+        if len(ops) == 1 and others:
+            help = (
+                f"put {', '.join(f'`{k}`' for k in others)} inside the `{ops[0]}` mapping: "
+                f"`- {ops[0]}: {{{others[0]}: ...}}`"
+            )
+        return error(
+            "invalid-layer",
+            f"a layer has exactly one op key, found {len(keys)}: "
+            + ", ".join(f"`{k}`" for k in keys),
+            whole,
+            help=help,
+        )
+    op, value = next(iter(item.items()))
+    op = str(op)
+    op_span = key_spans.get((op,), whole)
+    inner = {loc[1:]: s for loc, s in spans.items() if loc[:1] == (op,) and len(loc) > 1}
+    keys = {loc[1:]: s for loc, s in key_spans.items() if loc[:1] == (op,) and len(loc) > 1}
+    if value is None:
+        return RawLayer(op, {}, op_span, {})
+    if isinstance(value, dict):
+        fields = {str(k): v for k, v in value.items()}
+        return RawLayer(op, fields, op_span, inner, {str(k[0]): s for k, s in keys.items()
+                                                     if len(k) == 1})
+    target = known_op(op, blocks)
+    primary = getattr(target, "primary", None)
+    if target is None or isinstance(target, Block) or primary is None:
+        if target is None:
+            return RawLayer(op, {}, op_span, {})  # reported as unknown-op later
+        return error(
+            "invalid-layer",
+            f"`{op}` takes its fields as a mapping, not a single value",
+            spans.get((op,), whole),
+            help=f"write `- {op}: {{field: value}}`",
+        )
+    shifted = {(primary, *loc): s for loc, s in inner.items()}
+    if (op,) in spans:
+        shifted[(primary,)] = spans[(op,)]
+    return RawLayer(op, {primary: value}, op_span, shifted)
+
+
+class Resolver:
+    def __init__(self, doc: Document, spec: Spec, overrides: dict[str, Any] | None = None):
+        self.doc = doc
+        self.spec = spec
+        self.overrides = overrides or {}
+        self.diags: list[Diagnostic] = []
+        self.targets: dict[str, Any] = {}  # qualified name -> node id | Ref | _BROKEN
+        self.scope_names: dict[Scope, list[str]] = defaultdict(list)
+        self.pending: list[tuple[str, list[Ref]]] = []
+        self.instance_refs: list[tuple[Instance, Ref, Ref]] = []
+        self.output_refs: dict[str, tuple[Ref, bool, Span | None]] = {}
+        self.instance_expects: list[tuple[Instance, tuple[int, ...], Span | None]] = []
+        self.index = 0
+        self.memo: dict[str, str | None] = {}
+        self.graph = ArchGraph(spec.name or "model", ())
+        self.blocks: dict[str, Block] = {}
+        self.stack: list[str] = []  # block types being expanded, to refuse recursion
+
+    # --- entry point -------------------------------------------------------------------------
+
+    def run(self) -> ArchGraph:
+        env = self.top_env()
+        self.graph.input_shape = self.input_shape(env)
+        self.add_input()
+        self.targets["input"] = ArchGraph.INPUT
+        self.define_blocks()
+        groups = group_spans(self.doc.spans, ("layers",))
+        kgroups = group_spans(self.doc.key_spans, ("layers",))
+        items = []
+        for i, item in enumerate(self.spec.layers):
+            raw = normalize(item, groups.get(i, {}), kgroups.get(i, {}),
+                            self.doc.span(("layers", i)), self.blocks)
+            items.append(self.report(raw))
+        last = self.resolve_list(items, (), env, Ref((), "input", None), numbered=False)
+        self.resolve_outputs(last)
+        self.link()
+        for block in self.blocks.values():
+            if not block.used:
+                self.diags.append(
+                    warning("unused-block", f"block `{block.name}` is never used",
+                            self.doc.key_span(("blocks", block.name)),
+                            help="use it in `layers:` or remove it")
+                )
+        return self.graph
+
+    def add_input(self) -> None:
+        node = Node(ArchGraph.INPUT, ArchGraph.INPUT, InputOp, NodeArgs(),
+                    RawLayer("input", {}, self.doc.span(("input",))), index=-1)
+        node.shape = self.graph.input_shape or None
+        self.graph.graph.add_node(ArchGraph.INPUT, node=node)
+
+    def report(self, raw: RawLayer | Diagnostic) -> RawLayer | None:
+        if isinstance(raw, Diagnostic):
+            self.diags.append(raw)
+            return None
+        return raw
+
+    # --- parameters --------------------------------------------------------------------------
+
+    def top_env(self) -> Env:
+        env = Env({})
+        for name, value in self.spec.params.items():
+            span = self.doc.span(("params", name))
+            if name in self.overrides:
+                value, span = self.overrides[name], None
+            value = self.subst(value, env, span, lambda loc, s=span: s)
+            env.params[name] = Param(value, span)
+        for name in self.overrides:
+            if name not in self.spec.params:
+                near = closest(name, list(self.spec.params))
+                self.diags.append(
+                    error(
+                        "undefined-parameter",
+                        f"`--set {name}=...`: the spec has no parameter `{name}`",
+                        None,
+                        help=("did you mean " + " or ".join(f"`{n}`" for n in near) + "?")
+                        if near
+                        else "parameters: " + ", ".join(f"`{n}`" for n in self.spec.params)
+                        if self.spec.params
+                        else "the spec declares no `params:`",
+                    )
+                )
+        return env
+
+    def subst(self, value: Any, env: Env, span: Span | None,
+              span_of: Callable[[Loc], Span | None], loc: Loc = ()) -> Any:
+        """Substitute references in `value`; on failure report and return `_BROKEN`."""
+
+        def lookup(name: str) -> Any:
+            param = env.get(name)
+            if param is None:
+                raise ExprError(f"`{name}` is not a parameter", name)
+            if param.value is _BROKEN:
+                raise ExprError("", "")
+            return param.value
+
+        try:
+            return substitute(value, lookup)
+        except ExprError as exc:
+            if exc.name == "":
+                return _BROKEN
+            where = span_of(loc) or span
+            if exc.name:
+                near = closest(exc.name, env.names())
+                self.diags.append(
+                    error(
+                        "undefined-parameter",
+                        f"`{exc.name}` is not a parameter here",
+                        where,
+                        help=("did you mean " + " or ".join(f"`{n}`" for n in near) + "?")
+                        if near
+                        else "known parameters: " + ", ".join(f"`{n}`" for n in env.names())
+                        if env.names()
+                        else "declare it under `params:`",
+                    )
+                )
+            else:
+                self.diags.append(error("invalid-expression", str(exc), where))
+            return _BROKEN
+
+    def input_shape(self, env: Env) -> tuple[int, ...]:
+        dims = []
+        for i, value in enumerate(self.spec.input):
+            span = self.doc.span(("input", i))
+            value = self.subst(value, env, span, lambda loc, s=span: s)
+            if value is _BROKEN:
+                return ()
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                self.diags.append(
+                    error("invalid-value",
+                          f"input sizes must be whole numbers >= 1, got {value!r}", span)
+                )
+                return ()
+            dims.append(value)
+        return tuple(dims)
+
+    # --- blocks ------------------------------------------------------------------------------
+
+    def define_blocks(self) -> None:
+        for name, spec in self.spec.blocks.items():
+            key_span = self.doc.key_span(("blocks", name))
+            if name in OPS or not name.isidentifier() or name == "input":
+                self.diags.append(
+                    error(
+                        "invalid-block",
+                        f"`{name}` cannot name a block"
+                        + (": it is a built-in op" if name in OPS else ""),
+                        key_span,
+                        help="choose another name, e.g. in CamelCase",
+                    )
+                )
+                continue
+            fields: dict[str, Any] = {
+                "in_": (PosInt | None, Field(None, alias="in")),
+            }
+            bad = [p for p in spec.params if p in (*COMMON_FIELDS, "in")]
+            for p in bad:
+                self.diags.append(
+                    error("invalid-block",
+                          f"block parameter `{p}` clashes with the layer field of that name",
+                          self.doc.key_span(("blocks", name, "params", p)))
+                )
+            for p, default in spec.params.items():
+                if p not in bad:
+                    fields[p] = (Any, ... if default is None else default)
+            model = create_model(f"{name}Args", __base__=NodeArgs, **fields)
+            groups = group_spans(self.doc.spans, ("blocks", name, "layers"))
+            kgroups = group_spans(self.doc.key_spans, ("blocks", name, "layers"))
+            layers = [
+                self.report(normalize(item, groups.get(i, {}), kgroups.get(i, {}),
+                                      self.doc.span(("blocks", name, "layers", i)),
+                                      {**self.blocks, name: None}))  # type: ignore[dict-item]
+                for i, item in enumerate(spec.layers)
+            ]
+            self.blocks[name] = Block(
+                name,
+                spec,
+                model,
+                layers,
+                {p: self.doc.span(("blocks", name, "params", p)) for p in spec.params},
+            )
+
+    # --- layers ------------------------------------------------------------------------------
+
+    def names_for(self, items: list[RawLayer | None], scope: Scope, numbered: bool) -> list[str]:
+        taken: dict[str, Span | None] = {}
+        names: list[str | None] = []
+        for raw in items:
+            given = raw.fields.get("name") if raw is not None else None
+            if isinstance(given, str) and given.isidentifier() and given != "input":
+                if given in taken:
+                    self.diags.append(
+                        error(
+                            "duplicate-name",
+                            f"`{given}` names two layers in the same scope",
+                            raw.field_span(("name",)),
+                            notes=(f"first used at line {taken[given].line}",)
+                            if taken[given]
+                            else (),
+                            help="names must be unique within a block: rename one",
+                        )
+                    )
+                    names.append(None)
+                    continue
+                taken[given] = raw.field_span(("name",))
+                names.append(given)
+            else:
+                names.append(None)
+        counters: dict[str, int] = defaultdict(int)
+        out = []
+        for i, (raw, name) in enumerate(zip(items, names, strict=True)):
+            if name is None:
+                if numbered:
+                    name = str(i)
+                else:
+                    base = raw.op if raw is not None and raw.op.isidentifier() else "layer"
+                    while True:
+                        counters[base] += 1
+                        name = f"{base}_{counters[base]}"
+                        if name not in taken:
+                            break
+                taken[name] = None
+            out.append(name)
+        self.scope_names[scope].extend(out)
+        return out
+
+    def resolve_list(
+        self,
+        items: list[RawLayer | None],
+        scope: Scope,
+        env: Env,
+        input_ref: Ref,
+        numbered: bool,
+    ) -> Ref:
+        if scope:
+            self.targets[qual(scope, "input")] = input_ref
+        names = self.names_for(items, scope, numbered)
+        prev = Ref(scope, "input", None) if scope else input_ref
+        for raw, name in zip(items, names, strict=True):
+            key = qual(scope, name)
+            if raw is None:
+                self.targets[key] = _BROKEN
+            else:
+                self.layer(raw, scope, name, env, prev)
+            prev = Ref(scope, name, None)
+        return prev
+
+    def validate(self, raw: RawLayer, env: Env) -> tuple[Any, type[Op] | Block] | None:
+        target = known_op(raw.op, self.blocks)
+        if target is None:
+            hint = suggest_op(raw.op, list(self.blocks))
+            self.diags.append(
+                error("unknown-op", f"unknown op `{raw.op}`", raw.span, help=hint
+                      or "see the README for the list of ops, or define it under `blocks:`")
+            )
+            return None
+        fields = {}
+        broken = False
+        origins: dict[Loc, Span] = {}
+        for key, value in raw.fields.items():
+            if key in ("name", "from"):
+                fields[key] = value
+                continue
+            new = self.subst(value, env, raw.span, lambda loc: raw.field_span(loc), (key,))
+            broken |= new is _BROKEN
+            fields[key] = new
+            origins.update(_origins(value, env, (key,)))
+        if broken:
+            return None
+        if origins:  # point diagnostics at where a parameter's value was written
+            raw.spans = {loc: s for loc, s in raw.spans.items()
+                         if not any(loc[: len(o)] == o for o in origins)}
+            raw.spans.update(origins)
+        model = target.args_model if isinstance(target, Block) else target.Args
+        try:
+            args = model.model_validate(fields)
+        except ValidationError as exc:
+            owner = raw.op
+            self.diags.extend(
+                to_diagnostics(
+                    exc,
+                    fields,
+                    lambda loc: raw.field_span(loc),
+                    lambda loc: raw.key_spans.get(loc[0]) if len(loc) == 1 and loc[0] in
+                    raw.key_spans else raw.field_span(loc),
+                    owner,
+                    lambda path: field_names(model) if not path else [],
+                )
+            )
+            return None
+        return args, target
+
+    def layer(self, raw: RawLayer, scope: Scope, name: str, env: Env, prev: Ref) -> None:
+        key = qual(scope, name)
+        checked = self.validate(raw, env)
+        if checked is None:
+            self.targets[key] = _BROKEN
+            return
+        args, target = checked
+        if args.from_:
+            inputs = [
+                Ref(scope, ref, raw.field_span(("from", i)) if len(args.from_) > 1 or
+                    ("from", 0) in raw.spans else raw.field_span(("from",)))
+                for i, ref in enumerate(args.from_)
+            ]
+        else:
+            inputs = [prev]
+        if not args.if_:  # a disabled layer passes its input through
+            self.targets[key] = inputs[0]
+            return
+        if args.repeat == 1:
+            self.create(raw, args, target, scope, name, inputs, env)
+            return
+        group = (*scope, name)
+        self.scope_names[group].extend(str(i) for i in range(args.repeat))
+        inst = Instance(key, raw.op, raw.span, {"repeat": args.repeat})
+        self.graph.instances[key] = inst
+        first = inputs[0]
+        once = args.model_copy(update={"repeat": 1})
+        for i in range(args.repeat):
+            self.create(raw, once, target, group, str(i), inputs, env)
+            inputs = [Ref(group, str(i), None)]
+        self.targets[key] = inputs[0]
+        self.instance_refs.append((inst, first, inputs[0]))
+
+    def create(
+        self,
+        raw: RawLayer,
+        args: Any,
+        target: type[Op] | Block,
+        scope: Scope,
+        name: str,
+        inputs: list[Ref],
+        env: Env,
+    ) -> None:
+        key = qual(scope, name)
+        composite = isinstance(target, Block) or target.composite
+        if not composite:
+            lo, hi = target.min_inputs, target.max_inputs
+            if len(inputs) < lo or (hi is not None and len(inputs) > hi):
+                want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo}-{hi}"
+                self.diags.append(
+                    error("wrong-inputs",
+                          f"`{raw.op}` takes {want} input(s), got {len(inputs)}",
+                          raw.field_span(("from",)))
+                )
+                self.targets[key] = _BROKEN
+                return
+            node = Node(key, name, target, args, raw, scope, index=self.index)
+            self.index += 1
+            if args.expect is not None:
+                node.expect = tuple(args.expect)
+                node.expect_span = raw.field_span(("expect",))
+            self.graph.graph.add_node(key, node=node)
+            self.targets[key] = key
+            self.pending.append((key, inputs))
+            return
+        if len(inputs) != 1:
+            self.diags.append(
+                error("wrong-inputs", f"block `{raw.op}` takes one input, got {len(inputs)}",
+                      raw.field_span(("from",)))
+            )
+            self.targets[key] = _BROKEN
+            return
+        inner: Scope = (*scope, name)
+        if isinstance(target, Block):
+            target.used = True
+            body = target.layers
+            if raw.op in self.stack or len(self.stack) > MAX_NESTING:
+                self.diags.append(
+                    error("recursive-block", f"block `{raw.op}` contains itself", raw.span,
+                          notes=(" -> ".join(f"`{b}`" for b in (*self.stack, raw.op)),))
+                )
+                self.targets[key] = _BROKEN
+                return
+            values = args.model_dump(exclude=set(NodeArgs.model_fields) | {"in_"})
+            root = self.root_env(env)
+            params = {}
+            for p, v in values.items():
+                if p in raw.fields:
+                    params[p] = Param(v, raw.field_span((p,)))
+                else:
+                    span = target.param_spans.get(p)
+                    params[p] = Param(self.subst(v, root, span, lambda loc, s=span: s), span)
+            block_env = Env(params, parent=root)
+            declared = args.in_
+            numbered = False
+        else:
+            children = target.expand(args, raw)
+            body = []
+            for i, child in enumerate(children):
+                if isinstance(child, RawLayer):
+                    body.append(child)
+                else:  # a raw item of a `seq`: spans live under ("layers", i)
+                    body.append(self.report(normalize(
+                        child, spans_under(raw.spans, ("layers", i)), {}, raw.span, self.blocks
+                    )))
+            block_env = env
+            declared = target.declared_in(args)
+            numbered = target is OPS["seq"]
+        inst = Instance(key, raw.op, raw.span, dict(raw.fields), declared_in=declared,
+                        declared_in_span=raw.field_span(("in",)))
+        self.graph.instances[key] = inst
+        self.stack.append(raw.op)
+        out = self.resolve_list(body, inner, block_env, inputs[0], numbered)
+        self.stack.pop()
+        if isinstance(target, Block) and target.spec.output:
+            out = Ref(inner, target.spec.output,
+                      self.doc.span(("blocks", target.name, "output")))
+        self.targets[key] = out
+        self.instance_refs.append((inst, inputs[0], out))
+        if args.expect is not None:
+            self.instance_expects.append((inst, tuple(args.expect), raw.field_span(("expect",))))
+
+    def root_env(self, env: Env) -> Env:
+        while env.parent is not None:
+            env = env.parent
+        return env
+
+    # --- references --------------------------------------------------------------------------
+
+    def lookup(self, ref: Ref, seen: tuple[str, ...] = ()) -> str | None:
+        key = qual(ref.scope, ref.name)
+        if key in self.memo:
+            return self.memo[key]
+        target = self.targets.get(key)
+        result: str | None
+        if target is None:
+            names = [n for n in self.scope_names.get(ref.scope, []) if n != ref.name]
+            near = closest(ref.name, [*names, "input"])
+            where = f" in `{'.'.join(ref.scope)}`" if ref.scope else ""
+            self.diags.append(
+                error(
+                    "undefined-reference",
+                    f"no layer named `{ref.name}`{where}",
+                    ref.span,
+                    help=("did you mean " + " or ".join(f"`{n}`" for n in near) + "?")
+                    if near
+                    else "name a layer with `name:` to refer to it",
+                )
+            )
+            result = None
+        elif target is _BROKEN:
+            result = None
+        elif isinstance(target, str):
+            result = target
+        else:
+            if key in seen:
+                chain = " -> ".join(f"`{k}`" for k in (*seen[seen.index(key):], key))
+                self.diags.append(
+                    error("cyclic-reference", f"references form a cycle: {chain}", ref.span)
+                )
+                result = None
+            else:
+                result = self.lookup(target, (*seen, key))
+        self.memo[key] = result
+        return result
+
+    def link(self) -> None:
+        g = self.graph.graph
+        for node_id, refs in self.pending:
+            node = g.nodes[node_id]["node"]
+            resolved = [self.lookup(r) for r in refs]
+            if any(r is None for r in resolved):
+                node.inputs = []
+                g.nodes[node_id]["unresolved"] = True
+                continue
+            node.inputs = [r for r in resolved if r is not None]
+            for src in node.inputs:
+                g.add_edge(src, node_id)
+        for inst, in_ref, out_ref in self.instance_refs:
+            inst.input = self.lookup(in_ref)
+            inst.output = self.lookup(out_ref)
+            if inst.output is not None:
+                self.graph.instance_outputs[inst.output] = inst.id
+        for inst, shape, span in self.instance_expects:
+            if inst.output is not None:
+                node = self.graph.node(inst.output)
+                if node.expect is None:
+                    node.expect, node.expect_span = shape, span
+        self.find_cycles()
+
+    def find_cycles(self) -> None:
+        g = self.graph.graph
+        for component in nx.strongly_connected_components(g):
+            if len(component) == 1:
+                (n,) = component
+                if not g.has_edge(n, n):
+                    continue
+            cycle = [u for u, _ in nx.find_cycle(g.subgraph(component))]
+            first = min(cycle, key=lambda n: g.nodes[n]["node"].index)
+            node = g.nodes[first]["node"]
+            chain = " -> ".join(f"`{self.graph.display(n)}`" for n in [*cycle, cycle[0]])
+            self.diags.append(
+                error(
+                    "cyclic-reference",
+                    f"layers feed each other in a cycle: {chain}",
+                    node.field_span("from"),
+                    help="a network is acyclic: point one `from:` at an earlier layer",
+                )
+            )
+            for n in component:
+                g.nodes[n]["unresolved"] = True
+
+    def resolve_outputs(self, last: Ref) -> None:
+        outputs = self.spec.outputs
+        if outputs is None:
+            self.output_refs = {"out": (last, False, None)}
+            return
+        self.output_refs = {}
+        for name, value in outputs.items():
+            if isinstance(value, OutputSpec):
+                ref, train_only = value.from_, value.train_only
+                span = self.doc.span(("outputs", name, "from"))
+            else:
+                ref, train_only = value, False
+                span = self.doc.span(("outputs", name))
+            self.output_refs[name] = (Ref((), ref, span), train_only, span)
+
+    def finish_outputs(self) -> None:
+        for name, (ref, train_only, span) in self.output_refs.items():
+            node_id = self.lookup(ref)
+            if node_id is None:
+                self.graph.outputs.pop(name, None)
+                continue
+            self.graph.outputs[name] = node_id
+            self.graph.output_spans[name] = span
+            if train_only:
+                self.graph.train_only.add(name)
+
+
+def resolve(doc: Document, spec: Spec, overrides: dict[str, Any] | None = None
+            ) -> tuple[ArchGraph, list[Diagnostic]]:
+    resolver = Resolver(doc, spec, overrides)
+    graph = resolver.run()
+    resolver.finish_outputs()
+    g = graph.graph
+    live = [n for n in g if not g.nodes[n].get("unresolved")]
+    order = list(nx.lexicographical_topological_sort(
+        g.subgraph(live), key=lambda n: g.nodes[n]["node"].index))
+    graph.order = order
+    return graph, resolver.diags

@@ -1,0 +1,207 @@
+"""Stage 2: the pydantic models of the spec language, and pydantic errors as diagnostics.
+
+The top level (`Spec`) is validated here; each layer's fields are validated by its op's `Args`
+model during resolution, after parameters are substituted. Either way, `to_diagnostics` maps
+pydantic's `loc` tuples back to the YAML position of the offending value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .diagnostics import Diagnostic, Span, error
+from .ops.base import Name, closest
+
+Loc = tuple[Any, ...]
+SpanOf = Callable[[Loc], Span | None]
+
+_STRICT = ConfigDict(extra="forbid", populate_by_name=True)
+ParamValue = int | float | bool | str | list[Any] | None
+
+
+class OutputSpec(BaseModel):
+    model_config = _STRICT
+    from_: str = Field(alias="from")
+    train_only: Annotated[bool, Field(strict=True)] = False
+
+
+class BlockSpec(BaseModel):
+    """A user-defined, parameterised block: `params` with defaults (`~` = required)."""
+
+    model_config = _STRICT
+    doc: str | None = None
+    params: dict[Name, ParamValue] = Field(default_factory=dict)
+    layers: list[Any] = Field(min_length=1)
+    output: Name | None = None
+
+
+class Spec(BaseModel):
+    """A network: its input, parameters, blocks, layers and named outputs."""
+
+    model_config = _STRICT
+    name: Name | None = None
+    source: str | None = None
+    description: str | None = None
+    # [channels, height, width]; the batch dimension is implicit
+    input: list[Any] = Field(min_length=1, max_length=3)
+    params: dict[Name, ParamValue] = Field(default_factory=dict)
+    blocks: dict[str, BlockSpec] = Field(default_factory=dict)
+    layers: list[Any] = Field(min_length=1)
+    outputs: dict[Name, str | OutputSpec] | None = None
+
+
+# --- pydantic errors -> diagnostics ----------------------------------------------------------
+
+_VALUE_ERRORS = {
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "multiple_of",
+    "too_short",
+    "too_long",
+    "value_error",
+    "assertion_error",
+}
+_OPS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+def _data_path(loc: Loc, data: Any) -> tuple[Loc, Any]:
+    """Keep the parts of `loc` that index into `data`; drop union tags like `tuple[int, int]`."""
+    path: list[Any] = []
+    cur = data
+    for part in loc:
+        if isinstance(cur, dict) and part in cur:
+            path.append(part)
+            cur = cur[part]
+        elif isinstance(cur, list | tuple) and isinstance(part, int) and 0 <= part < len(cur):
+            path.append(part)
+            cur = cur[part]
+        elif isinstance(part, str) and re.fullmatch(r"[A-Za-z_]\w*", part) and isinstance(
+            cur, dict
+        ):
+            path.append(part)  # a missing field: keep it, there is no data below
+            cur = None
+    return tuple(path), cur
+
+
+def field_label(path: Loc) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "value"
+
+
+def _rank(err: dict) -> int:
+    kind = err["type"]
+    if kind in _VALUE_ERRORS:
+        return 0
+    if kind == "literal_error":
+        return 1
+    if kind in ("missing", "extra_forbidden"):
+        return 0
+    return 2
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, str):
+        return f"`{value}`"
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict | list):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return str(value)
+
+
+def _message(err: dict, label: str, value: Any) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    got = f", got {_fmt_value(value)}"
+    for key, sym in _OPS.items():
+        if key in ctx and kind.startswith(("greater", "less")):
+            return f"`{label}` must be {sym} {ctx[key]}{got}"
+    if kind == "literal_error":
+        return f"`{label}` must be {ctx.get('expected', 'one of the allowed values')}{got}"
+    if kind in ("too_short", "too_long"):
+        n = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
+        bound = "at least" if kind == "too_short" else "at most"
+        return f"`{label}` must have {bound} {n} item(s), got {ctx.get('actual_length', '?')}"
+    if kind in ("value_error", "assertion_error"):
+        msg = str(ctx.get("error") or err["msg"])
+        return f"`{label}`: {msg}" if label != "value" else msg
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"`{label}` must be a whole number{got}"
+    if kind in ("float_type", "float_parsing"):
+        return f"`{label}` must be a number{got}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"`{label}` must be true or false{got}"
+    if kind in ("string_type",):
+        return f"`{label}` must be a name or text{got}"
+    if kind in ("list_type", "tuple_type"):
+        return f"`{label}` must be a list{got}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"`{label}` must be a mapping{got}"
+    return f"`{label}`: {err['msg'][:1].lower()}{err['msg'][1:]}{got}"
+
+
+def to_diagnostics(
+    exc: ValidationError,
+    data: Any,
+    span_of: SpanOf,
+    key_span_of: SpanOf,
+    owner: str,
+    known_fields: Callable[[Loc], Sequence[str]],
+) -> list[Diagnostic]:
+    """One diagnostic per offending location, at the YAML position of the value.
+
+    `owner` names what is being validated (`conv`, "the spec"); `known_fields(path)` lists the
+    field names valid at the mapping `path`, for unknown-field suggestions.
+    """
+    best: dict[Loc, dict] = {}
+    for err in exc.errors(include_url=False):
+        path, _ = _data_path(err["loc"], data)
+        if err["type"] == "extra_forbidden":
+            path = _data_path(err["loc"], data)[0]
+        old = best.get(path)
+        if old is None or _rank(err) < _rank(old):
+            best[path] = err
+    out = []
+    for path, err in best.items():
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            field = path[-1] if path else "?"
+            options = list(known_fields(path[:-1]))
+            near = closest(str(field), options)
+            help = (
+                "did you mean " + " or ".join(f"`{n}`" for n in near) + "?"
+                if near
+                else "known fields: " + ", ".join(f"`{n}`" for n in options)
+            )
+            where = f"`{owner}`" if len(path) <= 1 else f"`{field_label(path[:-1])}`"
+            out.append(
+                error("unknown-field", f"{where} has no field `{field}`", key_span_of(path),
+                      help=help)
+            )
+        elif kind == "missing":
+            field = path[-1] if path else "?"
+            parent = path[:-1]
+            out.append(
+                error(
+                    "missing-field",
+                    f"`{owner}` needs `{field}`" if not parent
+                    else f"`{field_label(parent)}` needs `{field}`",
+                    key_span_of(parent) if parent else span_of(()),
+                    label=f"`{field}` is missing",
+                )
+            )
+        else:
+            _, value = _data_path(err["loc"], data)
+            out.append(
+                error("invalid-value", _message(err, field_label(path), value), span_of(path))
+            )
+    return out

@@ -1,0 +1,241 @@
+"""Stage 4a: static shape inference, parameter and MAC counts, in pure Python.
+
+Shapes exclude the batch dimension: `(C, H, W)` for maps, `(F,)` for vectors. A node whose
+input is unknown (a broken layer upstream) gets no shape and no diagnostics, so one mistake does
+not cascade. An `expect:` annotation is checked against the inferred shape and then trusted
+downstream, the way a compiler trusts a declared type after reporting a mismatch: each
+annotation is checked against its own layer, not against drift from earlier ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .diagnostics import Diagnostic, Severity, error
+from .graph import ArchGraph, Node, Shape
+from .ops.base import fmt_shape
+
+MAX_SEARCH = 1 << 16
+
+
+@dataclass
+class Run:
+    """Shapes of one propagation; the real run writes them onto the nodes afterwards."""
+
+    graph: ArchGraph
+    input_shape: Shape
+    use_expect: bool = True
+    sink: list[Diagnostic] | None = None
+    shapes: dict[str, Shape | None] = field(default_factory=dict)
+    inputs: dict[str, list[Shape | None]] = field(default_factory=dict)
+    explain: dict[str, str | None] = field(default_factory=dict)
+    collapsed: bool = False
+
+
+class _Ctx:
+    def __init__(self, run: Run, node: Node) -> None:
+        self.run = run
+        self.node = node
+
+    @property
+    def name(self) -> str:
+        return self.node.id
+
+    def _emit(self, severity: Severity, code: str, message: str, field: str | tuple | None,
+              label: str | None, notes: Sequence[str], help: str | None) -> None:
+        if code == "spatial-collapse":
+            self.run.collapsed = True
+        if self.run.sink is None:
+            return
+        loc = (field,) if isinstance(field, str) else field
+        span = self.node.field_span(*loc) if loc else self.node.span
+        self.run.sink.append(
+            Diagnostic(code, message, span, severity, label, tuple(notes), help)
+        )
+
+    def error(self, code: str, message: str, field: str | tuple | None = None, *,
+              label: str | None = None, notes: Sequence[str] = (), help: str | None = None
+              ) -> None:
+        self._emit(Severity.ERROR, code, message, field, label, notes, help)
+
+    def warning(self, code: str, message: str, field: str | tuple | None = None, *,
+                label: str | None = None, notes: Sequence[str] = (), help: str | None = None
+                ) -> None:
+        self._emit(Severity.WARNING, code, message, field, label, notes, help)
+
+    def producer(self, i: int) -> Node:
+        """The first node upstream of input `i` that is not a pass-through (relu, dropout)."""
+        node = self.run.graph.node(self.node.inputs[i])
+        while node.op.passthrough and node.inputs:
+            node = self.run.graph.node(node.inputs[0])
+        return node
+
+    def source(self, i: int) -> str:
+        return self.run.graph.display(self.producer(i).id)
+
+    def display(self, node_id: str) -> str:
+        return self.run.graph.display(node_id)
+
+    def inputs_of(self, node_id: str) -> list[Shape | None]:
+        return self.run.inputs.get(node_id, [])
+
+    def explain(self, i: int) -> str | None:
+        return self.run.explain.get(self.node.inputs[i])
+
+    def set_explain(self, text: str) -> None:
+        self.run.explain[self.node.id] = text
+
+
+def propagate(run: Run) -> Run:
+    graph = run.graph
+    for node_id in graph.order:
+        node = graph.node(node_id)
+        if node_id == ArchGraph.INPUT:
+            run.shapes[node_id] = run.input_shape or None
+            continue
+        ins = [run.shapes.get(i) for i in node.inputs]
+        run.inputs[node_id] = ins
+        out: Shape | None = None
+        if node.inputs and all(s is not None for s in ins):
+            known: list[Shape] = ins  # type: ignore[assignment]
+            ctx = _Ctx(run, node)
+            out = node.op.infer(node.args, known, ctx)
+            if node.op.passthrough:
+                run.explain[node_id] = run.explain.get(node.inputs[0])
+            if out is not None and node.expect is not None and run.use_expect:
+                if out != node.expect:
+                    _mismatch(run, ctx, node, known, out)
+        if node.expect is not None and run.use_expect:
+            out = node.expect
+        run.shapes[node_id] = out
+    return run
+
+
+def _mismatch(run: Run, ctx: _Ctx, node: Node, ins: list[Shape], out: Shape) -> None:
+    if run.sink is None:
+        return
+    assert node.expect is not None
+    what = node.op.describe(node.args)
+    inputs = ", ".join(fmt_shape(s) for s in ins)
+    run.sink.append(
+        error(
+            "shape-mismatch",
+            f"`{run.graph.display(node.id)}` gives {fmt_shape(out)} where "
+            f"{fmt_shape(node.expect)} is expected",
+            node.expect_span or node.span,
+            label="expected here",
+            notes=(f"`{node.id}` is {what} on a {inputs} input",),
+            help=node.op.hint(node.args, ins, node.expect),
+        )
+    )
+
+
+def infer_shapes(graph: ArchGraph) -> list[Diagnostic]:
+    """Infer every node's shape, params and MACs; return the shape diagnostics."""
+    diags: list[Diagnostic] = []
+    if not graph.input_shape:
+        return diags
+    run = propagate(Run(graph, graph.input_shape, sink=diags))
+    for node_id in graph.order:
+        node = graph.node(node_id)
+        node.shape = run.shapes.get(node_id)
+        node.input_shapes = run.inputs.get(node_id, [])
+        node.explain = run.explain.get(node_id)
+        ins = node.input_shapes
+        if node_id != ArchGraph.INPUT and ins and all(s is not None for s in ins):
+            real = node.op.infer(node.args, ins, _Ctx(Run(graph, (), sink=None), node)) \
+                if node.expect is not None else node.shape
+            if real is not None:
+                node.params = node.op.count_params(node.args, ins, real)  # type: ignore[arg-type]
+                node.macs = node.op.count_macs(node.args, ins, real)  # type: ignore[arg-type]
+    diags += _check_instances(graph, run)
+    if run.collapsed:
+        diags = _add_smallest_input(graph, diags)
+    return diags
+
+
+def _check_instances(graph: ArchGraph, run: Run) -> list[Diagnostic]:
+    """Declared input channels of block instances (`inception: {in: 832, ...}`)."""
+    out = []
+    for inst in graph.instances.values():
+        if inst.declared_in is None or inst.input is None:
+            continue
+        shape = run.shapes.get(inst.input)
+        if shape is None or shape[0] == inst.declared_in:
+            continue
+        node = graph.node(inst.input)
+        while node.op.passthrough and node.inputs:
+            node = graph.node(node.inputs[0])
+        explain = run.explain.get(node.id)
+        source = graph.display(node.id)
+        note = (
+            f"`{source}` outputs {shape[0]} = {explain}"
+            if explain
+            else f"`{source}` outputs {shape[0]} channels"
+        )
+        out.append(
+            error(
+                "channel-mismatch",
+                f"`{inst.id}` declares {inst.declared_in} input channels but receives {shape[0]}",
+                inst.declared_in_span,
+                label="declared here",
+                notes=(note,),
+                help=f"set `in: {shape[0]}`, or change the layer that feeds it",
+            )
+        )
+    return out
+
+
+def _collapses(graph: ArchGraph, shape: Shape) -> bool:
+    return propagate(Run(graph, shape, use_expect=False)).collapsed
+
+
+def smallest_input(graph: ArchGraph) -> Shape | None:
+    """The smallest input height and width (same channels) for which no map collapses."""
+    shape = list(graph.input_shape)
+    if len(shape) != 3:
+        return None
+    for axis in (1, 2):
+        lo, hi = shape[axis], shape[axis]
+        trial = list(shape)
+        while True:  # grow until this axis stops collapsing
+            trial[axis] = hi
+            if not _collapses_axis(graph, trial, axis):
+                break
+            lo, hi = hi, hi * 2
+            if hi > MAX_SEARCH:
+                return None
+        while lo < hi:  # then bisect: collapse is monotonic in the input size
+            mid = (lo + hi) // 2
+            trial[axis] = mid
+            if _collapses_axis(graph, trial, axis):
+                lo = mid + 1
+            else:
+                hi = mid
+        shape[axis] = hi
+    return tuple(shape)
+
+
+def _collapses_axis(graph: ArchGraph, shape: list[int], axis: int) -> bool:
+    # the other axis is made large so only this one can collapse
+    probe = list(shape)
+    probe[3 - axis] = MAX_SEARCH
+    return _collapses(graph, tuple(probe))
+
+
+def _add_smallest_input(graph: ArchGraph, diags: list[Diagnostic]) -> list[Diagnostic]:
+    best = smallest_input(graph)
+    out = []
+    for d in diags:
+        if d.code == "spatial-collapse":
+            if best is None:
+                d = d.with_note(f"no input up to {MAX_SEARCH}x{MAX_SEARCH} avoids it")
+            else:
+                d = Diagnostic(
+                    d.code, d.message, d.span, d.severity, d.label, d.notes,
+                    f"the smallest input that works is {fmt_shape(best)} (the spec's input is "
+                    f"{fmt_shape(graph.input_shape)}); or remove a downsampling layer",
+                )
+        out.append(d)
+    return out
