@@ -83,7 +83,7 @@ def lint(paths: tuple[str, ...], fmt: str, strict: bool, sets: tuple[str, ...]) 
     elif fmt == "concise":
         if diagnostics:
             click.echo(render_concise(diagnostics))
-        click.echo(_summary(results), err=True)
+        click.echo(_summary(results))
     else:
         sources = SourceCache()
         for r in results:

@@ -21,7 +21,7 @@ from .expr import ExprError, is_reference, substitute
 from .graph import ArchGraph, Instance, Loc, Node, RawLayer
 from .loader import Document
 from .ops import OPS, NodeArgs, Op
-from .ops.base import COMMON_FIELDS, InputOp, PosInt, closest, field_names, suggest_op
+from .ops.base import COMMON_FIELDS, BrokenOp, InputOp, PosInt, closest, field_names, suggest_op
 from .schema import BlockSpec, OutputSpec, Spec, to_diagnostics
 
 Scope = tuple[str, ...]
@@ -478,7 +478,7 @@ class Resolver:
         key = qual(scope, name)
         checked = self.validate(raw, env)
         if checked is None:
-            self.targets[key] = _BROKEN
+            self.salvage(raw, scope, name, prev)
             return
         args, target = checked
         if args.from_:
@@ -506,6 +506,29 @@ class Resolver:
             inputs = [Ref(group, str(i), None)]
         self.targets[key] = inputs[0]
         self.instance_refs.append((inst, first, inputs[0]))
+
+    def salvage(self, raw: RawLayer, scope: Scope, name: str, prev: Ref) -> None:
+        """Keep a layer that failed validation in the graph when it declares its output shape.
+
+        Its `expect:` stands in for the shape it would have had, so layers after it are still
+        checked (seed 000's `stride=0` conv is followed by a conv whose padding is wrong).
+        """
+        key = qual(scope, name)
+        expect = raw.fields.get("expect")
+        source = raw.fields.get("from")
+        ok_expect = isinstance(expect, list) and 1 <= len(expect) <= 3 and all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in expect
+        )
+        if not ok_expect or not (source is None or isinstance(source, str)):
+            self.targets[key] = _BROKEN
+            return
+        inputs = [Ref(scope, source, raw.field_span(("from",)))] if source else [prev]
+        node = Node(key, name, BrokenOp, NodeArgs(), raw, scope, index=self.index,
+                    expect=tuple(expect), expect_span=raw.field_span(("expect",)))
+        self.index += 1
+        self.graph.graph.add_node(key, node=node)
+        self.targets[key] = key
+        self.pending.append((key, inputs))
 
     def create(
         self,

@@ -116,17 +116,26 @@ def _mismatch(run: Run, ctx: _Ctx, node: Node, ins: list[Shape], out: Shape) -> 
     if run.sink is None:
         return
     assert node.expect is not None
-    what = node.op.describe(node.args)
-    inputs = ", ".join(fmt_shape(s) for s in ins)
+    name = run.graph.display(node.id)
+    explain = run.explain.get(node.id)
+    if name != node.id:  # the output of a block instance: say how its channels add up
+        what = f"`{name}` outputs {out[0]} channels"
+        if explain:
+            what = f"`{name}` outputs {out[0]} = {explain}"
+        inst = run.graph.instances.get(name)
+        if inst is not None and inst.input is not None:
+            what += f" from a {fmt_shape(run.shapes.get(inst.input))} input"
+    else:
+        inputs = ", ".join(fmt_shape(s) for s in ins)
+        what = f"`{name}` is {node.op.describe(node.args)} on a {inputs} input"
     run.sink.append(
         error(
             "shape-mismatch",
-            f"`{run.graph.display(node.id)}` gives {fmt_shape(out)} where "
-            f"{fmt_shape(node.expect)} is expected",
+            f"`{name}` gives {fmt_shape(out)} where {fmt_shape(node.expect)} is expected",
             node.expect_span or node.span,
             label="expected here",
-            notes=(f"`{node.id}` is {what} on a {inputs} input",),
-            help=node.op.hint(node.args, ins, node.expect),
+            notes=(what,),
+            help=node.op.hint(node.args, ins, node.expect) if name == node.id else None,
         )
     )
 

@@ -184,6 +184,17 @@ class InputOp(Op):
     max_inputs = 0
 
 
+class BrokenOp(Op):
+    """A layer that failed validation but declared its shape; it infers nothing itself."""
+
+    name = "invalid"
+    max_inputs = None
+
+    @classmethod
+    def infer(cls, args: Any, inputs: list[Shape], ctx: Context) -> Shape | None:
+        return None
+
+
 OPS: dict[str, type[Op]] = {}
 
 # What other frameworks call our ops, for the help line of unknown-op.

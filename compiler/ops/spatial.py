@@ -63,10 +63,13 @@ def window_out(
     dropped = [win.dropped(hw[a], a) for a in (0, 1)]
     if any(dropped):
         if dropped[0] == dropped[1]:
-            what_dropped = f"the last {_count(dropped[0])} row(s) and column(s)"
+            what_dropped = (
+                "the last row and column" if dropped[0] == 1
+                else f"the last {dropped[0]} rows and columns"
+            )
         else:
             what_dropped = " and ".join(
-                f"the last {d} {AXES[a]}" for a, d in enumerate(dropped) if d
+                f"the last {_lines(d, a)}" for a, d in enumerate(dropped) if d
             )
         fits = [hw[a] - dropped[a] for a in (0, 1)]
         grow = [hw[a] + win.stride[a] - dropped[a] for a in (0, 1)]
@@ -86,8 +89,9 @@ def window_out(
     return out
 
 
-def _count(n: int) -> str:
-    return str(n)
+def _lines(n: int, axis: int) -> str:
+    word = AXES[axis] if n != 1 else AXES[axis][:-1]
+    return word if n == 1 else f"{n} {word}"
 
 
 def _fmt_pair(value: tuple[int, int] | str) -> str:
