@@ -95,6 +95,7 @@ class ArchGraph:
     outputs: dict[str, str] = field(default_factory=dict)
     output_spans: dict[str, Span | None] = field(default_factory=dict)
     train_only: set[str] = field(default_factory=set)
+    unresolved_outputs: set[str] = field(default_factory=set)
     instances: dict[str, Instance] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     # output node id -> the outermost block instance it is the output of

@@ -29,6 +29,12 @@ MAX_NODES = 2_000_000
 MAX_DEPTH = 500
 
 
+SAFE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{t}"
+    for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "binary")
+)
+
+
 class LoadError(Exception):
     def __init__(self, diagnostic: Diagnostic) -> None:
         super().__init__(diagnostic.message)
@@ -92,14 +98,27 @@ class _Builder:
         self.constructor = yaml.constructor.SafeConstructor()
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
+        self.check_tag(node)
         try:
             return self.constructor.construct_object(node, deep=True)
-        except Exception as exc:  # any constructor failure is the user's value, not our bug
-            msg = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
+        except Exception:  # any constructor failure is the user's value, not our bug
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             raise LoadError(
-                error("invalid-value", f"cannot read value `{node.value}`: {msg}",
+                error("invalid-value", f"cannot read `{node.value}` as {tag}",
                       _span(self.file, node))
             ) from None
+
+    def check_tag(self, node: yaml.Node) -> None:
+        if node.tag not in SAFE_TAGS:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise LoadError(
+                error(
+                    "yaml-tag",
+                    f"the tag `{tag}` is not allowed in a spec",
+                    _span(self.file, node),
+                    help="specs hold plain mappings, lists, numbers and text: remove the tag",
+                )
+            )
 
     def build(self, node: yaml.Node, path: PathKey, depth: int = 0) -> Any:
         self.count += 1
@@ -114,6 +133,8 @@ class _Builder:
                       _span(self.file, node))
             )
         self.spans[path] = _span(self.file, node)
+        if not isinstance(node, yaml.ScalarNode):
+            self.check_tag(node)
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:

@@ -459,7 +459,7 @@ class Resolver:
         try:
             args = model.model_validate(fields)
         except ValidationError as exc:
-            owner = raw.op
+            owner = f"`{raw.op}`"
             self.diags.extend(
                 to_diagnostics(
                     exc,
@@ -728,7 +728,7 @@ class Resolver:
         for name, (ref, train_only, span) in self.output_refs.items():
             node_id = self.lookup(ref)
             if node_id is None:
-                self.graph.outputs.pop(name, None)
+                self.graph.unresolved_outputs.add(name)
                 continue
             self.graph.outputs[name] = node_id
             self.graph.output_spans[name] = span

@@ -127,6 +127,9 @@ def _message(err: dict, label: str, value: Any) -> str:
             return f"`{label}` must be {sym} {ctx[key]}{got}"
     if kind == "literal_error":
         return f"`{label}` must be {ctx.get('expected', 'one of the allowed values')}{got}"
+    if kind == "too_short" and not ctx:
+        count = len(value) if isinstance(value, list | tuple) else "?"
+        return f"`{label}` has too few items ({count})"
     if kind in ("too_short", "too_long"):
         n = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
         bound = "at least" if kind == "too_short" else "at most"
@@ -159,20 +162,29 @@ def to_diagnostics(
 ) -> list[Diagnostic]:
     """One diagnostic per offending location, at the YAML position of the value.
 
-    `owner` names what is being validated (`conv`, "the spec"); `known_fields(path)` lists the
+    `owner` names what is being validated ("`conv`", "the spec"); `known_fields(path)` lists the
     field names valid at the mapping `path`, for unknown-field suggestions.
     """
     best: dict[Loc, dict] = {}
     for err in exc.errors(include_url=False):
+        if err["type"] == "missing" and err["loc"] and isinstance(err["loc"][-1], int):
+            err = {**err, "type": "too_short", "ctx": {}}  # a tuple written too short
         path, _ = _data_path(err["loc"], data)
-        if err["type"] == "extra_forbidden":
-            path = _data_path(err["loc"], data)[0]
         old = best.get(path)
         if old is None or _rank(err) < _rank(old):
             best[path] = err
+    # `kernal:` is reported as unknown with "did you mean `kernel`?"; do not also report
+    # `kernel` as missing
+    suggested = set()
+    for path, err in best.items():
+        if err["type"] == "extra_forbidden" and path:
+            for near in closest(str(path[-1]), list(known_fields(path[:-1]))):
+                suggested.add((*path[:-1], near))
     out = []
     for path, err in best.items():
         kind = err["type"]
+        if kind == "missing" and path in suggested:
+            continue
         if kind == "extra_forbidden":
             field = path[-1] if path else "?"
             options = list(known_fields(path[:-1]))
@@ -182,7 +194,7 @@ def to_diagnostics(
                 if near
                 else "known fields: " + ", ".join(f"`{n}`" for n in options)
             )
-            where = f"`{owner}`" if len(path) <= 1 else f"`{field_label(path[:-1])}`"
+            where = owner if len(path) <= 1 else f"`{field_label(path[:-1])}`"
             out.append(
                 error("unknown-field", f"{where} has no field `{field}`", key_span_of(path),
                       help=help)
@@ -193,7 +205,7 @@ def to_diagnostics(
             out.append(
                 error(
                     "missing-field",
-                    f"`{owner}` needs `{field}`" if not parent
+                    f"{owner} needs `{field}`" if not parent
                     else f"`{field_label(parent)}` needs `{field}`",
                     key_span_of(parent) if parent else span_of(()),
                     label=f"`{field}` is missing",

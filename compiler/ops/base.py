@@ -43,6 +43,8 @@ def _pair(value: Any) -> Any:
     """`3` -> `(3, 3)`; lists stay lists so pydantic checks their length and items."""
     if isinstance(value, int) and not isinstance(value, bool):
         return (value, value)
+    if not isinstance(value, list | tuple):
+        raise ValueError("must be a whole number or a pair of them, [height, width]")
     return value
 
 
