@@ -47,9 +47,7 @@ def find_specs(paths: tuple[str, ...]) -> list[tuple[Path, str]]:
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            specs = sorted(
-                p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file()
-            )
+            specs = sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
             if not specs:
                 raise click.UsageError(f"no spec files (*.yaml) under `{given}`")
             found += [(p, str(p)) for p in specs]
@@ -66,8 +64,14 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="How to print diagnostics.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="How to print diagnostics.",
+)
 @click.option("--strict", is_flag=True, help="Warnings make the exit code 1 too.")
 @set_option
 def lint(paths: tuple[str, ...], fmt: str, strict: bool, sets: tuple[str, ...]) -> None:
@@ -115,8 +119,7 @@ def _summary(results: list[Result]) -> str:
         return f"All checks passed ({files})."
     bad = sum(1 for r in results if r.diagnostics)
     return (
-        f"Found {_plural(errors, 'error')} and {_plural(warnings, 'warning')} "
-        f"in {bad} of {files}."
+        f"Found {_plural(errors, 'error')} and {_plural(warnings, 'warning')} in {bad} of {files}."
     )
 
 

@@ -72,8 +72,10 @@ def evaluate(text: str, lookup: Callable[[str], Any]) -> Any:
 
 
 def _check(value: Any, text: str) -> Any:
-    if isinstance(value, int | float) and not isinstance(value, bool) and (
-        abs(value) > MAX_MAGNITUDE
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and (abs(value) > MAX_MAGNITUDE)
     ):
         raise ExprError(f"`{text}` evaluates to a number too large for a spec ({value:.3g})")
     return value

@@ -104,8 +104,9 @@ class _Builder:
         except Exception:  # any constructor failure is the user's value, not our bug
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             raise LoadError(
-                error("invalid-value", f"cannot read `{node.value}` as {tag}",
-                      _span(self.file, node))
+                error(
+                    "invalid-value", f"cannot read `{node.value}` as {tag}", _span(self.file, node)
+                )
             ) from None
 
     def check_tag(self, node: yaml.Node) -> None:
@@ -124,13 +125,20 @@ class _Builder:
         self.count += 1
         if self.count > MAX_NODES:
             raise LoadError(
-                error("yaml-too-large", f"the document expands to more than {MAX_NODES} nodes",
-                      _span(self.file, node), help="avoid nesting aliases inside aliases")
+                error(
+                    "yaml-too-large",
+                    f"the document expands to more than {MAX_NODES} nodes",
+                    _span(self.file, node),
+                    help="avoid nesting aliases inside aliases",
+                )
             )
         if depth > MAX_DEPTH:
             raise LoadError(
-                error("yaml-too-deep", f"the document nests deeper than {MAX_DEPTH} levels",
-                      _span(self.file, node))
+                error(
+                    "yaml-too-deep",
+                    f"the document nests deeper than {MAX_DEPTH} levels",
+                    _span(self.file, node),
+                )
             )
         self.spans[path] = _span(self.file, node)
         if not isinstance(node, yaml.ScalarNode):
@@ -140,8 +148,11 @@ class _Builder:
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise LoadError(
-                        error("yaml-syntax", "a mapping key must be a plain name",
-                              _span(self.file, key_node))
+                        error(
+                            "yaml-syntax",
+                            "a mapping key must be a plain name",
+                            _span(self.file, key_node),
+                        )
                     )
                 key = self.scalar(key_node)
                 if not isinstance(key, Hashable):  # pragma: no cover - scalars are hashable
@@ -189,8 +200,12 @@ def load_text(text: str, file: str = "<string>") -> Document:
         not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()
     ):
         raise LoadError(
-            error("empty-spec", "the spec is empty", Span(file, 1, 1, 1, 1),
-                  help="a spec needs at least `input:` and `layers:`")
+            error(
+                "empty-spec",
+                "the spec is empty",
+                Span(file, 1, 1, 1, 1),
+                help="a spec needs at least `input:` and `layers:`",
+            )
         )
     try:
         root = yaml.compose(text, Loader=_Loader)

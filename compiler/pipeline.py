@@ -6,6 +6,7 @@ stops the pipeline for that file, and the diagnostics so far are the result.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,24 +81,22 @@ def lint_document(doc: Document, overrides: dict[str, Any] | None = None) -> Res
     return result
 
 
-def lint_file(path: str | Path, overrides: dict[str, Any] | None = None,
-              display: str | None = None) -> Result:
+def lint_file(
+    path: str | Path, overrides: dict[str, Any] | None = None, display: str | None = None
+) -> Result:
     """Load, validate, resolve and check one spec file. Never raises for bad input."""
     name = display or str(path)
     try:
         doc = load_file(path, name)
     except LoadError as exc:
         text = None
-        try:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
             text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            pass
         return Result(name, text, diagnostics=[exc.diagnostic])
     return lint_document(doc, overrides)
 
 
-def lint_text(text: str, file: str = "<string>", overrides: dict[str, Any] | None = None
-              ) -> Result:
+def lint_text(text: str, file: str = "<string>", overrides: dict[str, Any] | None = None) -> Result:
     try:
         doc = load_text(text, file)
     except LoadError as exc:

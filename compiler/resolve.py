@@ -163,8 +163,9 @@ def normalize(
         return RawLayer(op, {}, op_span, {})
     if isinstance(value, dict):
         fields = {str(k): v for k, v in value.items()}
-        return RawLayer(op, fields, op_span, inner, {str(k[0]): s for k, s in keys.items()
-                                                     if len(k) == 1})
+        return RawLayer(
+            op, fields, op_span, inner, {str(k[0]): s for k, s in keys.items() if len(k) == 1}
+        )
     target = known_op(op, blocks)
     primary = getattr(target, "primary", None)
     if target is None or isinstance(target, Block) or primary is None:
@@ -212,8 +213,13 @@ class Resolver:
         kgroups = group_spans(self.doc.key_spans, ("layers",))
         items = []
         for i, item in enumerate(self.spec.layers):
-            raw = normalize(item, groups.get(i, {}), kgroups.get(i, {}),
-                            self.doc.span(("layers", i)), self.blocks)
+            raw = normalize(
+                item,
+                groups.get(i, {}),
+                kgroups.get(i, {}),
+                self.doc.span(("layers", i)),
+                self.blocks,
+            )
             items.append(self.report(raw))
         last = self.resolve_list(items, (), env, Ref((), "input", None), numbered=False)
         self.resolve_outputs(last)
@@ -221,15 +227,24 @@ class Resolver:
         for block in self.blocks.values():
             if not block.used:
                 self.diags.append(
-                    warning("unused-block", f"block `{block.name}` is never used",
-                            self.doc.key_span(("blocks", block.name)),
-                            help="use it in `layers:` or remove it")
+                    warning(
+                        "unused-block",
+                        f"block `{block.name}` is never used",
+                        self.doc.key_span(("blocks", block.name)),
+                        help="use it in `layers:` or remove it",
+                    )
                 )
         return self.graph
 
     def add_input(self) -> None:
-        node = Node(ArchGraph.INPUT, ArchGraph.INPUT, InputOp, NodeArgs(),
-                    RawLayer("input", {}, self.doc.span(("input",))), index=-1)
+        node = Node(
+            ArchGraph.INPUT,
+            ArchGraph.INPUT,
+            InputOp,
+            NodeArgs(),
+            RawLayer("input", {}, self.doc.span(("input",))),
+            index=-1,
+        )
         node.shape = self.graph.input_shape or None
         self.graph.graph.add_node(ArchGraph.INPUT, node=node)
 
@@ -266,8 +281,14 @@ class Resolver:
                 )
         return env
 
-    def subst(self, value: Any, env: Env, span: Span | None,
-              span_of: Callable[[Loc], Span | None], loc: Loc = ()) -> Any:
+    def subst(
+        self,
+        value: Any,
+        env: Env,
+        span: Span | None,
+        span_of: Callable[[Loc], Span | None],
+        loc: Loc = (),
+    ) -> Any:
         """Substitute references in `value`; on failure report and return `_BROKEN`."""
 
         def lookup(name: str) -> Any:
@@ -311,8 +332,11 @@ class Resolver:
                 return ()
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 self.diags.append(
-                    error("invalid-value",
-                          f"input sizes must be whole numbers >= 1, got {value!r}", span)
+                    error(
+                        "invalid-value",
+                        f"input sizes must be whole numbers >= 1, got {value!r}",
+                        span,
+                    )
                 )
                 return ()
             dims.append(value)
@@ -340,9 +364,11 @@ class Resolver:
             bad = [p for p in spec.params if p in (*COMMON_FIELDS, "in")]
             for p in bad:
                 self.diags.append(
-                    error("invalid-block",
-                          f"block parameter `{p}` clashes with the layer field of that name",
-                          self.doc.key_span(("blocks", name, "params", p)))
+                    error(
+                        "invalid-block",
+                        f"block parameter `{p}` clashes with the layer field of that name",
+                        self.doc.key_span(("blocks", name, "params", p)),
+                    )
                 )
             for p, default in spec.params.items():
                 if p not in bad:
@@ -351,9 +377,15 @@ class Resolver:
             groups = group_spans(self.doc.spans, ("blocks", name, "layers"))
             kgroups = group_spans(self.doc.key_spans, ("blocks", name, "layers"))
             layers = [
-                self.report(normalize(item, groups.get(i, {}), kgroups.get(i, {}),
-                                      self.doc.span(("blocks", name, "layers", i)),
-                                      {**self.blocks, name: None}))  # type: ignore[dict-item]
+                self.report(
+                    normalize(
+                        item,
+                        groups.get(i, {}),
+                        kgroups.get(i, {}),
+                        self.doc.span(("blocks", name, "layers", i)),
+                        {**self.blocks, name: None},
+                    )
+                )  # type: ignore[dict-item]
                 for i, item in enumerate(spec.layers)
             ]
             self.blocks[name] = Block(
@@ -434,8 +466,12 @@ class Resolver:
         if target is None:
             hint = suggest_op(raw.op, list(self.blocks))
             self.diags.append(
-                error("unknown-op", f"unknown op `{raw.op}`", raw.span, help=hint
-                      or "see the README for the list of ops, or define it under `blocks:`")
+                error(
+                    "unknown-op",
+                    f"unknown op `{raw.op}`",
+                    raw.span,
+                    help=hint or "see the README for the list of ops, or define it under `blocks:`",
+                )
             )
             return None
         fields = {}
@@ -452,8 +488,11 @@ class Resolver:
         if broken:
             return None
         if origins:  # point diagnostics at where a parameter's value was written
-            raw.spans = {loc: s for loc, s in raw.spans.items()
-                         if not any(loc[: len(o)] == o for o in origins)}
+            raw.spans = {
+                loc: s
+                for loc, s in raw.spans.items()
+                if not any(loc[: len(o)] == o for o in origins)
+            }
             raw.spans.update(origins)
         model = target.args_model if isinstance(target, Block) else target.Args
         try:
@@ -465,8 +504,11 @@ class Resolver:
                     exc,
                     fields,
                     lambda loc: raw.field_span(loc),
-                    lambda loc: raw.key_spans.get(loc[0]) if len(loc) == 1 and loc[0] in
-                    raw.key_spans else raw.field_span(loc),
+                    lambda loc: (
+                        raw.key_spans.get(loc[0])
+                        if len(loc) == 1 and loc[0] in raw.key_spans
+                        else raw.field_span(loc)
+                    ),
                     owner,
                     lambda path: field_names(model) if not path else [],
                 )
@@ -483,8 +525,13 @@ class Resolver:
         args, target = checked
         if args.from_:
             inputs = [
-                Ref(scope, ref, raw.field_span(("from", i)) if len(args.from_) > 1 or
-                    ("from", 0) in raw.spans else raw.field_span(("from",)))
+                Ref(
+                    scope,
+                    ref,
+                    raw.field_span(("from", i))
+                    if len(args.from_) > 1 or ("from", 0) in raw.spans
+                    else raw.field_span(("from",)),
+                )
                 for i, ref in enumerate(args.from_)
             ]
         else:
@@ -516,15 +563,26 @@ class Resolver:
         key = qual(scope, name)
         expect = raw.fields.get("expect")
         source = raw.fields.get("from")
-        ok_expect = isinstance(expect, list) and 1 <= len(expect) <= 3 and all(
-            isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in expect
+        ok_expect = (
+            isinstance(expect, list)
+            and 1 <= len(expect) <= 3
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in expect)
         )
         if not ok_expect or not (source is None or isinstance(source, str)):
             self.targets[key] = _BROKEN
             return
         inputs = [Ref(scope, source, raw.field_span(("from",)))] if source else [prev]
-        node = Node(key, name, BrokenOp, NodeArgs(), raw, scope, index=self.index,
-                    expect=tuple(expect), expect_span=raw.field_span(("expect",)))
+        node = Node(
+            key,
+            name,
+            BrokenOp,
+            NodeArgs(),
+            raw,
+            scope,
+            index=self.index,
+            expect=tuple(expect),
+            expect_span=raw.field_span(("expect",)),
+        )
         self.index += 1
         self.graph.graph.add_node(key, node=node)
         self.targets[key] = key
@@ -547,9 +605,11 @@ class Resolver:
             if len(inputs) < lo or (hi is not None and len(inputs) > hi):
                 want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo}-{hi}"
                 self.diags.append(
-                    error("wrong-inputs",
-                          f"`{raw.op}` takes {want} input(s), got {len(inputs)}",
-                          raw.field_span(("from",)))
+                    error(
+                        "wrong-inputs",
+                        f"`{raw.op}` takes {want} input(s), got {len(inputs)}",
+                        raw.field_span(("from",)),
+                    )
                 )
                 self.targets[key] = _BROKEN
                 return
@@ -564,8 +624,11 @@ class Resolver:
             return
         if len(inputs) != 1:
             self.diags.append(
-                error("wrong-inputs", f"block `{raw.op}` takes one input, got {len(inputs)}",
-                      raw.field_span(("from",)))
+                error(
+                    "wrong-inputs",
+                    f"block `{raw.op}` takes one input, got {len(inputs)}",
+                    raw.field_span(("from",)),
+                )
             )
             self.targets[key] = _BROKEN
             return
@@ -575,8 +638,12 @@ class Resolver:
             body = target.layers
             if raw.op in self.stack or len(self.stack) > MAX_NESTING:
                 self.diags.append(
-                    error("recursive-block", f"block `{raw.op}` contains itself", raw.span,
-                          notes=(" -> ".join(f"`{b}`" for b in (*self.stack, raw.op)),))
+                    error(
+                        "recursive-block",
+                        f"block `{raw.op}` contains itself",
+                        raw.span,
+                        notes=(" -> ".join(f"`{b}`" for b in (*self.stack, raw.op)),),
+                    )
                 )
                 self.targets[key] = _BROKEN
                 return
@@ -599,21 +666,34 @@ class Resolver:
                 if isinstance(child, RawLayer):
                     body.append(child)
                 else:  # a raw item of a `seq`: spans live under ("layers", i)
-                    body.append(self.report(normalize(
-                        child, spans_under(raw.spans, ("layers", i)), {}, raw.span, self.blocks
-                    )))
+                    body.append(
+                        self.report(
+                            normalize(
+                                child,
+                                spans_under(raw.spans, ("layers", i)),
+                                {},
+                                raw.span,
+                                self.blocks,
+                            )
+                        )
+                    )
             block_env = env
             declared = target.declared_in(args)
             numbered = target is OPS["seq"]
-        inst = Instance(key, raw.op, raw.span, dict(raw.fields), declared_in=declared,
-                        declared_in_span=raw.field_span(("in",)))
+        inst = Instance(
+            key,
+            raw.op,
+            raw.span,
+            dict(raw.fields),
+            declared_in=declared,
+            declared_in_span=raw.field_span(("in",)),
+        )
         self.graph.instances[key] = inst
         self.stack.append(raw.op)
         out = self.resolve_list(body, inner, block_env, inputs[0], numbered)
         self.stack.pop()
         if isinstance(target, Block) and target.spec.output:
-            out = Ref(inner, target.spec.output,
-                      self.doc.span(("blocks", target.name, "output")))
+            out = Ref(inner, target.spec.output, self.doc.span(("blocks", target.name, "output")))
         self.targets[key] = out
         self.instance_refs.append((inst, inputs[0], out))
         if args.expect is not None:
@@ -653,7 +733,7 @@ class Resolver:
             result = target
         else:
             if key in seen:
-                chain = " -> ".join(f"`{k}`" for k in (*seen[seen.index(key):], key))
+                chain = " -> ".join(f"`{k}`" for k in (*seen[seen.index(key) :], key))
                 self.diags.append(
                     error("cyclic-reference", f"references form a cycle: {chain}", ref.span)
                 )
@@ -736,14 +816,18 @@ class Resolver:
                 self.graph.train_only.add(name)
 
 
-def resolve(doc: Document, spec: Spec, overrides: dict[str, Any] | None = None
-            ) -> tuple[ArchGraph, list[Diagnostic]]:
+def resolve(
+    doc: Document, spec: Spec, overrides: dict[str, Any] | None = None
+) -> tuple[ArchGraph, list[Diagnostic]]:
     resolver = Resolver(doc, spec, overrides)
     graph = resolver.run()
     resolver.finish_outputs()
     g = graph.graph
     live = [n for n in g if not g.nodes[n].get("unresolved")]
-    order = list(nx.lexicographical_topological_sort(
-        g.subgraph(live), key=lambda n: g.nodes[n]["node"].index))
+    order = list(
+        nx.lexicographical_topological_sort(
+            g.subgraph(live), key=lambda n: g.nodes[n]["node"].index
+        )
+    )
     graph.order = order
     return graph, resolver.diags

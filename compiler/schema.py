@@ -75,14 +75,12 @@ def _data_path(loc: Loc, data: Any) -> tuple[Loc, Any]:
     path: list[Any] = []
     cur = data
     for part in loc:
-        if isinstance(cur, dict) and part in cur:
+        indexes = isinstance(cur, list | tuple) and isinstance(part, int) and 0 <= part < len(cur)
+        if (isinstance(cur, dict) and part in cur) or indexes:
             path.append(part)
             cur = cur[part]
-        elif isinstance(cur, list | tuple) and isinstance(part, int) and 0 <= part < len(cur):
-            path.append(part)
-            cur = cur[part]
-        elif isinstance(part, str) and re.fullmatch(r"[A-Za-z_]\w*", part) and isinstance(
-            cur, dict
+        elif (
+            isinstance(part, str) and re.fullmatch(r"[A-Za-z_]\w*", part) and isinstance(cur, dict)
         ):
             path.append(part)  # a missing field: keep it, there is no data below
             cur = None
@@ -196,8 +194,9 @@ def to_diagnostics(
             )
             where = owner if len(path) <= 1 else f"`{field_label(path[:-1])}`"
             out.append(
-                error("unknown-field", f"{where} has no field `{field}`", key_span_of(path),
-                      help=help)
+                error(
+                    "unknown-field", f"{where} has no field `{field}`", key_span_of(path), help=help
+                )
             )
         elif kind == "missing":
             field = path[-1] if path else "?"
@@ -205,7 +204,8 @@ def to_diagnostics(
             out.append(
                 error(
                     "missing-field",
-                    f"{owner} needs `{field}`" if not parent
+                    f"{owner} needs `{field}`"
+                    if not parent
                     else f"`{field_label(parent)}` needs `{field}`",
                     key_span_of(parent) if parent else span_of(()),
                     label=f"`{field}` is missing",

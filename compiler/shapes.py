@@ -42,26 +42,46 @@ class _Ctx:
     def name(self) -> str:
         return self.node.id
 
-    def _emit(self, severity: Severity, code: str, message: str, field: str | tuple | None,
-              label: str | None, notes: Sequence[str], help: str | None) -> None:
+    def _emit(
+        self,
+        severity: Severity,
+        code: str,
+        message: str,
+        field: str | tuple | None,
+        label: str | None,
+        notes: Sequence[str],
+        help: str | None,
+    ) -> None:
         if code == "spatial-collapse":
             self.run.collapsed = True
         if self.run.sink is None:
             return
         loc = (field,) if isinstance(field, str) else field
         span = self.node.field_span(*loc) if loc else self.node.span
-        self.run.sink.append(
-            Diagnostic(code, message, span, severity, label, tuple(notes), help)
-        )
+        self.run.sink.append(Diagnostic(code, message, span, severity, label, tuple(notes), help))
 
-    def error(self, code: str, message: str, field: str | tuple | None = None, *,
-              label: str | None = None, notes: Sequence[str] = (), help: str | None = None
-              ) -> None:
+    def error(
+        self,
+        code: str,
+        message: str,
+        field: str | tuple | None = None,
+        *,
+        label: str | None = None,
+        notes: Sequence[str] = (),
+        help: str | None = None,
+    ) -> None:
         self._emit(Severity.ERROR, code, message, field, label, notes, help)
 
-    def warning(self, code: str, message: str, field: str | tuple | None = None, *,
-                label: str | None = None, notes: Sequence[str] = (), help: str | None = None
-                ) -> None:
+    def warning(
+        self,
+        code: str,
+        message: str,
+        field: str | tuple | None = None,
+        *,
+        label: str | None = None,
+        notes: Sequence[str] = (),
+        help: str | None = None,
+    ) -> None:
         self._emit(Severity.WARNING, code, message, field, label, notes, help)
 
     def producer(self, i: int) -> Node:
@@ -103,9 +123,8 @@ def propagate(run: Run) -> Run:
             out = node.op.infer(node.args, known, ctx)
             if node.op.passthrough:
                 run.explain[node_id] = run.explain.get(node.inputs[0])
-            if out is not None and node.expect is not None and run.use_expect:
-                if out != node.expect:
-                    _mismatch(run, ctx, node, known, out)
+            if out is not None and run.use_expect and node.expect not in (None, out):
+                _mismatch(run, ctx, node, known, out)
         if node.expect is not None and run.use_expect:
             out = node.expect
         run.shapes[node_id] = out
@@ -153,8 +172,11 @@ def infer_shapes(graph: ArchGraph) -> list[Diagnostic]:
         node.explain = run.explain.get(node_id)
         ins = node.input_shapes
         if node_id != ArchGraph.INPUT and ins and all(s is not None for s in ins):
-            real = node.op.infer(node.args, ins, _Ctx(Run(graph, (), sink=None), node)) \
-                if node.expect is not None else node.shape
+            real = (
+                node.op.infer(node.args, ins, _Ctx(Run(graph, (), sink=None), node))
+                if node.expect is not None
+                else node.shape
+            )
             if real is not None:
                 node.params = node.op.count_params(node.args, ins, real)  # type: ignore[arg-type]
                 node.macs = node.op.count_macs(node.args, ins, real)  # type: ignore[arg-type]
@@ -242,7 +264,12 @@ def _add_smallest_input(graph: ArchGraph, diags: list[Diagnostic]) -> list[Diagn
                 d = d.with_note(f"no input up to {MAX_SEARCH}x{MAX_SEARCH} avoids it")
             else:
                 d = Diagnostic(
-                    d.code, d.message, d.span, d.severity, d.label, d.notes,
+                    d.code,
+                    d.message,
+                    d.span,
+                    d.severity,
+                    d.label,
+                    d.notes,
                     f"the smallest input that works is {fmt_shape(best)} (the spec's input is "
                     f"{fmt_shape(graph.input_shape)}); or remove a downsampling layer",
                 )

@@ -32,8 +32,7 @@ BROKEN = {
     "unknown top field": "input: [3, 8, 8]\nlayer: [relu]\n",
     "missing ref": "input: [3, 8, 8]\nlayers:\n  - relu: {from: nowhere}\n",
     "cycle": (
-        "input: [3, 8, 8]\nlayers:\n  - relu: {name: a, from: b}\n"
-        "  - relu: {name: b, from: a}\n"
+        "input: [3, 8, 8]\nlayers:\n  - relu: {name: a, from: b}\n  - relu: {name: b, from: a}\n"
     ),
     "self cycle": "input: [3, 8, 8]\nlayers:\n  - relu: {name: a, from: a}\n",
     "alias cycle": (
@@ -47,10 +46,10 @@ BROKEN = {
     "bad expression": "input: [3, 8, 8]\nlayers:\n  - linear: ${1/0}\n",
     "evil expression": "input: [3, 8, 8]\nlayers:\n  - linear: ${__import__('os')}\n",
     "huge power": "input: [3, 8, 8]\nlayers:\n  - linear: ${10 ** 10000}\n",
-    "recursive block": (
-        "input: [3, 8, 8]\nblocks:\n  B:\n    layers: [B]\nlayers: [B]\n"
+    "recursive block": ("input: [3, 8, 8]\nblocks:\n  B:\n    layers: [B]\nlayers: [B]\n"),
+    "block without args": (
+        "input: [3, 8, 8]\nblocks:\n  B:\n    layers: [relu]\nlayers:\n  - B: 3\n"
     ),
-    "block without args": "input: [3, 8, 8]\nblocks:\n  B:\n    layers: [relu]\nlayers:\n  - B: 3\n",
     "two op keys": "input: [3, 8, 8]\nlayers:\n  - conv: {out: 8, kernel: 3}\n    name: c\n",
     "null layer": "input: [3, 8, 8]\nlayers:\n  - ~\n",
     "number layer": "input: [3, 8, 8]\nlayers:\n  - 3\n",

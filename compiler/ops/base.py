@@ -21,7 +21,9 @@ RESERVED_NAMES = frozenset({"input"})
 
 def _check_name(value: str) -> str:
     if not value.isidentifier() or not value.isascii():
-        raise ValueError("a name must be letters, digits and underscores, not starting with a digit")
+        raise ValueError(
+            "a name must be letters, digits and underscores, not starting with a digit"
+        )
     if value in RESERVED_NAMES:
         raise ValueError(f"`{value}` is reserved for the network's input")
     return value

@@ -97,8 +97,9 @@ class InceptionArgs(NodeArgs):
     def _one_form(self) -> InceptionArgs:
         parts = (self.c1, self.c3, self.c5, self.pool_proj)
         if self.channels is None and None in parts:
-            missing = [n for n, v in zip(("c1", "c3", "c5", "pool_proj"), parts, strict=True)
-                       if v is None]
+            missing = [
+                n for n, v in zip(("c1", "c3", "c5", "pool_proj"), parts, strict=True) if v is None
+            ]
             raise ValueError(
                 "inception needs its channels: `[c1, [c3_reduce, c3], [c5_reduce, c5], "
                 f"pool_proj]` or the fields c1, c3, c5 and pool_proj (missing {', '.join(missing)})"
@@ -145,8 +146,10 @@ class Inception(Op):
         def unit(out: At, kernel: int) -> list[Any]:
             conv = {"out": out, "kernel": kernel, "padding": kernel // 2, "bias": bias}
             if a.bn:
-                layers: list[Any] = [{"conv": {"name": "conv", **conv}},
-                                     {"bn": {"name": "bn", "eps": a.bn_eps}}]
+                layers: list[Any] = [
+                    {"conv": {"name": "conv", **conv}},
+                    {"bn": {"name": "bn", "eps": a.bn_eps}},
+                ]
                 if a.relu:
                     layers.append({"relu": {"name": "relu"}})
                 return [{"seq": {"layers": layers}}]
@@ -156,12 +159,18 @@ class Inception(Op):
         pool = {"kernel": 3, "stride": 1, "padding": 1, "ceil_mode": a.pool_ceil}
         branches = {
             "branch1": unit(at(c1, ("c1",), ("channels", 0)), 1),
-            "branch2": unit(at(c3[0], ("c3", 0), ("channels", 1, 0)), 1)
-            + unit(at(c3[1], ("c3", 1), ("channels", 1, 1)), 3),
-            "branch3": unit(at(c5[0], ("c5", 0), ("channels", 2, 0)), 1)
-            + unit(at(c5[1], ("c5", 1), ("channels", 2, 1)), k5),
-            "branch4": [{f"{a.pool}pool": pool}]
-            + unit(at(pp, ("pool_proj",), ("channels", 3)), 1),
+            "branch2": [
+                *unit(at(c3[0], ("c3", 0), ("channels", 1, 0)), 1),
+                *unit(at(c3[1], ("c3", 1), ("channels", 1, 1)), 3),
+            ],
+            "branch3": [
+                *unit(at(c5[0], ("c5", 0), ("channels", 2, 0)), 1),
+                *unit(at(c5[1], ("c5", 1), ("channels", 2, 1)), k5),
+            ],
+            "branch4": [
+                {f"{a.pool}pool": pool},
+                *unit(at(pp, ("pool_proj",), ("channels", 3)), 1),
+            ],
         }
         out = []
         for name, layers in branches.items():

@@ -71,10 +71,7 @@ class Add(Op):
             help = None
             if all(len(s) == 3 for s in inputs):
                 if len({s[0] for s in inputs}) > 1:
-                    help = (
-                        "give the shortcut a 1x1 conv (a projection) to "
-                        f"{first[0]} channels"
-                    )
+                    help = f"give the shortcut a 1x1 conv (a projection) to {first[0]} channels"
                 if len({s[1:] for s in inputs}) > 1:
                     help = (help + ", with" if help else "give the shortcut") + (
                         " the same stride as the main path"

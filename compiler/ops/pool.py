@@ -29,8 +29,9 @@ class PoolArgs(NodeArgs):
 
     def window(self) -> Window:
         stride = self.stride or self.kernel
-        return Window(self.kernel, stride, self.padding, getattr(self, "dilation", (1, 1)),
-                      self.ceil_mode)
+        return Window(
+            self.kernel, stride, self.padding, getattr(self, "dilation", (1, 1)), self.ceil_mode
+        )
 
 
 class MaxPoolArgs(PoolArgs):
@@ -65,8 +66,10 @@ class _Pool(Op):
                         f"of its {win.effective(axis)}-wide window",
                         "padding",
                         label="padding too large",
-                        notes=("PyTorch rejects this: pad should be at most half of the "
-                               "effective kernel size",),
+                        notes=(
+                            "PyTorch rejects this: pad should be at most half of the "
+                            "effective kernel size",
+                        ),
                         help=f"use padding {win.effective(axis) // 2} or less",
                     )
                     return None

@@ -47,9 +47,7 @@ class Window:
         return max(0, remainder - p)
 
 
-def window_out(
-    ctx: Context, what: str, hw: tuple[int, int], win: Window
-) -> tuple[int, int] | None:
+def window_out(ctx: Context, what: str, hw: tuple[int, int], win: Window) -> tuple[int, int] | None:
     """Output height and width; reports collapse and dropped pixels through `ctx`."""
     out = (win.out_size(hw[0], 0), win.out_size(hw[1], 1))
     if min(out) <= 0:
@@ -64,7 +62,8 @@ def window_out(
     if any(dropped):
         if dropped[0] == dropped[1]:
             what_dropped = (
-                "the last row and column" if dropped[0] == 1
+                "the last row and column"
+                if dropped[0] == 1
                 else f"the last {dropped[0]} rows and columns"
             )
         else:

@@ -1,0 +1,112 @@
+"""The command-line contract: formats, fields, exit codes, folders, --strict and --set."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from compiler.cli import cli
+
+from .conftest import ROOT, SPECS
+
+
+@pytest.fixture
+def run(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_library_specs_are_clean(run):
+    specs = sorted(str(p.relative_to(ROOT)) for p in SPECS.glob("*.yaml"))
+    result = run("lint", *specs)
+    assert result.exit_code == 0, result.output
+    assert "All checks passed" in result.output
+
+
+def test_specs_folder_reports_the_posts(run):
+    result = run("lint", "specs/")
+    assert result.exit_code == 1
+    assert "error[reshape-batch]" in result.output
+    assert "--> specs/posts/googlenet_pytorch.yaml:43:14" in result.output
+
+
+def test_json_fields(run):
+    result = run("lint", "--format", "json", "specs/posts/")
+    assert result.exit_code == 1
+    payload = json.loads(result.output)
+    assert payload["files"] == len(list((SPECS / "posts").glob("*.yaml")))
+    assert payload["errors"] == 9 and payload["warnings"] == 1
+    first = payload["diagnostics"][0]
+    expected = {
+        "code",
+        "severity",
+        "message",
+        "file",
+        "line",
+        "column",
+        "end_line",
+        "end_column",
+        "help",
+    }
+    assert expected <= set(first)
+    stride = next(d for d in payload["diagnostics"] if d["code"] == "invalid-value")
+    assert (stride["file"], stride["line"], stride["column"]) == (
+        "specs/posts/googlenet_pytorch.yaml",
+        23,
+        48,
+    )
+    assert (stride["end_line"], stride["end_column"]) == (23, 49)
+    assert stride["message"] == "`stride` must be >= 1, got 0"
+
+
+def test_concise_and_github(run):
+    result = run("lint", "--format", "concise", "specs/posts/alexnet_text.yaml")
+    lines = result.output.splitlines()
+    assert lines[0].startswith("specs/posts/alexnet_text.yaml:17:54: warning[stride-remainder]")
+    result = run("lint", "--format", "github", "specs/posts/alexnet_text.yaml")
+    first = result.output.splitlines()[0]
+    assert first.startswith("::warning file=specs/posts/alexnet_text.yaml,line=17,col=54,")
+    assert "title=stride-remainder::" in first
+
+
+def test_strict_makes_warnings_fail(tmp_path, run):
+    spec = tmp_path / "w.yaml"
+    spec.write_text("input: [1, 9, 9]\nlayers:\n  - conv: {out: 4, kernel: 2, stride: 3}\n")
+    assert run("lint", str(spec)).exit_code == 0
+    assert run("lint", "--strict", str(spec)).exit_code == 1
+
+
+def test_set_overrides_a_parameter(tmp_path, run):
+    spec = tmp_path / "p.yaml"
+    spec.write_text(
+        "input: [3, $size, $size]\nparams: {size: 32}\n"
+        "layers:\n  - conv: {out: 8, kernel: 3, stride: 2, padding: 1}\n  - maxpool: {kernel: 16}\n"
+    )
+    assert run("lint", str(spec)).exit_code == 0
+    result = run("lint", "--set", "size=16", str(spec))
+    assert result.exit_code == 1
+    assert "error[spatial-collapse]" in result.output
+    assert "the smallest input that works is 3x31x31" in result.output
+    result = run("lint", "--set", "sise=16", str(spec))
+    assert "did you mean `size`?" in result.output
+
+
+def test_folder_recursion_and_sorting(tmp_path, run):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "z.yaml").write_text("input: [1, 4, 4]\nlayers: [relu]\n")
+    (tmp_path / "a.yml").write_text("input: [1, 4, 4]\nlayers: [relu]\n")
+    (tmp_path / "notes.txt").write_text("not a spec")
+    result = run("lint", "--format", "json", str(tmp_path))
+    assert json.loads(result.output)["files"] == 2
+
+
+def test_python_m_compiler_and_version(run):
+    result = run("--version")
+    assert result.exit_code == 0 and "0.1.0" in result.output
