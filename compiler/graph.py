@@ -96,6 +96,7 @@ class ArchGraph:
     output_spans: dict[str, Span | None] = field(default_factory=dict)
     train_only: set[str] = field(default_factory=set)
     unresolved_outputs: set[str] = field(default_factory=set)
+    complete: bool = True  # false when a layer or reference failed to resolve
     instances: dict[str, Instance] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     # output node id -> the outermost block instance it is the output of

@@ -72,7 +72,7 @@ def _point(file: str, line0: int, col0: int) -> Span:
     return Span(file, line0 + 1, col0 + 1, line0 + 1, col0 + 2)
 
 
-def _yaml_error(file: str, exc: yaml.YAMLError) -> Diagnostic:
+def _yaml_error(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
@@ -86,7 +86,11 @@ def _yaml_error(file: str, exc: yaml.YAMLError) -> Diagnostic:
         )
     span = _point(file, mark.line, mark.column) if mark is not None else Span(file, 1, 1, 1, 2)
     notes = (f"while {context}",) if context else ()
-    return error("yaml-syntax", f"invalid YAML: {problem}", span, notes=notes)
+    lines = text.splitlines()
+    help = None
+    if mark is not None and mark.line < len(lines) and "${" in lines[mark.line]:
+        help = 'inside `{...}` quote an expression: `out: "${width * 2}"`'
+    return error("yaml-syntax", f"invalid YAML: {problem}", span, notes=notes, help=help)
 
 
 class _Builder:
@@ -210,7 +214,7 @@ def load_text(text: str, file: str = "<string>") -> Document:
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        raise LoadError(_yaml_error(file, exc)) from None
+        raise LoadError(_yaml_error(file, text, exc)) from None
     except RecursionError:
         raise LoadError(
             error("yaml-too-deep", "the document nests too deeply to read", Span(file, 1, 1, 1, 1))

@@ -712,6 +712,8 @@ class Resolver:
             return self.memo[key]
         target = self.targets.get(key)
         result: str | None
+        if target is None or target is _BROKEN:
+            self.graph.complete = False
         if target is None:
             names = [n for n in self.scope_names.get(ref.scope, []) if n != ref.name]
             near = closest(ref.name, [*names, "input"])
@@ -723,6 +725,8 @@ class Resolver:
                     ref.span,
                     help=("did you mean " + " or ".join(f"`{n}`" for n in near) + "?")
                     if near
+                    else "a block's layers can refer to each other and to `input` only"
+                    if ref.scope
                     else "name a layer with `name:` to refer to it",
                 )
             )

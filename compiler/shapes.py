@@ -92,7 +92,12 @@ class _Ctx:
         return node
 
     def source(self, i: int) -> str:
-        return self.run.graph.display(self.producer(i).id)
+        """Who feeds input `i`: a block instance by its name, else the producing layer."""
+        graph = self.run.graph
+        node = graph.node(self.node.inputs[i])
+        while node.op.passthrough and node.inputs and node.id not in graph.instance_outputs:
+            node = graph.node(node.inputs[0])
+        return graph.display(node.id)
 
     def display(self, node_id: str) -> str:
         return self.run.graph.display(node_id)

@@ -78,7 +78,7 @@ def test_concise_and_github(run):
 
 def test_strict_makes_warnings_fail(tmp_path, run):
     spec = tmp_path / "w.yaml"
-    spec.write_text("input: [1, 9, 9]\nlayers:\n  - conv: {out: 4, kernel: 2, stride: 3}\n")
+    spec.write_text("input: [1, 8, 8]\nlayers:\n  - conv: {out: 4, kernel: 3, stride: 2}\n")
     assert run("lint", str(spec)).exit_code == 0
     assert run("lint", "--strict", str(spec)).exit_code == 1
 

@@ -19,8 +19,8 @@ Rule = Callable[[ArchGraph], list[Diagnostic]]
 
 def unreachable_node(graph: ArchGraph) -> list[Diagnostic]:
     """A layer whose result reaches no output is computed (and trained) for nothing."""
-    if graph.unresolved_outputs:
-        return []  # an output that names nothing is reported already; do not cascade
+    if graph.unresolved_outputs or not graph.complete:
+        return []  # a broken layer or reference is reported already; do not cascade
     g = graph.graph
     live: set[str] = set()
     for node_id in graph.outputs.values():

@@ -39,10 +39,16 @@ class Window:
         return (size + 2 * p - k) // s + 1
 
     def dropped(self, size: int, axis: int) -> int:
-        """Input pixels (not padding) that no window reads, at the end of the axis."""
+        """Input pixels (not padding) that no window reads, at the end of the axis.
+
+        A window narrower than its stride (ResNet's 1x1/2 shortcut) skips pixels everywhere by
+        design; only windows that cover the interior can drop something at the edge alone.
+        """
         if self.padding == "same" or self.ceil_mode:
             return 0
         k, s, p = self.effective(axis), self.stride[axis], self.padding[axis]
+        if k < s:
+            return 0
         remainder = (size + 2 * p - k) % s
         return max(0, remainder - p)
 
