@@ -26,7 +26,7 @@ PathKey = tuple[Hashable, ...]
 # Bound the work an alias-heavy document can cause ("billion laughs"): a spec of a few thousand
 # layers has tens of thousands of nodes.
 MAX_NODES = 2_000_000
-MAX_DEPTH = 500
+MAX_DEPTH = 100
 
 
 SAFE_TAGS = frozenset(
@@ -99,6 +99,7 @@ class _Builder:
         self.spans: dict[PathKey, Span] = {}
         self.key_spans: dict[PathKey, Span] = {}
         self.count = 0
+        self.open: set[int] = set()  # collections being built, to refuse recursive aliases
         self.constructor = yaml.constructor.SafeConstructor()
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
@@ -147,6 +148,23 @@ class _Builder:
         self.spans[path] = _span(self.file, node)
         if not isinstance(node, yaml.ScalarNode):
             self.check_tag(node)
+            if id(node) in self.open:
+                raise LoadError(
+                    error(
+                        "yaml-syntax",
+                        "an alias refers to a node that contains it",
+                        _span(self.file, node),
+                        help="YAML aliases cannot be recursive",
+                    )
+                )
+            self.open.add(id(node))
+            try:
+                return self.collection(node, path, depth)
+            finally:
+                self.open.discard(id(node))
+        return self.scalar(node)
+
+    def collection(self, node: yaml.Node, path: PathKey, depth: int) -> Any:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -176,9 +194,7 @@ class _Builder:
                 self.key_spans[(*path, key)] = _span(self.file, key_node)
                 out[key] = self.build(value_node, (*path, key), depth + 1)
             return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(v, (*path, i), depth + 1) for i, v in enumerate(node.value)]
-        return self.scalar(node)
+        return [self.build(v, (*path, i), depth + 1) for i, v in enumerate(node.value)]
 
 
 def _decode(file: str, raw: bytes) -> str:
@@ -232,7 +248,12 @@ def load_text(text: str, file: str = "<string>") -> Document:
             )
         )
     builder = _Builder(file)
-    data = builder.build(root, ())
+    try:
+        data = builder.build(root, ())
+    except RecursionError:
+        raise LoadError(
+            error("yaml-too-deep", "the document nests too deeply to read", Span(file, 1, 1, 1, 1))
+        ) from None
     return Document(file, text, data, builder.spans, builder.key_spans)
 
 
