@@ -137,8 +137,9 @@ def render_text(
                 start = d.span.column - 1
                 if d.span.end_line == d.span.line:
                     width = max(1, d.span.end_column - d.span.column)
-                else:
-                    width = max(1, len(src) - start)
+                else:  # to the end of the first line, not over its comment
+                    code = src.split(" #", 1)[0].rstrip()
+                    width = max(1, len(code) - start)
                 caret = " " * start + "^" * width
                 if d.label:
                     caret += f" {d.label}"

@@ -84,9 +84,12 @@ def _yaml_error(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
             Span(file, 1, 1, 1, 2),
             help="remove control characters from the file",
         )
-    span = _point(file, mark.line, mark.column) if mark is not None else Span(file, 1, 1, 1, 2)
-    notes = (f"while {context}",) if context else ()
     lines = text.splitlines()
+    context_mark = getattr(exc, "context_mark", None)
+    if mark is not None and mark.line >= len(lines) and context_mark is not None:
+        mark = context_mark  # an unclosed bracket: point at where it opened, not at the end
+    span = _point(file, mark.line, mark.column) if mark is not None else Span(file, 1, 1, 1, 2)
+    notes = (context,) if context else ()
     help = None
     if mark is not None and mark.line < len(lines) and "${" in lines[mark.line]:
         help = 'inside `{...}` quote an expression: `out: "${width * 2}"`'

@@ -67,11 +67,11 @@ class Add(Op):
     @classmethod
     def infer(cls, a: NodeArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
         if len(set(inputs)) != 1:
-            first = inputs[0]
             help = None
             if all(len(s) == 3 for s in inputs):
                 if len({s[0] for s in inputs}) > 1:
-                    help = f"give the shortcut a 1x1 conv (a projection) to {first[0]} channels"
+                    widest = max(s[0] for s in inputs)
+                    help = f"give the shortcut a 1x1 conv (a projection) to {widest} channels"
                 if len({s[1:] for s in inputs}) > 1:
                     help = (help + ", with" if help else "give the shortcut") + (
                         " the same stride as the main path"
