@@ -101,8 +101,6 @@ class _Builder:
         self.file = file
         self.spans: dict[PathKey, Span] = {}
         self.key_spans: dict[PathKey, Span] = {}
-        self.count = 0
-        self.open: set[int] = set()  # collections being built, to refuse recursive aliases
         self.constructor = yaml.constructor.SafeConstructor()
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
@@ -130,42 +128,12 @@ class _Builder:
             )
 
     def build(self, node: yaml.Node, path: PathKey, depth: int = 0) -> Any:
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise LoadError(
-                error(
-                    "yaml-too-large",
-                    f"the document expands to more than {MAX_NODES} nodes",
-                    _span(self.file, node),
-                    help="avoid nesting aliases inside aliases",
-                )
-            )
-        if depth > MAX_DEPTH:
-            raise LoadError(
-                error(
-                    "yaml-too-deep",
-                    f"the document nests deeper than {MAX_DEPTH} levels",
-                    _span(self.file, node),
-                )
-            )
+        # `_check_expansion` has bounded the size and depth and refused recursive aliases
         self.spans[path] = _span(self.file, node)
-        if not isinstance(node, yaml.ScalarNode):
-            self.check_tag(node)
-            if id(node) in self.open:
-                raise LoadError(
-                    error(
-                        "yaml-syntax",
-                        "an alias refers to a node that contains it",
-                        _span(self.file, node),
-                        help="YAML aliases cannot be recursive",
-                    )
-                )
-            self.open.add(id(node))
-            try:
-                return self.collection(node, path, depth)
-            finally:
-                self.open.discard(id(node))
-        return self.scalar(node)
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node)
+        self.check_tag(node)
+        return self.collection(node, path, depth)
 
     def collection(self, node: yaml.Node, path: PathKey, depth: int) -> Any:
         if isinstance(node, yaml.MappingNode):
@@ -198,6 +166,68 @@ class _Builder:
                 out[key] = self.build(value_node, (*path, key), depth + 1)
             return out
         return [self.build(v, (*path, i), depth + 1) for i, v in enumerate(node.value)]
+
+
+def _check_expansion(file: str, root: yaml.Node) -> None:
+    """Refuse alias bombs and recursive aliases before anything is expanded.
+
+    The composed tree shares aliased nodes, so its expanded size is computed once per node:
+    "billion laughs" (a few hundred bytes that expand to 10**9 nodes) is refused in
+    microseconds, at the innermost node whose expansion crosses the limit.
+    """
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, int]] = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            sizes[key] = 1
+            continue
+        children = (
+            [n for pair in node.value for n in pair]
+            if isinstance(node, yaml.MappingNode)
+            else list(node.value)
+        )
+        if key not in open_:
+            if depth > MAX_DEPTH:
+                raise LoadError(
+                    error(
+                        "yaml-too-deep",
+                        f"the document nests deeper than {MAX_DEPTH} levels",
+                        _span(file, node),
+                    )
+                )
+            open_.add(key)
+            stack.append((node, depth))
+            for child in children:
+                if id(child) in open_:
+                    raise LoadError(
+                        error(
+                            "yaml-syntax",
+                            "an alias refers to a node that contains it",
+                            _span(file, child),
+                            help="YAML aliases cannot be recursive",
+                        )
+                    )
+                if id(child) not in sizes:
+                    stack.append((child, depth + 1))
+            continue
+        open_.discard(key)
+        total = 1 + sum(sizes[id(c)] for c in children)
+        if total > MAX_NODES:
+            raise LoadError(
+                error(
+                    "yaml-too-large",
+                    f"this value expands to {total:,} nodes through aliases "
+                    f"(the limit is {MAX_NODES:,})",
+                    _span(file, node),
+                    help="do not nest aliases inside aliases",
+                )
+            )
+        sizes[key] = total
 
 
 def _decode(file: str, raw: bytes) -> str:
@@ -250,6 +280,7 @@ def load_text(text: str, file: str = "<string>") -> Document:
                 help="start the file with `input:` and `layers:` keys",
             )
         )
+    _check_expansion(file, root)
     builder = _Builder(file)
     try:
         data = builder.build(root, ())

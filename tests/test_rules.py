@@ -27,6 +27,9 @@ CODES = [
     "empty-spec",
     "not-a-mapping",
     "duplicate-key",
+    "yaml-tag",
+    "yaml-too-large",
+    "yaml-too-deep",
     # the spec's fields and layers
     "invalid-value",
     "unknown-field",
