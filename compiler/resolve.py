@@ -600,19 +600,19 @@ class Resolver:
     ) -> None:
         key = qual(scope, name)
         composite = isinstance(target, Block) or target.composite
-        if not composite:
-            lo, hi = target.min_inputs, target.max_inputs
-            if len(inputs) < lo or (hi is not None and len(inputs) > hi):
-                want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo}-{hi}"
-                self.diags.append(
-                    error(
-                        "wrong-inputs",
-                        f"`{raw.op}` takes {want} input(s), got {len(inputs)}",
-                        raw.field_span(("from",)),
-                    )
+        lo, hi = (1, 1) if composite else (target.min_inputs, target.max_inputs)
+        if len(inputs) < lo or (hi is not None and len(inputs) > hi):
+            want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo}-{hi}"
+            self.diags.append(
+                error(
+                    "wrong-inputs",
+                    f"`{key}` ({raw.op}) takes {want} input(s), got {len(inputs)}",
+                    raw.field_span(("from",)),
                 )
-                self.targets[key] = _BROKEN
-                return
+            )
+            self.targets[key] = _BROKEN
+            return
+        if not composite:
             node = Node(key, name, target, args, raw, scope, index=self.index)
             self.index += 1
             if args.expect is not None:
@@ -621,16 +621,6 @@ class Resolver:
             self.graph.graph.add_node(key, node=node)
             self.targets[key] = key
             self.pending.append((key, inputs))
-            return
-        if len(inputs) != 1:
-            self.diags.append(
-                error(
-                    "wrong-inputs",
-                    f"block `{raw.op}` takes one input, got {len(inputs)}",
-                    raw.field_span(("from",)),
-                )
-            )
-            self.targets[key] = _BROKEN
             return
         inner: Scope = (*scope, name)
         if isinstance(target, Block):

@@ -266,3 +266,15 @@ def channel_note(ctx: Context, i: int, channels: int) -> str:
     if explain and explain != str(channels):
         return f"`{ctx.source(i)}` outputs {channels} = {explain}"
     return f"`{ctx.source(i)}` outputs {channels} channels"
+
+
+def require_map(ctx: Context, x: Shape, hint: str | None = None) -> bool:
+    """Report `rank-mismatch` unless `x` is a CxHxW map."""
+    if len(x) == 3:
+        return True
+    ctx.error(
+        "rank-mismatch",
+        f"`{ctx.name}` needs a CxHxW map but `{ctx.source(0)}` gives {fmt_shape(x)}",
+        help=hint,
+    )
+    return False

@@ -15,8 +15,8 @@ from .base import (
     PosPair,
     Shape,
     channel_note,
-    fmt_shape,
     register,
+    require_map,
 )
 from .spatial import Window, fmt_pair, padding_hint, window_out
 
@@ -44,12 +44,7 @@ class Conv(Op):
     @classmethod
     def infer(cls, a: ConvArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
         (x,) = inputs
-        if len(x) != 3:
-            ctx.error(
-                "rank-mismatch",
-                f"`{ctx.name}` needs a CxHxW map but `{ctx.source(0)}` gives {fmt_shape(x)}",
-                help="a conv cannot follow a flatten or a linear layer",
-            )
+        if not require_map(ctx, x, "a conv cannot follow a flatten or a linear layer"):
             return None
         c, h, w = x
         if a.in_ is not None and a.in_ != c:

@@ -178,7 +178,10 @@ class Reshape(Op):
                 f"of N {fmt_shape(x)} maps into N*{rows} rows of {per_row}",
                 "shape",
                 label="the batch size changes here",
-                notes=(f"`{ctx.source(0)}` gives {fmt_shape(x)} = {numel} values per sample",),
+                notes=(
+                    f"`{ctx.source(0)}` ({ctx.producer(0).op.describe(ctx.producer(0).args)}) "
+                    f"gives {fmt_shape(x)} = {numel} values per sample",
+                ),
                 help=f"reshape to `[N, -1]` ({numel} features), or reduce the map to "
                 f"{per_row} values per sample first",
             )

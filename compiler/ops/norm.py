@@ -6,7 +6,17 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .base import Context, NodeArgs, Op, PosInt, Shape, channel_note, fmt_shape, register
+from .base import (
+    Context,
+    NodeArgs,
+    Op,
+    PosInt,
+    Shape,
+    channel_note,
+    fmt_shape,
+    register,
+    require_map,
+)
 
 
 class BatchNormArgs(NodeArgs):
@@ -63,8 +73,7 @@ class LocalResponseNorm(Op):
     @classmethod
     def infer(cls, a: LrnArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
         (x,) = inputs
-        if len(x) != 3:
-            ctx.error("rank-mismatch", f"`{ctx.name}` needs a CxHxW map, got {fmt_shape(x)}")
+        if not require_map(ctx, x):
             return None
         return x
 

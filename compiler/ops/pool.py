@@ -13,8 +13,8 @@ from .base import (
     Padding,
     PosPair,
     Shape,
-    fmt_shape,
     register,
+    require_map,
 )
 from .spatial import Window, fmt_pair, padding_hint, window_out
 
@@ -50,11 +50,7 @@ class _Pool(Op):
     @classmethod
     def infer(cls, a: Any, inputs: list[Shape], ctx: Context) -> Shape | None:
         (x,) = inputs
-        if len(x) != 3:
-            ctx.error(
-                "rank-mismatch",
-                f"`{ctx.name}` needs a CxHxW map but `{ctx.source(0)}` gives {fmt_shape(x)}",
-            )
+        if not require_map(ctx, x):
             return None
         win = a.window()
         if win.padding != "same":
@@ -82,6 +78,8 @@ class _Pool(Op):
         text = f"{cls.label} {a.kernel[0]}x{a.kernel[1]}"
         if win.stride != (1, 1):
             text += f"/{fmt_pair(win.stride)}"
+        if win.padding not in ((0, 0), "same"):
+            text += f" pad {fmt_pair(win.padding)}"
         return text
 
     @classmethod
@@ -122,11 +120,7 @@ class _Adaptive(Op):
     @classmethod
     def infer(cls, a: AdaptiveArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
         (x,) = inputs
-        if len(x) != 3:
-            ctx.error(
-                "rank-mismatch",
-                f"`{ctx.name}` needs a CxHxW map but `{ctx.source(0)}` gives {fmt_shape(x)}",
-            )
+        if not require_map(ctx, x):
             return None
         return (x[0], *a.output)
 
