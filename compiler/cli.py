@@ -3,6 +3,7 @@ unreadable input. A user mistake never shows a Python traceback."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,19 @@ def _summary(results: list[Result]) -> str:
 
 
 def main() -> None:
+    """Console entry point. A bug in yarch is reported in one line, not as a traceback
+    (set YARCH_DEBUG=1 to see the traceback)."""
     try:
         cli(standalone_mode=True)
     except KeyboardInterrupt:  # pragma: no cover - interactive
         sys.exit(130)
+    except Exception as exc:  # pragma: no cover - only reached through a bug
+        if os.environ.get("YARCH_DEBUG"):
+            raise
+        click.echo(
+            f"yarch: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in yarch, not in your spec; please report it with the spec "
+            "(YARCH_DEBUG=1 shows the traceback).",
+            err=True,
+        )
+        sys.exit(2)
