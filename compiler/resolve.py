@@ -224,6 +224,7 @@ class Resolver:
         last = self.resolve_list(items, (), env, Ref((), "input", None), numbered=False)
         self.resolve_outputs(last)
         self.link()
+        self.finish_outputs()
         for block in self.blocks.values():
             if not block.used:
                 self.diags.append(
@@ -815,7 +816,6 @@ def resolve(
 ) -> tuple[ArchGraph, list[Diagnostic]]:
     resolver = Resolver(doc, spec, overrides)
     graph = resolver.run()
-    resolver.finish_outputs()
     g = graph.graph
     live = [n for n in g if not g.nodes[n].get("unresolved")]
     order = list(

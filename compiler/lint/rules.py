@@ -19,7 +19,7 @@ Rule = Callable[[ArchGraph], list[Diagnostic]]
 
 def unreachable_node(graph: ArchGraph) -> list[Diagnostic]:
     """A layer whose result reaches no output is computed (and trained) for nothing."""
-    if graph.unresolved_outputs or not graph.complete:
+    if not graph.complete:
         return []  # a broken layer or reference is reported already; do not cascade
     g = graph.graph
     live: set[str] = set()
