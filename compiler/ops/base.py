@@ -51,7 +51,6 @@ def _pair(value: Any) -> Any:
 
 
 PosPair = Annotated[tuple[PosInt, PosInt], BeforeValidator(_pair)]
-NonNegPair = Annotated[tuple[NonNegInt, NonNegInt], BeforeValidator(_pair)]
 
 
 def _padding(value: Any) -> Any:

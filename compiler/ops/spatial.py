@@ -80,12 +80,12 @@ def window_out(ctx: Context, what: str, hw: tuple[int, int], win: Window) -> tup
         grow = [hw[a] + win.stride[a] - dropped[a] for a in (0, 1)]
         ctx.warning(
             "stride-remainder",
-            f"stride {_fmt_pair(win.stride)} of `{ctx.name}` does not tile its "
+            f"stride {fmt_pair(win.stride)} of `{ctx.name}` does not tile its "
             f"{fmt_shape(hw)} input: {what_dropped} are never read",
             field="stride",
             label="pixels are dropped",
             notes=(
-                f"kernel {_fmt_pair(win.kernel)}, padding {_fmt_pair(win.padding)}: "
+                f"kernel {fmt_pair(win.kernel)}, padding {fmt_pair(win.padding)}: "
                 f"the windows cover {fmt_shape(tuple(fits))} of the input",
             ),
             help=f"an input of {fmt_shape(tuple(fits))} or {fmt_shape(tuple(grow))} "
@@ -99,14 +99,11 @@ def _lines(n: int, axis: int) -> str:
     return word if n == 1 else f"{n} {word}"
 
 
-def _fmt_pair(value: tuple[int, int] | str) -> str:
+def fmt_pair(value: tuple[int, int] | str) -> str:
+    """`(2, 2)` -> `2`, `(1, 2)` -> `1x2`, `"same"` stays."""
     if isinstance(value, str):
         return value
     return str(value[0]) if value[0] == value[1] else f"{value[0]}x{value[1]}"
-
-
-def fmt_pair(value: tuple[int, int] | str) -> str:
-    return _fmt_pair(value)
 
 
 def padding_hint(win: Window, hw: tuple[int, int], want: tuple[int, int]) -> str | None:
