@@ -9,6 +9,7 @@ touches one file. Nothing here imports torch.
 from __future__ import annotations
 
 import difflib
+import keyword
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal, Protocol
 
@@ -17,6 +18,21 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from ..graph import RawLayer, Shape
 
 RESERVED_NAMES = frozenset({"input"})
+# Attributes of torch's nn.Module (its public methods and `training`): a layer becomes a
+# submodule attribute of that name, so these would shadow the module's own (listed here, not
+# read from torch, because linting never imports torch).
+MODULE_ATTRS = frozenset(
+    """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu
+    cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state
+    get_parameter get_submodule half ipu load_state_dict modules mtia named_buffers
+    named_children named_modules named_parameters parameters register_backward_hook
+    register_buffer register_forward_hook register_forward_pre_hook
+    register_full_backward_hook register_full_backward_pre_hook
+    register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module
+    register_parameter register_state_dict_post_hook register_state_dict_pre_hook
+    requires_grad_ set_extra_state set_submodule share_memory state_dict to to_empty train
+    training type xpu zero_grad""".split()
+)
 
 
 def _check_name(value: str) -> str:
@@ -26,6 +42,17 @@ def _check_name(value: str) -> str:
         )
     if value in RESERVED_NAMES:
         raise ValueError(f"`{value}` is reserved for the network's input")
+    reason = (
+        "is a Python keyword"
+        if keyword.iskeyword(value)
+        else "starts with an underscore"
+        if value.startswith("_")
+        else "is an attribute of torch's nn.Module"
+        if value in MODULE_ATTRS
+        else None
+    )
+    if reason:
+        raise ValueError(f"`{value}` cannot name a layer: it {reason}")
     return value
 
 
