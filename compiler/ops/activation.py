@@ -6,30 +6,35 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from .base import Context, NodeArgs, Op, Shape, register
+from .base import Context, NodeArgs, Op, Shape, TorchCall, register
 
 
 class _Elementwise(Op):
     kind = "act"
     passthrough = True
+    torch_name: str = ""
 
     @classmethod
     def infer(cls, a: Any, inputs: list[Shape], ctx: Context) -> Shape | None:
         return inputs[0]
 
+    @classmethod
+    def torch_module(cls, a: Any, inputs: list[Shape]) -> TorchCall:
+        return TorchCall(cls.torch_name)
 
-def _simple(op_name: str, doc: str) -> type[Op]:
-    cls = type(op_name.title().replace("_", ""), (_Elementwise,), {"name": op_name, "__doc__": doc})
-    return register(cls)
+
+def _simple(op_name: str, torch_name: str, doc: str) -> type[Op]:
+    attrs = {"name": op_name, "torch_name": torch_name, "__doc__": doc}
+    return register(type(torch_name, (_Elementwise,), attrs))
 
 
-ReLU = _simple("relu", "max(0, x)")
-ReLU6 = _simple("relu6", "min(max(0, x), 6)")
-GELU = _simple("gelu", "Gaussian error linear unit")
-SiLU = _simple("silu", "x * sigmoid(x)")
-Sigmoid = _simple("sigmoid", "logistic sigmoid")
-Tanh = _simple("tanh", "hyperbolic tangent")
-Identity = _simple("identity", "passes its input through")
+ReLU = _simple("relu", "ReLU", "max(0, x)")
+ReLU6 = _simple("relu6", "ReLU6", "min(max(0, x), 6)")
+GELU = _simple("gelu", "GELU", "Gaussian error linear unit")
+SiLU = _simple("silu", "SiLU", "x * sigmoid(x)")
+Sigmoid = _simple("sigmoid", "Sigmoid", "logistic sigmoid")
+Tanh = _simple("tanh", "Tanh", "hyperbolic tangent")
+Identity = _simple("identity", "Identity", "passes its input through")
 
 
 class LeakyReluArgs(NodeArgs):
@@ -42,6 +47,10 @@ class LeakyReLU(_Elementwise):
     Args = LeakyReluArgs
     primary = "negative_slope"
 
+    @classmethod
+    def torch_module(cls, a: LeakyReluArgs, inputs: list[Shape]) -> TorchCall:
+        return TorchCall("LeakyReLU", (a.negative_slope,) if a.negative_slope != 0.01 else ())
+
 
 class SoftmaxArgs(NodeArgs):
     dim: Annotated[int, Field(ge=1, le=3, strict=True)] = 1
@@ -52,6 +61,10 @@ class Softmax(_Elementwise):
     name = "softmax"
     Args = SoftmaxArgs
     primary = "dim"
+
+    @classmethod
+    def torch_module(cls, a: SoftmaxArgs, inputs: list[Shape]) -> TorchCall:
+        return TorchCall("Softmax", (), (("dim", a.dim),))
 
 
 class DropoutArgs(NodeArgs):
@@ -64,6 +77,10 @@ class Dropout(_Elementwise):
     Args = DropoutArgs
     primary = "p"
     kind = "dropout"
+
+    @classmethod
+    def torch_module(cls, a: DropoutArgs, inputs: list[Shape]) -> TorchCall:
+        return TorchCall("Dropout", (a.p,) if a.p != 0.5 else ())
 
     @classmethod
     def describe(cls, a: DropoutArgs) -> str:

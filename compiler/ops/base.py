@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import keyword
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -21,8 +22,7 @@ RESERVED_NAMES = frozenset({"input"})
 # Attributes of torch's nn.Module (its public methods and `training`): a layer becomes a
 # submodule attribute of that name, so these would shadow the module's own (listed here, not
 # read from torch, because linting never imports torch).
-MODULE_ATTRS = frozenset(
-    """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu
+_MODULE_ATTRS_TEXT = """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu
     cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state
     get_parameter get_submodule half ipu load_state_dict modules mtia named_buffers
     named_children named_modules named_parameters parameters register_backward_hook
@@ -31,8 +31,8 @@ MODULE_ATTRS = frozenset(
     register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module
     register_parameter register_state_dict_post_hook register_state_dict_pre_hook
     requires_grad_ set_extra_state set_submodule share_memory state_dict to to_empty train
-    training type xpu zero_grad""".split()
-)
+    training type xpu zero_grad"""
+MODULE_ATTRS = frozenset(_MODULE_ATTRS_TEXT.split())
 
 
 def _check_name(value: str) -> str:
@@ -161,6 +161,36 @@ class Context(Protocol):
     def inputs_of(self, node_id: str) -> list[Shape | None]: ...
 
 
+@dataclass(frozen=True)
+class TorchCall:
+    """A torch.nn module constructor, as data: `Conv2d(192, 64, kernel_size=1)`.
+
+    Both back ends use it: `build` instantiates it, generated code prints it.
+    """
+
+    cls: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def render(self, prefix: str = "nn.") -> str:
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs]
+        return f"{prefix}{self.cls}({', '.join(parts)})"
+
+
+def square(pair: tuple[int, int]) -> int | tuple[int, int]:
+    """`(3, 3)` -> `3`, as hand-written torch code writes it."""
+    return pair[0] if pair[0] == pair[1] else pair
+
+
+def keywords(**items: tuple[Any, Any]) -> tuple[tuple[str, Any], ...]:
+    """Keyword arguments whose value differs from torch's default: `name=(value, default)`."""
+    return tuple((k, v) for k, (v, default) in items.items() if v != default)
+
+
+class BuildError(Exception):
+    """A valid spec that the torch lowering cannot express."""
+
+
 class Op:
     """Base class of every op. Subclasses are registered with `@register`."""
 
@@ -202,6 +232,23 @@ class Op:
     @classmethod
     def declared_in(cls, args: Any) -> int | None:
         """A composite's declared input channels, checked at its input."""
+        return None
+
+    # --- torch lowering (data only: nothing here imports torch) ---------------------------
+
+    @classmethod
+    def torch_module(cls, args: Any, inputs: list[Shape]) -> TorchCall | None:
+        """The nn.Module this op lowers to; None for ops written as expressions."""
+        return None
+
+    @classmethod
+    def torch_expr(cls, args: Any, inputs: list[str], shapes: list[Shape]) -> str:
+        """The forward expression of an op without a module (`torch.cat([a, b], 1)`)."""
+        raise NotImplementedError(cls.name)
+
+    @classmethod
+    def torch_pad(cls, args: Any, inputs: list[Shape]) -> tuple[tuple[int, ...], float] | None:
+        """Asymmetric padding to apply before the module (`padding: same` with a stride)."""
         return None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -14,9 +14,12 @@ from .base import (
     PosInt,
     PosPair,
     Shape,
+    TorchCall,
     channel_note,
+    keywords,
     register,
     require_map,
+    square,
 )
 from .spatial import Window, fmt_pair, padding_hint, window_out
 
@@ -77,6 +80,32 @@ class Conv(Op):
     def count_macs(cls, a: ConvArgs, inputs: list[Shape], out: Shape) -> int:
         c = inputs[0][0]
         return a.out * (c // a.groups) * a.kernel[0] * a.kernel[1] * out[1] * out[2]
+
+    @classmethod
+    def torch_module(cls, a: ConvArgs, inputs: list[Shape]) -> TorchCall:
+        padding: Any = square(a.padding) if a.padding != "same" else "same"
+        if a.padding == "same" and a.stride != (1, 1):
+            padding = 0  # applied by torch_pad: PyTorch's "same" allows stride 1 only
+        return TorchCall(
+            "Conv2d",
+            (inputs[0][0], a.out),
+            (
+                ("kernel_size", square(a.kernel)),
+                *keywords(
+                    stride=(square(a.stride), 1),
+                    padding=(padding, 0),
+                    dilation=(square(a.dilation), 1),
+                    groups=(a.groups, 1),
+                    bias=(a.bias, True),
+                ),
+            ),
+        )
+
+    @classmethod
+    def torch_pad(cls, a: ConvArgs, inputs: list[Shape]) -> tuple[tuple[int, ...], float] | None:
+        if a.padding != "same" or a.stride == (1, 1):
+            return None
+        return a.window().same_pads(inputs[0][1:]), 0.0
 
     @classmethod
     def describe(cls, a: ConvArgs) -> str:

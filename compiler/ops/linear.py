@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from .base import Context, NodeArgs, Op, PosInt, Shape, fmt_shape, register
+from .base import Context, NodeArgs, Op, PosInt, Shape, TorchCall, fmt_shape, keywords, register
 
 
 class LinearArgs(NodeArgs):
@@ -85,6 +85,10 @@ class Linear(Op):
         return inputs[0][0] * a.out
 
     @classmethod
+    def torch_module(cls, a: LinearArgs, inputs: list[Shape]) -> TorchCall:
+        return TorchCall("Linear", (inputs[0][0], a.out), keywords(bias=(a.bias, True)))
+
+    @classmethod
     def describe(cls, a: LinearArgs) -> str:
         return f"linear {a.out}"
 
@@ -107,6 +111,10 @@ class Flatten(Op):
         if keep >= len(x):
             return x
         return (*x[:keep], math.prod(x[keep:]))
+
+    @classmethod
+    def torch_module(cls, a: FlattenArgs, inputs: list[Shape]) -> TorchCall:
+        return TorchCall("Flatten", (a.start_dim,) if a.start_dim != 1 else ())
 
 
 BatchDim = Literal["N"]
@@ -194,3 +202,9 @@ class Reshape(Op):
             )
             return None
         return tuple(rest) if rest else (1,)
+
+    @classmethod
+    def torch_expr(cls, a: ReshapeArgs, inputs: list[str], shapes: list[Shape]) -> str:
+        (x,) = inputs
+        dims = [f"{x}.size(0)" if d == "N" else str(d) for d in a.shape]
+        return f"{x}.reshape({', '.join(dims)})"

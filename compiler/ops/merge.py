@@ -55,6 +55,12 @@ class Concat(Op):
         first = inputs[0]
         return (*first[:axis], total, *first[axis + 1 :])
 
+    @classmethod
+    def torch_expr(cls, a: ConcatArgs, inputs: list[str], shapes: list[Shape]) -> str:
+        if len(inputs) == 1:
+            return inputs[0]
+        return f"torch.cat([{', '.join(inputs)}], {a.dim})"
+
 
 @register
 class Add(Op):
@@ -85,3 +91,7 @@ class Add(Op):
             )
             return None
         return inputs[0]
+
+    @classmethod
+    def torch_expr(cls, a: NodeArgs, inputs: list[str], shapes: list[Shape]) -> str:
+        return " + ".join(inputs)

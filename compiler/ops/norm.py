@@ -12,8 +12,10 @@ from .base import (
     Op,
     PosInt,
     Shape,
+    TorchCall,
     channel_note,
     fmt_shape,
+    keywords,
     register,
     require_map,
 )
@@ -54,6 +56,14 @@ class BatchNorm(Op):
     def count_params(cls, a: BatchNormArgs, inputs: list[Shape], out: Shape) -> int:
         return 2 * inputs[0][0] if a.affine else 0
 
+    @classmethod
+    def torch_module(cls, a: BatchNormArgs, inputs: list[Shape]) -> TorchCall:
+        return TorchCall(
+            "BatchNorm2d" if len(inputs[0]) == 3 else "BatchNorm1d",
+            (inputs[0][0],),
+            keywords(eps=(a.eps, 1e-5), momentum=(a.momentum, 0.1), affine=(a.affine, True)),
+        )
+
 
 class LrnArgs(NodeArgs):
     size: PosInt = 5
@@ -76,6 +86,14 @@ class LocalResponseNorm(Op):
         if not require_map(ctx, x):
             return None
         return x
+
+    @classmethod
+    def torch_module(cls, a: LrnArgs, inputs: list[Shape]) -> TorchCall:
+        return TorchCall(
+            "LocalResponseNorm",
+            (a.size,),
+            keywords(alpha=(a.alpha, 1e-4), beta=(a.beta, 0.75), k=(a.k, 1.0)),
+        )
 
     @classmethod
     def describe(cls, a: LrnArgs) -> str:

@@ -7,14 +7,18 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from .base import (
+    BuildError,
     Context,
     NodeArgs,
     Op,
     Padding,
     PosPair,
     Shape,
+    TorchCall,
+    keywords,
     register,
     require_map,
+    square,
 )
 from .spatial import Window, fmt_pair, padding_hint, window_out
 
@@ -73,6 +77,30 @@ class _Pool(Op):
         return None if hw is None else (x[0], *hw)
 
     @classmethod
+    def torch_pad(cls, a: Any, inputs: list[Shape]) -> tuple[tuple[int, ...], float] | None:
+        win = a.window()
+        if win.padding != "same":
+            return None
+        pads = win.same_pads(inputs[0][1:])
+        if not any(pads):
+            return None
+        if cls.name != "maxpool":
+            raise BuildError(
+                "avgpool with `padding: same` averages over the image pixels only (as Keras "
+                "does), which PyTorch's AvgPool2d cannot express: use a numeric padding"
+            )
+        return pads, float("-inf")
+
+    @classmethod
+    def _torch_common(cls, a: Any) -> tuple[tuple[str, Any], ...]:
+        win = a.window()
+        padding = 0 if win.padding == "same" else square(win.padding)
+        return (
+            ("kernel_size", square(a.kernel)),
+            *keywords(stride=(square(win.stride), square(a.kernel)), padding=(padding, 0)),
+        )
+
+    @classmethod
     def describe(cls, a: Any) -> str:
         win = a.window()
         text = f"{cls.label} {a.kernel[0]}x{a.kernel[1]}"
@@ -99,12 +127,37 @@ class MaxPool(_Pool):
     Args = MaxPoolArgs
     label = "maxpool"
 
+    @classmethod
+    def torch_module(cls, a: MaxPoolArgs, inputs: list[Shape]) -> TorchCall:
+        return TorchCall(
+            "MaxPool2d",
+            (),
+            (
+                *cls._torch_common(a),
+                *keywords(dilation=(square(a.dilation), 1), ceil_mode=(a.ceil_mode, False)),
+            ),
+        )
+
 
 @register
 class AvgPool(_Pool):
     name = "avgpool"
     Args = AvgPoolArgs
     label = "avgpool"
+
+    @classmethod
+    def torch_module(cls, a: AvgPoolArgs, inputs: list[Shape]) -> TorchCall:
+        return TorchCall(
+            "AvgPool2d",
+            (),
+            (
+                *cls._torch_common(a),
+                *keywords(
+                    ceil_mode=(a.ceil_mode, False),
+                    count_include_pad=(a.count_include_pad, True),
+                ),
+            ),
+        )
 
 
 class AdaptiveArgs(NodeArgs):
@@ -134,8 +187,16 @@ class AdaptiveAvgPool(_Adaptive):
     name = "adaptive_avgpool"
     label = "adaptive avgpool"
 
+    @classmethod
+    def torch_module(cls, a: AdaptiveArgs, inputs: list[Shape]) -> TorchCall:
+        return TorchCall("AdaptiveAvgPool2d", (square(a.output),))
+
 
 @register
 class AdaptiveMaxPool(_Adaptive):
     name = "adaptive_maxpool"
     label = "adaptive maxpool"
+
+    @classmethod
+    def torch_module(cls, a: AdaptiveArgs, inputs: list[Shape]) -> TorchCall:
+        return TorchCall("AdaptiveMaxPool2d", (square(a.output),))

@@ -38,6 +38,15 @@ class Window:
             return out
         return (size + 2 * p - k) // s + 1
 
+    def same_pads(self, hw: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """F.pad's (left, right, top, bottom) for `same`: the extra pixel goes right/bottom."""
+        pads = []
+        for axis in (1, 0):  # F.pad lists the last dimension first
+            out = self.out_size(hw[axis], axis)
+            total = max((out - 1) * self.stride[axis] + self.effective(axis) - hw[axis], 0)
+            pads += [total // 2, total - total // 2]
+        return tuple(pads)  # type: ignore[return-value]
+
     def dropped(self, size: int, axis: int) -> int:
         """Input pixels (not padding) that no window reads, at the end of the axis.
 
