@@ -22,7 +22,8 @@ RESERVED_NAMES = frozenset({"input"})
 # Attributes of torch's nn.Module (its public methods and `training`): a layer becomes a
 # submodule attribute of that name, so these would shadow the module's own (listed here, not
 # read from torch, because linting never imports torch).
-_MODULE_ATTRS_TEXT = """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu
+_MODULE_ATTRS_TEXT = """
+    T_destination add_module apply bfloat16 buffers call_super_init children compile cpu
     cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state
     get_parameter get_submodule half ipu load_state_dict modules mtia named_buffers
     named_children named_modules named_parameters parameters register_backward_hook
