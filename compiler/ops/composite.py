@@ -118,6 +118,12 @@ class InceptionArgs(NodeArgs):
         )
 
 
+def _single(layers: list[Any]) -> list[Any]:
+    if len(layers) == 1 and isinstance(layers[0], dict) and "seq" in layers[0]:
+        return layers[0]["seq"]["layers"]
+    return layers
+
+
 @register
 class Inception(Op):
     """GoogLeNet's Inception module (Szegedy et al. 2014, Figure 2b)."""
@@ -158,7 +164,8 @@ class Inception(Op):
         k5 = a.c5_kernel
         pool = {"kernel": 3, "stride": 1, "padding": 1, "ceil_mode": a.pool_ceil}
         branches = {
-            "branch1": unit(at(c1, ("c1",), ("channels", 0)), 1),
+            # a branch of one unit is that unit itself: torchvision's `branch1.conv`
+            "branch1": _single(unit(at(c1, ("c1",), ("channels", 0)), 1)),
             "branch2": [
                 *unit(at(c3[0], ("c3", 0), ("channels", 1, 0)), 1),
                 *unit(at(c3[1], ("c3", 1), ("channels", 1, 1)), 3),
