@@ -1,0 +1,182 @@
+"""Stage 5a: the resolved graph -> a module tree with straight-line forward code.
+
+This is the one lowering both back ends share: `build` instantiates it, generated code prints
+it. Each block instance becomes a submodule named as in the spec, each op a module (or an
+expression for `concat`, `add`, `reshape`), and each container gets a `forward` that is a list
+of assignments in topological order: no graph is walked at run time. Pure Python: no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from .graph import ArchGraph, Instance, Node
+from .ops.base import TorchCall
+
+INF = float("inf")
+
+
+@dataclass
+class Leaf:
+    """One op: a module attribute (`call`), or an expression in forward (`call` is None)."""
+
+    attr: str
+    node: Node
+    call: TorchCall | None
+    index: int
+
+
+@dataclass
+class Container:
+    """A module: the model, a block instance, a `seq` or a repeat group."""
+
+    attr: str
+    path: tuple[str, ...]
+    block: str
+    input: str
+    output: str | None
+    index: int = 0
+    sequential: bool = False
+    children: list[Leaf | Container] = field(default_factory=list)
+    statements: list[tuple[str, str]] = field(default_factory=list)  # (variable, expression)
+    training_statements: list[tuple[str, str]] = field(default_factory=list)
+    result: str = "x"
+    # the model only: output name -> (variable, training only)
+    outputs: dict[str, tuple[str, bool]] = field(default_factory=dict)
+
+    def child(self, attr: str) -> Leaf | Container:
+        return next(c for c in self.children if c.attr == attr)
+
+
+def attribute(attr: str) -> str:
+    """`self.conv1`, or `self[0]`-free access for numbered children of non-sequential modules."""
+    return f"self.{attr}" if attr.isidentifier() else f"getattr(self, {attr!r})"
+
+
+def _is_sequential(inst: Instance) -> bool:
+    return inst.block == "seq" or "repeat" in inst.args
+
+
+def lower(graph: ArchGraph) -> Container:
+    """The module tree of a graph that linted without errors."""
+    g = graph.graph
+    live: set[str] = set()
+    for node_id in graph.outputs.values():
+        live |= {node_id} | nx.ancestors(g, node_id)
+    eval_live: set[str] = set()
+    for name, node_id in graph.outputs.items():
+        if name not in graph.train_only:
+            eval_live |= {node_id} | nx.ancestors(g, node_id)
+
+    root = Container("", (), "model", ArchGraph.INPUT, None)
+    containers: dict[tuple[str, ...], Container] = {(): root}
+    for inst in graph.instances.values():
+        if inst.input is None or inst.output is None:
+            continue  # a block whose layers are all disabled: it passes its input through
+        path = tuple(inst.id.split("."))
+        containers[path] = Container(
+            path[-1], path, inst.block, inst.input, inst.output, sequential=_is_sequential(inst)
+        )
+    # every container's children, in the order the spec created them (the state_dict order)
+    first_index: dict[tuple[str, ...], int] = {}
+    for node_id in graph.order:
+        if node_id == ArchGraph.INPUT:
+            continue
+        node = graph.node(node_id)
+        for depth in range(len(node.scope), 0, -1):
+            first_index.setdefault(node.scope[:depth], node.index)
+        call = node.op.torch_module(node.args, node.input_shapes)  # type: ignore[arg-type]
+        containers[node.scope].children.append(Leaf(node.name, node, call, node.index))
+    for path, container in containers.items():
+        if path and path in first_index:
+            container.index = first_index[path]
+            containers[path[:-1]].children.append(container)
+    for container in containers.values():
+        container.children.sort(key=lambda c: c.index)
+    for container in containers.values():
+        if container.path and container.path not in first_index:
+            continue
+        _forward(graph, container, containers, live, eval_live)
+        if container.sequential and not _is_chain(container):
+            container.sequential = False
+    return root
+
+
+def _forward(
+    graph: ArchGraph,
+    c: Container,
+    containers: dict[tuple[str, ...], Container],
+    live: set[str],
+    eval_live: set[str],
+) -> None:
+    """Straight-line statements for `c`, over its own children only."""
+    var = {c.input: "x"}
+    names: set[str] = {"x"}
+    called: set[tuple[str, ...]] = set()
+    depth = len(c.path)
+
+    def fresh(base: str) -> str:
+        base = base if base.isidentifier() else f"x{base}"
+        name, n = base, 1
+        while name in names or name in ("self", "torch", "F", "Outputs"):
+            n += 1
+            name = f"{base}_{n}"
+        names.add(name)
+        return name
+
+    for node_id in graph.order:
+        if node_id not in live or node_id == ArchGraph.INPUT:
+            continue
+        node = graph.node(node_id)
+        if node.scope[:depth] != c.path:
+            continue
+        target = c.training_statements if not c.path and node_id not in eval_live else c.statements
+        if node.scope == c.path:
+            leaf = c.child(node.name)
+            assert isinstance(leaf, Leaf)
+            args = [var[i] for i in node.inputs]
+            if leaf.call is None:
+                expr = node.op.torch_expr(node.args, args, node.input_shapes)  # type: ignore[arg-type]
+            else:
+                arg = args[0]
+                pad = node.op.torch_pad(node.args, node.input_shapes)  # type: ignore[arg-type]
+                if pad is not None:
+                    pads, value = pad
+                    fill = f'float("{value}")' if value in (INF, -INF) else repr(value)
+                    arg = f"F.pad({arg}, {pads!r}" + (f", value={fill})" if value else ")")
+                expr = f"{attribute(leaf.attr)}({arg})"
+            var[node_id] = fresh(node.name)
+            target.append((var[node_id], expr))
+        else:
+            path = node.scope[: depth + 1]
+            if path in called:
+                continue
+            called.add(path)
+            sub = containers[path]
+            assert sub.output is not None
+            var[sub.output] = fresh(sub.attr)
+            target.append((var[sub.output], f"{attribute(sub.attr)}({var[sub.input]})"))
+    if c.path:
+        assert c.output is not None
+        c.result = var[c.output]
+    else:
+        c.outputs = {
+            name: (var[node_id], name in graph.train_only)
+            for name, node_id in graph.outputs.items()
+        }
+
+
+def _is_chain(c: Container) -> bool:
+    """Children applied one after another to the input, each a module: an nn.Sequential."""
+    if not c.children or len(c.statements) != len(c.children):
+        return False
+    previous = "x"
+    for (variable, expr), child in zip(c.statements, c.children, strict=True):
+        if isinstance(child, Leaf) and child.call is None:
+            return False
+        if expr != f"{attribute(child.attr)}({previous})":
+            return False
+        previous = variable
+    return c.result == previous

@@ -1,0 +1,124 @@
+"""Stage 5b: `build(spec) -> torch.nn.Module`, from the shared lowering in `lower.py`.
+
+Each container of the module tree becomes an nn.Module subclass (one class per block type and
+forward code, shared by its instances) whose `forward` is the lowering's straight-line code,
+compiled once. Pure chains (`seq`, repeats) become nn.Sequential. Only this module imports torch.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .diagnostics import SourceCache, render_text
+from .loader import Document
+from .lower import Container, Leaf, lower
+from .ops.base import BuildError
+from .pipeline import Result, lint_document, lint_file
+
+
+class SpecError(ValueError):
+    """The spec has errors; the message is the rendered diagnostics."""
+
+    def __init__(self, result: Result, reason: str | None = None) -> None:
+        sources = SourceCache()
+        if result.text is not None:
+            sources.add(result.file, result.text)
+        errors = [d for d in result.diagnostics if d.is_error]
+        detail = reason or render_text(errors, sources, 20)
+        super().__init__(f"{result.file} cannot be built:\n\n{detail}")
+        self.result = result
+
+
+_CLASSES: dict[tuple[str, str], type[nn.Module]] = {}
+
+
+def class_name(text: str) -> str:
+    """`inception` -> `Inception`, `googlenet_torchvision` -> `GooglenetTorchvision`."""
+    words = re.split(r"[^0-9A-Za-z]+", text)
+    name = "".join(w[:1].upper() + w[1:] for w in words if w)
+    return name if name.isidentifier() else f"Block{name}"
+
+
+def forward_source(c: Container) -> str:
+    lines = ["def forward(self, x):"]
+    lines += [f"    {v} = {e}" for v, e in c.statements]
+    if c.path:
+        lines.append(f"    return {c.result}")
+        return "\n".join(lines) + "\n"
+    if len(c.outputs) == 1:
+        ((var, _),) = c.outputs.values()
+        lines.append(f"    return {var}")
+        return "\n".join(lines) + "\n"
+    if c.training_statements:
+        lines.append("    if self.training:")
+        lines += [f"        {v} = {e}" for v, e in c.training_statements]
+    fields = []
+    for name, (var, train_only) in c.outputs.items():
+        fields.append(f"{name}={var} if self.training else None" if train_only else f"{name}={var}")
+    lines.append(f"    return Outputs({', '.join(fields)})")
+    return "\n".join(lines) + "\n"
+
+
+def _module_class(name: str, source: str, outputs: type | None) -> type[nn.Module]:
+    key = (name, source)
+    cls = _CLASSES.get(key)
+    if cls is None:
+        namespace: dict[str, Any] = {"torch": torch, "F": F, "Outputs": outputs}
+        exec(compile(source, f"<yarch {name}.forward>", "exec"), namespace)
+        cls = type(name, (nn.Module,), {"forward": namespace["forward"], "__module__": __name__})
+        _CLASSES[key] = cls
+    return cls
+
+
+def instantiate(c: Container, model_name: str) -> nn.Module:
+    children: list[tuple[str, nn.Module]] = []
+    for child in c.children:
+        if isinstance(child, Container):
+            children.append((child.attr, instantiate(child, model_name)))
+        elif child.call is not None:
+            module_cls = getattr(nn, child.call.cls)
+            children.append((child.attr, module_cls(*child.call.args, **dict(child.call.kwargs))))
+    if c.sequential:
+        return nn.Sequential(collections.OrderedDict(children))
+    outputs = None
+    if not c.path and len(c.outputs) > 1:
+        outputs = collections.namedtuple(f"{class_name(model_name)}Outputs", list(c.outputs))
+    name = class_name(model_name if not c.path else c.block)
+    module = _module_class(name, forward_source(c), outputs)()
+    for attr, child_module in children:
+        module.add_module(attr, child_module)
+    return module
+
+
+def build(path_or_spec: str | Path | dict, **params: Any) -> nn.Module:
+    """Compile a spec (a file path, or the spec as a mapping) into a torch module.
+
+    Keyword arguments override the spec's parameters (`num_classes=10`). A spec with errors
+    raises `SpecError`, whose message is the diagnostics as `yarch lint` prints them.
+    """
+    if isinstance(path_or_spec, dict):
+        result = lint_document(Document("<spec>", "", path_or_spec), params)
+    else:
+        result = lint_file(path_or_spec, params)
+    if result.errors or result.graph is None:
+        raise SpecError(result)
+    root = lower(result.graph)
+    try:
+        return instantiate(root, result.graph.name)
+    except BuildError as exc:
+        raise SpecError(result, str(exc)) from None
+
+
+def leaves(c: Container) -> list[Leaf]:
+    """Every op of a module tree, depth first (for tests and summaries)."""
+    out: list[Leaf] = []
+    for child in c.children:
+        out += leaves(child) if isinstance(child, Container) else [child]
+    return out

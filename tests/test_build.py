@@ -1,0 +1,135 @@
+"""`compiler.build`: names, state_dict, shapes equal to the static ones, outputs, and the
+torch tools a module must work with (deepcopy, torch.export, torch.compile)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from compiler import lint_file
+
+from .conftest import SPECS
+
+torch = pytest.importorskip("torch")
+from compiler import torchbuild  # noqa: E402  (imports torch)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CLEAN = sorted(
+    p for p in [*SPECS.glob("*.yaml"), *(SPECS / "posts").glob("*.yaml")] if not lint_file(p).errors
+)
+
+
+@pytest.mark.parametrize("path", CLEAN, ids=lambda p: p.name)
+def test_static_summary_equals_the_built_module(path):
+    """Params equal sum(numel); every node's static shape equals the one a forward pass sees."""
+    graph = lint_file(path).graph
+    with torch.device("meta"):  # shapes without compute, so the VGGs stay cheap
+        model = torchbuild.build(path)
+    assert sum(p.numel() for p in model.parameters()) == sum(n.params for n in graph.nodes())
+    seen: dict[str, tuple[int, ...]] = {}
+    modules = dict(model.named_modules())
+    for node in graph.nodes()[1:]:
+        if node.id in modules:
+            modules[node.id].register_forward_hook(
+                lambda _m, _i, out, key=node.id: seen.__setitem__(key, tuple(out.shape[1:]))
+            )
+    model.train()  # training-only heads run too
+    with torch.no_grad():
+        model(torch.empty(2, *graph.input_shape, device="meta"))
+    checked = 0
+    for node in graph.nodes()[1:]:
+        if node.id in seen:
+            assert seen[node.id] == node.shape, node.id
+            checked += 1
+    assert checked >= len([n for n in graph.nodes() if n.op.torch_module is not None]) // 2
+
+
+def test_torchvision_state_dict_keys_and_shapes_in_order():
+    model = torchbuild.build(SPECS / "googlenet_torchvision.yaml")
+    rows = [
+        line.split("\t")
+        for line in (FIXTURES / "torchvision_googlenet_state_dict.tsv").read_text().splitlines()
+    ]
+    expected = [(k, [int(d) for d in s.strip("[]").split(",") if d.strip()]) for k, s in rows]
+    got = [(k, list(v.shape)) for k, v in model.state_dict().items()]
+    assert got == expected
+    # a state_dict saved from it loads back strictly, into a fresh build
+    other = torchbuild.build(SPECS / "googlenet_torchvision.yaml")
+    other.load_state_dict(model.state_dict(), strict=True)
+    assert sum(p.numel() for p in model.parameters()) == 13_004_888
+
+
+def test_submodules_are_named_as_the_spec():
+    model = torchbuild.build(SPECS / "googlenet.yaml")
+    assert isinstance(model.inception4a.branch2, torch.nn.Sequential)
+    assert isinstance(model.inception4a.branch2[2], torch.nn.Conv2d)
+    assert model.inception4a.branch2[2].out_channels == 208
+    assert type(model.inception4a).__name__ == "Inception"
+    assert type(model.aux1).__name__ == "AuxHead"
+    assert type(model.aux1) is type(model.aux2)  # one class per block type
+    assert model.aux1.fc2.out_features == 1000
+
+
+def test_training_only_heads_and_outputs():
+    model = torchbuild.build(SPECS / "googlenet.yaml", num_classes=10)
+    x = torch.randn(2, 3, 224, 224)
+    model.eval()
+    out = model(x)
+    assert out._fields == ("logits", "aux1", "aux2")
+    assert out.logits.shape == (2, 10) and out.aux1 is None and out.aux2 is None
+    model.train()
+    out = model(x)
+    assert out.aux1.shape == (2, 10) and out.aux2.shape == (2, 10)
+
+
+def test_deepcopy_and_export_and_compile():
+    model = torchbuild.build(SPECS / "posts" / "mnist_inception.yaml").eval()
+    x = torch.randn(4, 1, 28, 28)
+    twin = copy.deepcopy(model)
+    assert torch.equal(twin(x), model(x))
+    exported = torch.export.export(model, (x,))
+    assert torch.equal(exported.module()(x), model(x))
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    assert torch.allclose(compiled(x), model(x))
+
+
+def test_export_of_a_model_with_training_only_heads():
+    model = torchbuild.build(SPECS / "googlenet_torchvision.yaml").eval()
+    x = torch.randn(1, 3, 224, 224)
+    exported = torch.export.export(model, (x,))
+    assert torch.equal(exported.module()(x).logits, model(x).logits)
+
+
+def test_forward_is_straight_line_code():
+    graph = lint_file(SPECS / "posts" / "mnist_residual.yaml").graph
+    root = torchbuild.lower(graph)
+    source = torchbuild.forward_source(root.child("rblock1"))
+    assert source.splitlines() == [
+        "def forward(self, x):",
+        "    conv1 = self.conv1(x)",
+        "    relu_1 = self.relu_1(conv1)",
+        "    conv2 = self.conv2(relu_1)",
+        "    add_1 = x + conv2",
+        "    relu_2 = self.relu_2(add_1)",
+        "    return relu_2",
+    ]
+
+
+def test_same_padding_with_stride_pads_like_keras():
+    spec = {
+        "input": [3, 9, 9],
+        "layers": [
+            {"conv": {"out": 4, "kernel": 3, "stride": 2, "padding": "same"}},
+            {"maxpool": {"kernel": 3, "stride": 2, "padding": "same"}},
+        ],
+    }
+    model = torchbuild.build(spec)
+    assert model(torch.randn(1, 3, 9, 9)).shape == (1, 4, 3, 3)
+
+
+def test_a_spec_with_errors_raises_with_the_diagnostics():
+    with pytest.raises(torchbuild.SpecError) as info:
+        torchbuild.build(SPECS / "posts" / "googlenet_pytorch.yaml")
+    assert "error[invalid-value]: `stride` must be >= 1, got 0" in str(info.value)
