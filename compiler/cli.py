@@ -13,6 +13,8 @@ import yaml
 
 from .diagnostics import SourceCache, render_concise, render_github, render_json, render_text
 from .pipeline import Result, lint_file
+from .summary import FORMATS as SUMMARY_FORMATS
+from .summary import render, summarize
 
 FORMATS = ("text", "concise", "json", "github")
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -98,6 +100,40 @@ def lint(paths: tuple[str, ...], fmt: str, strict: bool, sets: tuple[str, ...]) 
             click.echo(render_text(diagnostics, sources, MAX_SHOWN) + "\n")
         click.echo(_summary(results))
     sys.exit(exit_code(results, strict))
+
+
+@cli.command("summary")
+@click.argument("spec", metavar="SPEC")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(SUMMARY_FORMATS),
+    default="text",
+    show_default=True,
+    help="How to print the summary.",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Hide rows nested deeper than N (0: top-level layers and blocks); totals are kept.",
+)
+@set_option
+def summary_command(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...]) -> None:
+    """Per-layer table of a spec: shapes, parameters and MACs, with totals."""
+    result = lint_file(spec, parse_sets(sets), spec)
+    code = exit_code([result])
+    if result.diagnostics:  # on stderr, so that stdout stays the summary (`> out.json`)
+        sources = SourceCache()
+        if result.text is not None:
+            sources.add(result.file, result.text)
+        click.echo(render_text(result.diagnostics, sources, MAX_SHOWN) + "\n", err=True)
+        if code:
+            click.echo(_summary([result]), err=True)
+    if code or result.graph is None:
+        sys.exit(code or 1)
+    click.echo(render(summarize(result.graph), fmt, depth))
 
 
 def exit_code(results: list[Result], strict: bool = False) -> int:

@@ -85,6 +85,7 @@ class Instance:
     output: str | None = None
     declared_in: int | None = None
     declared_in_span: Span | None = None
+    repeat: int = 0  # a `repeat: N` group: its children are the N copies
 
 
 @dataclass

@@ -56,7 +56,7 @@ def attribute(attr: str) -> str:
 
 
 def _is_sequential(inst: Instance) -> bool:
-    return inst.block == "seq" or "repeat" in inst.args
+    return inst.block == "seq" or inst.repeat > 0
 
 
 def lower(graph: ArchGraph) -> Container:

@@ -545,7 +545,7 @@ class Resolver:
             return
         group = (*scope, name)
         self.scope_names[group].extend(str(i) for i in range(args.repeat))
-        inst = Instance(key, raw.op, raw.span, {"repeat": args.repeat})
+        inst = Instance(key, raw.op, raw.span, {"repeat": args.repeat}, repeat=args.repeat)
         self.graph.instances[key] = inst
         first = inputs[0]
         once = args.model_copy(update={"repeat": 1})
@@ -675,7 +675,7 @@ class Resolver:
             key,
             raw.op,
             raw.span,
-            dict(raw.fields),
+            {k: v for k, v in raw.fields.items() if k not in ("name", "repeat")},
             declared_in=declared,
             declared_in_span=raw.field_span(("in",)),
         )

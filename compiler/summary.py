@@ -23,7 +23,7 @@ BLOCK = "block"  # the `kind` of a block-instance row; a node row's kind is its 
 @dataclass(frozen=True)
 class Row:
     name: str  # node or instance id: `conv1`, `inception3a`, `inception3a.branch2.0`
-    op: str  # a node's `describe()` (`conv 7x7/2, 64`), or a block's type (`inception`)
+    op: str  # a node's `describe()` (`conv 7x7/2 pad 3, 64`), or a block's type (`inception`)
     kind: str  # a node's op name (`conv`), or "block"
     depth: int  # the number of enclosing block instances
     input_shapes: tuple[Shape | None, ...]
@@ -106,7 +106,7 @@ def summarize(graph: ArchGraph) -> Summary:
                 rows.append(
                     Row(
                         item,
-                        inst.block,
+                        f"{inst.block} x{inst.repeat}" if inst.repeat else inst.block,
                         BLOCK,
                         depth,
                         (shape_of(inst.input),),

@@ -112,6 +112,12 @@ class Conv(Op):
         text = f"conv {a.kernel[0]}x{a.kernel[1]}"
         if a.stride != (1, 1):
             text += f"/{fmt_pair(a.stride)}"
+        if a.padding != (0, 0):
+            text += f" pad {fmt_pair(a.padding)}"
+        if a.dilation != (1, 1):
+            text += f" dil {fmt_pair(a.dilation)}"
+        if a.groups != 1:
+            text += f" groups {a.groups}"
         return f"{text}, {a.out}"
 
     @classmethod

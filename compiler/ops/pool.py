@@ -106,8 +106,10 @@ class _Pool(Op):
         text = f"{cls.label} {a.kernel[0]}x{a.kernel[1]}"
         if win.stride != (1, 1):
             text += f"/{fmt_pair(win.stride)}"
-        if win.padding not in ((0, 0), "same"):
+        if win.padding != (0, 0):
             text += f" pad {fmt_pair(win.padding)}"
+        if win.ceil_mode:
+            text += " ceil"
         return text
 
     @classmethod
@@ -179,7 +181,7 @@ class _Adaptive(Op):
 
     @classmethod
     def describe(cls, a: AdaptiveArgs) -> str:
-        return f"{cls.label} to {a.output[0]}x{a.output[1]}"
+        return f"{cls.name} {a.output[0]}x{a.output[1]}"
 
 
 @register

@@ -1,0 +1,366 @@
+"""`yarch summary`: the JSON contract, the reference totals, seed 002's table, the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from compiler import lint_file
+from compiler.cli import cli
+from compiler.summary import Row, Summary, render_markdown, render_text, summarize
+
+from .conftest import ROOT, SPECS
+
+SEED_TABLE = Path(__file__).parent / "fixtures" / "seed002_summary.txt"
+
+# paddle.summary's layer types -> yarch op names
+PADDLE_OPS = {
+    "Conv2D": "conv",
+    "ReLU": "relu",
+    "MaxPool2D": "maxpool",
+    "AvgPool2D": "avgpool",
+    "Flatten": "flatten",
+    "Dropout": "dropout",
+    "Linear": "linear",
+}
+# `   Conv2D-1      [[1, 3, 224, 224]]   [1, 64, 112, 112]        9,472     `
+PADDLE_ROW = re.compile(r"^\s*(\w+)-(\d+)\s+\[\[([\d, ]+)\]\]\s+\[([\d, ]+)\]\s+([\d,]+)\s*$")
+
+
+def summary_of(path: Path) -> Summary:
+    result = lint_file(path)
+    assert result.errors == 0, result.diagnostics
+    assert result.graph is not None
+    return summarize(result.graph)
+
+
+@pytest.fixture(scope="module")
+def googlenet() -> Summary:
+    return summary_of(SPECS / "googlenet.yaml")
+
+
+@pytest.fixture
+def run(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+# --- the reference figures ----------------------------------------------------------------------
+
+
+def test_googlenet_totals(googlenet):
+    assert googlenet.total_params == 13_378_280
+    assert googlenet.trainable_params == 13_378_280
+    assert googlenet.non_trainable_params == 0
+    assert googlenet.total_macs == 1_582_671_872  # eval: the auxiliary heads are left out
+    assert googlenet.outputs == {"logits": (1000,), "aux1": (1000,), "aux2": (1000,)}
+    assert googlenet.train_only == {"aux1", "aux2"}
+    heads = sum(r.params for r in googlenet.rows if r.name in ("aux1", "aux2"))
+    assert googlenet.total_params - heads == 6_998_552
+    head_macs = sum(r.macs for r in googlenet.rows if r.name in ("aux1", "aux2"))
+    assert googlenet.train_macs == googlenet.total_macs + head_macs
+
+
+def test_rows_nest_blocks_before_their_members(googlenet):
+    rows = {r.name: (i, r) for i, r in enumerate(googlenet.rows)}
+    i, block = rows["inception3a"]
+    assert (block.op, block.kind, block.depth) == ("inception", "block", 0)
+    assert block.input_shapes == ((192, 28, 28),) and block.output_shape == (256, 28, 28)
+    assert googlenet.rows[i + 1].name == "inception3a.branch1"
+    assert googlenet.rows[i + 2] == Row(
+        "inception3a.branch1.0",
+        "conv 1x1, 64",
+        "conv",
+        2,
+        ((192, 28, 28),),
+        (64, 28, 28),
+        12_352,
+        9_633_792,
+    )
+    members = [r for r in googlenet.rows if r.name.startswith("inception3a.")]
+    assert block.params == sum(r.params for r in members if r.kind != "block")
+    assert block.macs == sum(r.macs for r in members if r.kind != "block")
+    # every node appears once; the top-level rows add up to the totals
+    assert "input" not in rows and len(rows) == len(googlenet.rows)
+    top = [r for r in googlenet.rows if r.depth == 0]
+    assert sum(r.params for r in top) == googlenet.total_params
+
+
+def test_repeats_and_user_blocks_nest(tmp_path):
+    spec = tmp_path / "r.yaml"
+    spec.write_text(
+        "input: [3, 8, 8]\n"
+        "blocks:\n  B:\n    layers:\n      - conv: {name: a, out: 4, kernel: 3, padding: 1}\n"
+        "layers:\n"
+        "  - conv: {name: c, out: 4, kernel: 1, repeat: 2}\n"
+        "  - B: {name: b, repeat: 2}\n"
+    )
+    s = summary_of(spec)
+    assert [(r.name, r.kind, r.depth) for r in s.rows] == [
+        ("c", "block", 0),
+        ("c.0", "conv", 1),
+        ("c.1", "conv", 1),
+        ("b", "block", 0),
+        ("b.0", "block", 1),
+        ("b.0.a", "conv", 2),
+        ("b.1", "block", 1),
+        ("b.1.a", "conv", 2),
+    ]
+    assert s.rows[3].params == 2 * s.rows[5].params == 2 * (4 * 4 * 9 + 4)
+
+
+# --- seed 002: every row of the post's paddle.summary table -------------------------------------
+
+
+def paddle_rows() -> list[tuple[str, tuple[int, ...], int]]:
+    """(op, output shape without the batch, params) of each row of seed 002's table."""
+    rows = []
+    for line in SEED_TABLE.read_text(encoding="utf-8").splitlines():
+        match = PADDLE_ROW.match(line)
+        assert match, f"not a paddle.summary row: {line!r}"
+        kind, _, _, out, params = match.groups()
+        shape = tuple(int(d) for d in out.split(","))[1:]
+        rows.append((kind, shape, int(params.replace(",", ""))))
+    return rows
+
+
+def test_seed_table_is_the_whole_table():
+    rows = paddle_rows()
+    assert len(rows) == 154
+    assert sum(p for _, _, p in rows) == 13_378_280  # the post's "Total params"
+    inceptions = [r for r in rows if r[0] == "Inception"]
+    assert len(inceptions) == 9 and all(p == 0 for _, _, p in inceptions)
+
+
+# rows of ours that paddle's table does not have: the concat of each inception block (paddle
+# counts it in its `Inception-N` row), and in the paper's network LRN and the aux heads' ReLU
+EXTRA_ROWS = {
+    "posts/googlenet_paddle.yaml": {"concat": 9},
+    "googlenet.yaml": {"concat": 9, "lrn": 2, "relu": 2},
+}
+
+
+@pytest.mark.parametrize("spec", sorted(EXTRA_ROWS))
+def test_every_paddle_row_is_in_the_summary(spec):
+    summary = summary_of(SPECS / spec)
+    ours = [(r.kind, r.output_shape, r.params) for r in summary.rows if r.kind != "block"]
+    # `Inception-N` rows are containers (0 params, printed after their members): they match
+    # our inception block rows by output shape, in order
+    theirs = [(PADDLE_OPS[k], shape, p) for k, shape, p in paddle_rows() if k != "Inception"]
+    containers = [shape for k, shape, _ in paddle_rows() if k == "Inception"]
+    blocks = [r.output_shape for r in summary.rows if r.op == "inception"]
+    assert blocks == containers
+    # paddle's rows, in order, are a subsequence of ours: googlenet.yaml adds LRN rows, a ReLU
+    # after each aux head's conv and the concat of each inception block; both networks put
+    # the main classifier first, then aux1, then aux2, as the post does
+    at = 0
+    extra: Counter[str] = Counter()
+    for n, row in enumerate(theirs):
+        while at < len(ours) and ours[at] != row:
+            extra[ours[at][0]] += 1
+            at += 1
+        assert at < len(ours), f"paddle row {n} {row} has no match in order in {spec}"
+        at += 1
+    assert at == len(ours)  # both end with aux2's classifier
+    assert extra == EXTRA_ROWS[spec]
+    assert summary.total_params == sum(p for _, _, p in theirs)
+
+
+# --- renderings ---------------------------------------------------------------------------------
+
+
+def test_json_contract(run):
+    result = run("summary", "specs/googlenet.yaml", "--format", "json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload) == {
+        "name",
+        "input_shape",
+        "total_params",
+        "trainable_params",
+        "total_macs",
+        "outputs",
+        "layers",
+    }
+    assert payload["name"] == "googlenet"
+    assert payload["input_shape"] == [3, 224, 224]
+    assert payload["total_params"] == payload["trainable_params"] == 13_378_280
+    assert payload["total_macs"] == 1_582_671_872
+    assert payload["outputs"] == {"logits": [1000], "aux1": [1000], "aux2": [1000]}
+    first = payload["layers"][0]
+    assert first == {
+        "name": "conv1",
+        "op": "conv 7x7/2 pad 3, 64",
+        "kind": "conv",
+        "depth": 0,
+        "input_shapes": [[3, 224, 224]],
+        "output_shape": [64, 112, 112],
+        "params": 9_472,
+        "macs": 118_013_952,
+    }
+    concat = next(x for x in payload["layers"] if x["name"] == "inception3a.concat")
+    assert concat["input_shapes"] == [[64, 28, 28], [128, 28, 28], [32, 28, 28], [32, 28, 28]]
+    # sorted keys, deterministic bytes
+    assert result.stdout == json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    assert run("summary", "specs/googlenet.yaml", "--format", "json").stdout == result.stdout
+
+
+def test_depth_hides_members_and_keeps_totals(run):
+    full = json.loads(run("summary", "specs/googlenet.yaml", "--format", "json").stdout)
+    result = run("summary", "specs/googlenet.yaml", "--format", "json", "--depth", "0")
+    assert result.exit_code == 0
+    top = json.loads(result.stdout)
+    assert {x["depth"] for x in top["layers"]} == {0}
+    assert not any("." in x["name"] for x in top["layers"])
+    assert [x["name"] for x in top["layers"]][-3:] == ["classifier", "aux1", "aux2"]
+    for key in ("total_params", "trainable_params", "total_macs", "outputs"):
+        assert top[key] == full[key]
+    assert sum(x["params"] for x in top["layers"]) == top["total_params"]
+    assert len(top["layers"]) < len(full["layers"])
+    one = json.loads(
+        run("summary", "specs/googlenet.yaml", "--format", "json", "--depth", "1").stdout
+    )
+    assert {x["depth"] for x in one["layers"]} == {0, 1}
+    text = run("summary", "specs/googlenet.yaml", "--depth", "0").stdout
+    assert "inception3a (inception)" in text and "branch1" not in text
+    assert "Total MACs (eval): 1,582,671,872" in text
+
+
+def test_text_table(googlenet, run):
+    text = render_text(googlenet)
+    assert text == render_text(googlenet)
+    result = run("summary", "specs/googlenet.yaml")
+    assert result.exit_code == 0 and result.stdout == text + "\n"
+    assert result.stderr == ""
+    lines = text.splitlines()
+    assert lines[0] == "googlenet: input [3, 224, 224] (batch dimension not shown)"
+    header = ["Layer (op)", "Input Shape", "Output Shape", "Param #", "MACs"]
+    assert re.split(r"\s{2,}", lines[2].strip()) == header
+    conv1 = next(line for line in lines if line.startswith(" conv1 "))
+    assert re.split(r"\s{2,}", conv1.strip()) == [
+        "conv1 (conv 7x7/2 pad 3, 64)",
+        "[3, 224, 224]",
+        "[64, 112, 112]",
+        "9,472",
+        "118,013,952",
+    ]
+    assert any(line.startswith("     inception3a.branch1.0 (conv 1x1, 64) ") for line in lines)
+    for expected in (
+        "Total params: 13,378,280",
+        "Trainable params: 13,378,280",
+        "Non-trainable params: 0",
+        "Total MACs (eval): 1,582,671,872",
+        "  logits: [1000]",
+        "  aux1: [1000] (training only)",
+        "  aux2: [1000] (training only)",
+    ):
+        assert expected in lines
+    assert all(line == line.rstrip() for line in lines)
+
+
+def test_markdown(googlenet, run):
+    md = render_markdown(googlenet, depth=0)
+    lines = md.splitlines()
+    assert "| Layer | Op | Input shape | Output shape | Params | MACs |" in lines
+    assert "| --- | --- | --- | --- | ---: | ---: |" in lines
+    assert (
+        "| `conv1` | conv 7x7/2 pad 3, 64 | [3, 224, 224] | [64, 112, 112] | 9,472 | 118,013,952 |"
+        in (lines)
+    )
+    table = [line for line in lines if line.startswith("| ")]
+    assert all(line.count(" | ") == 5 for line in table)
+    assert "- Total MACs (eval): 1,582,671,872" in lines
+    assert "- Output `aux1`: [1000] (training only)" in lines
+    result = run("summary", "specs/googlenet.yaml", "--format", "markdown", "--depth", "0")
+    assert result.exit_code == 0 and result.stdout == md + "\n"
+
+
+def test_set_overrides_a_parameter(run):
+    result = run("summary", "specs/googlenet.yaml", "--format", "json", "--set", "num_classes=10")
+    payload = json.loads(result.stdout)
+    assert payload["outputs"] == {"logits": [10], "aux1": [10], "aux2": [10]}
+    assert payload["total_params"] == 13_378_280 - 3 * 990 * 1025
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def test_errors_print_diagnostics_and_exit_1(tmp_path, run):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("input: [3, 8, 8]\nlayers:\n  - conv: {in: 4, out: 8, kernel: 3}\n")
+    result = run("summary", str(spec))
+    assert result.exit_code == 1
+    assert "error[channel-mismatch]: `conv_1` declares 4 input channels" in result.stderr
+    assert f"--> {spec}:3:" in result.stderr
+    assert "Found 1 error and 0 warnings in 1 of 1 file." in result.stderr
+    assert result.stdout == ""  # no table for a broken spec
+    assert run("summary", str(spec), "--format", "json").exit_code == 1
+
+
+def test_warnings_do_not_block_the_summary(tmp_path, run):
+    spec = tmp_path / "w.yaml"
+    spec.write_text("input: [1, 8, 8]\nlayers:\n  - conv: {out: 4, kernel: 3, stride: 2}\n")
+    result = run("summary", str(spec), "--format", "json")
+    assert result.exit_code == 0
+    assert "warning[stride-remainder]" in result.stderr
+    assert json.loads(result.stdout)["layers"][0]["output_shape"] == [4, 3, 3]
+
+
+def test_unreadable_and_usage_errors_exit_2(tmp_path, run):
+    missing = run("summary", str(tmp_path / "nope.yaml"))
+    assert missing.exit_code == 2 and "error[unreadable-file]" in missing.stderr
+    assert run("summary", "specs/googlenet.yaml", "--depth", "-1").exit_code == 2
+    assert run("summary", "specs/googlenet.yaml", "--format", "csv").exit_code == 2
+    assert run("summary", "specs/googlenet.yaml", "--set", "oops").exit_code == 2
+
+
+# --- no torch -----------------------------------------------------------------------------------
+
+# As tests/test_no_torch.py: block torch outright, so that importing it would fail the run.
+PROBE = """
+import sys
+sys.modules["torch"] = None
+from compiler.cli import cli
+for fmt in ("text", "json", "markdown"):
+    try:
+        cli(["summary", "specs/googlenet.yaml", "--format", fmt], standalone_mode=True)
+    except SystemExit as exc:
+        print("exit", exc.code, file=sys.stderr)
+loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+print("torch", loaded[1:] if loaded[:1] == ["torch"] else loaded, file=sys.stderr)
+"""
+
+
+def test_summary_never_imports_torch():
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines()[-4:] == ["exit 0", "exit 0", "exit 0", "torch []"]
+
+
+def test_summary_process_does_not_load_torch():
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['yarch', 'summary', 'specs/googlenet.yaml', '--format', 'json']\n"
+        "try:\n    runpy.run_module('compiler', run_name='__main__')\n"
+        "except SystemExit as exc:\n    print('exit', exc.code, file=sys.stderr)\n"
+        "print('torch' in sys.modules, file=sys.stderr)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert out.stderr.strip().splitlines()[-2:] == ["exit 0", "False"], out.stderr
+    assert json.loads(out.stdout)["total_macs"] == 1_582_671_872
