@@ -8,6 +8,7 @@ of assignments in topological order: no graph is walked at run time. Pure Python
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -104,6 +105,15 @@ def lower(graph: ArchGraph) -> Container:
     return root
 
 
+@dataclass
+class _Step:
+    out: str  # the node id whose value the statement computes
+    base: str  # the variable name it would like
+    inputs: list[str]
+    expr: Callable[[list[str]], str]
+    training: bool
+
+
 def _forward(
     graph: ArchGraph,
     c: Container,
@@ -112,43 +122,20 @@ def _forward(
     eval_live: set[str],
 ) -> None:
     """Straight-line statements for `c`, over its own children only."""
-    var = {c.input: "x"}
-    names: set[str] = {"x"}
+    steps: list[_Step] = []
     called: set[tuple[str, ...]] = set()
     depth = len(c.path)
-
-    def fresh(base: str) -> str:
-        base = base if base.isidentifier() else f"x{base}"
-        name, n = base, 1
-        while name in names or name in ("self", "torch", "F", "Outputs"):
-            n += 1
-            name = f"{base}_{n}"
-        names.add(name)
-        return name
-
     for node_id in graph.order:
         if node_id not in live or node_id == ArchGraph.INPUT:
             continue
         node = graph.node(node_id)
         if node.scope[:depth] != c.path:
             continue
-        target = c.training_statements if not c.path and node_id not in eval_live else c.statements
+        training = not c.path and node_id not in eval_live
         if node.scope == c.path:
             leaf = c.child(node.name)
             assert isinstance(leaf, Leaf)
-            args = [var[i] for i in node.inputs]
-            if leaf.call is None:
-                expr = node.op.torch_expr(node.args, args, node.input_shapes)  # type: ignore[arg-type]
-            else:
-                arg = args[0]
-                pad = node.op.torch_pad(node.args, node.input_shapes)  # type: ignore[arg-type]
-                if pad is not None:
-                    pads, value = pad
-                    fill = f'float("{value}")' if value in (INF, -INF) else repr(value)
-                    arg = f"F.pad({arg}, {pads!r}" + (f", value={fill})" if value else ")")
-                expr = f"{attribute(leaf.attr)}({arg})"
-            var[node_id] = fresh(node.name)
-            target.append((var[node_id], expr))
+            steps.append(_Step(node_id, node.name, node.inputs, _leaf_expr(leaf), training))
         else:
             path = node.scope[: depth + 1]
             if path in called:
@@ -156,8 +143,48 @@ def _forward(
             called.add(path)
             sub = containers[path]
             assert sub.output is not None
-            var[sub.output] = fresh(sub.attr)
-            target.append((var[sub.output], f"{attribute(sub.attr)}({var[sub.input]})"))
+            call = attribute(sub.attr)
+            steps.append(
+                _Step(sub.output, sub.attr, [sub.input], lambda a, f=call: f"{f}({a[0]})", training)
+            )
+    # the training-only heads run after the eval path, under `if self.training:`
+    steps = [s for s in steps if not s.training] + [s for s in steps if s.training]
+    results = [c.output] if c.path else list(graph.outputs.values())
+    last_use: dict[str, float] = {}
+    for i, step in enumerate(steps):
+        for value in step.inputs:
+            last_use[value] = i
+    for value in results:
+        last_use[value] = float("inf")
+    uses: dict[str, list[int]] = {}
+    for i, step in enumerate(steps):
+        for value in step.inputs:
+            uses.setdefault(value, []).append(i)
+
+    var = {c.input: "x"}
+    holders = {"x": c.input, "out": None}  # what the two chain variables hold
+    names: set[str] = {"x", "out"}
+    for i, step in enumerate(steps):
+        args = [var[v] for v in step.inputs]
+        # a value that only the next statement reads, as its one input, flows on in `x` (or
+        # `out` while `x` is still needed), as people write it; other values get their name
+        last = i == len(steps) - 1
+        chained = (last and c.path and step.out == c.output) or (
+            not last
+            and uses.get(step.out) == [i + 1]
+            and last_use.get(step.out) == i + 1
+            and steps[i + 1].inputs == [step.out]
+            and steps[i + 1].training == step.training
+        )
+        free = [n for n, held in holders.items() if held is None or last_use.get(held, -1) <= i]
+        if chained and free:
+            # keep the variable this statement reads, if it reads one of the two
+            name = next((n for n in free if n in args), free[0])
+            var[step.out], holders[name] = name, step.out
+        else:
+            var[step.out] = _fresh(step.base, names)
+        statement = (var[step.out], step.expr(args))
+        (c.training_statements if step.training else c.statements).append(statement)
     if c.path:
         assert c.output is not None
         c.result = var[c.output]
@@ -166,6 +193,30 @@ def _forward(
             name: (var[node_id], name in graph.train_only)
             for name, node_id in graph.outputs.items()
         }
+
+
+def _fresh(base: str, names: set[str]) -> str:
+    base = base if base.isidentifier() else f"x{base}"
+    name, n = base, 1
+    while name in names or name in ("self", "torch", "F", "Outputs"):
+        n += 1
+        name = f"{base}_{n}"
+    names.add(name)
+    return name
+
+
+def _leaf_expr(leaf: Leaf) -> Callable[[list[str]], str]:
+    node = leaf.node
+    if leaf.call is None:
+        return lambda args: node.op.torch_expr(node.args, args, node.input_shapes)  # type: ignore[arg-type]
+    pad = node.op.torch_pad(node.args, node.input_shapes)  # type: ignore[arg-type]
+    call = attribute(leaf.attr)
+    if pad is None:
+        return lambda args: f"{call}({args[0]})"
+    pads, value = pad
+    fill = f'float("{value}")' if value in (INF, -INF) else repr(value)
+    extra = f", value={fill}" if value else ""
+    return lambda args: f"{call}(F.pad({args[0]}, {pads!r}{extra}))"
 
 
 def _is_chain(c: Container) -> bool:
