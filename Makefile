@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test test-fast generate lint-specs clean
+.PHONY: setup demo test generate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,7 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/yarch lint specs/*.yaml
 	-$(BIN)/yarch lint specs/posts/
+	$(BIN)/yarch summary specs/googlenet.yaml --depth 0
 
 test: setup
 	$(BIN)/ruff check .
@@ -32,6 +33,10 @@ test: setup
 # then this checks that every bundled reference spec is still clean.
 generate: setup
 	$(BIN)/yarch lint specs/*.yaml
+
+# Benchmarks print ratios measured in one run; they are not tests (CI times nothing).
+bench: setup
+	$(BIN)/python bench/googlenet_forward.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
