@@ -110,3 +110,11 @@ def test_folder_recursion_and_sorting(tmp_path, run):
 def test_python_m_compiler_and_version(run):
     result = run("--version")
     assert result.exit_code == 0 and "0.1.0" in result.output
+
+
+def test_summary_json_of_torchvision_googlenet(run):
+    result = run("summary", "--format", "json", "specs/googlenet_torchvision.yaml")
+    assert result.exit_code == 0
+    payload = json.loads(result.output)
+    assert payload["total_macs"] == 1_498_376_192
+    assert payload["total_params"] == 13_004_888
