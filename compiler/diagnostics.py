@@ -40,6 +40,7 @@ class Diagnostic:
     label: str | None = None
     notes: tuple[str, ...] = ()
     help: str | None = None
+    node: str | None = None  # the graph node or block instance it is about, when known
 
     def with_note(self, note: str) -> Diagnostic:
         return replace(self, notes=(*self.notes, note))

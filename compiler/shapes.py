@@ -10,7 +10,7 @@ annotation is checked against its own layer, not against drift from earlier ones
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .diagnostics import Diagnostic, Severity, error
 from .graph import ArchGraph, Node, Shape
@@ -58,7 +58,9 @@ class _Ctx:
             return
         loc = (field,) if isinstance(field, str) else field
         span = self.node.field_span(*loc) if loc else self.node.span
-        self.run.sink.append(Diagnostic(code, message, span, severity, label, tuple(notes), help))
+        self.run.sink.append(
+            Diagnostic(code, message, span, severity, label, tuple(notes), help, self.node.id)
+        )
 
     def error(
         self,
@@ -160,6 +162,7 @@ def _mismatch(run: Run, ctx: _Ctx, node: Node, ins: list[Shape], out: Shape) -> 
             label="expected here",
             notes=(what,),
             help=node.op.hint(node.args, ins, node.expect) if name == node.id else None,
+            node=node.id,
         )
     )
 
@@ -218,6 +221,7 @@ def _check_instances(graph: ArchGraph, run: Run) -> list[Diagnostic]:
                 label="declared here",
                 notes=(note,),
                 help=f"set `in: {shape[0]}`, or change the layer that feeds it",
+                node=inst.id,
             )
         )
     return out
@@ -268,15 +272,10 @@ def _add_smallest_input(graph: ArchGraph, diags: list[Diagnostic]) -> list[Diagn
             if best is None:
                 d = d.with_note(f"no input up to {MAX_SEARCH}x{MAX_SEARCH} avoids it")
             else:
-                d = Diagnostic(
-                    d.code,
-                    d.message,
-                    d.span,
-                    d.severity,
-                    d.label,
-                    d.notes,
-                    f"the smallest input that works is {fmt_shape(best)} (the spec's input is "
-                    f"{fmt_shape(graph.input_shape)}); or remove a downsampling layer",
+                d = replace(
+                    d,
+                    help=f"the smallest input that works is {fmt_shape(best)} (the spec's input "
+                    f"is {fmt_shape(graph.input_shape)}); or remove a downsampling layer",
                 )
         out.append(d)
     return out
