@@ -84,7 +84,8 @@ def instantiate(c: Container, model_name: str) -> nn.Module:
             children.append((child.attr, instantiate(child, model_name)))
         elif child.call is not None:
             module_cls = getattr(nn, child.call.cls)
-            children.append((child.attr, module_cls(*child.call.args, **dict(child.call.kwargs))))
+            kwargs = {k: v for k, v in child.call.shown_kwargs()}
+            children.append((child.attr, module_cls(*child.call.args, **kwargs)))
     if c.sequential:
         return nn.Sequential(collections.OrderedDict(children))
     outputs = None

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from .base import Context, NodeArgs, Op, Shape, TorchCall, register
+from .base import REQUIRED, Context, NodeArgs, Op, Shape, TorchCall, keywords, register
 
 
 class _Elementwise(Op):
@@ -49,7 +49,7 @@ class LeakyReLU(_Elementwise):
 
     @classmethod
     def torch_module(cls, a: LeakyReluArgs, inputs: list[Shape]) -> TorchCall:
-        return TorchCall("LeakyReLU", (a.negative_slope,) if a.negative_slope != 0.01 else ())
+        return TorchCall("LeakyReLU", (), keywords(negative_slope=(a.negative_slope, 0.01)))
 
 
 class SoftmaxArgs(NodeArgs):
@@ -64,7 +64,7 @@ class Softmax(_Elementwise):
 
     @classmethod
     def torch_module(cls, a: SoftmaxArgs, inputs: list[Shape]) -> TorchCall:
-        return TorchCall("Softmax", (), (("dim", a.dim),))
+        return TorchCall("Softmax", (), keywords(dim=(a.dim, REQUIRED)))
 
 
 class DropoutArgs(NodeArgs):
@@ -80,7 +80,7 @@ class Dropout(_Elementwise):
 
     @classmethod
     def torch_module(cls, a: DropoutArgs, inputs: list[Shape]) -> TorchCall:
-        return TorchCall("Dropout", (a.p,) if a.p != 0.5 else ())
+        return TorchCall("Dropout", (), keywords(p=(a.p, 0.5)))
 
     @classmethod
     def describe(cls, a: DropoutArgs) -> str:

@@ -171,10 +171,14 @@ class TorchCall:
 
     cls: str
     args: tuple[Any, ...] = ()
-    kwargs: tuple[tuple[str, Any], ...] = ()
+    # (name, value, torch's default); a keyword equal to its default is left out when printed
+    kwargs: tuple[tuple[str, Any, Any], ...] = ()
+
+    def shown_kwargs(self) -> list[tuple[str, Any]]:
+        return [(k, v) for k, v, default in self.kwargs if v != default]
 
     def render(self, prefix: str = "nn.") -> str:
-        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs]
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.shown_kwargs()]
         return f"{prefix}{self.cls}({', '.join(parts)})"
 
 
@@ -183,9 +187,12 @@ def square(pair: tuple[int, int]) -> int | tuple[int, int]:
     return pair[0] if pair[0] == pair[1] else pair
 
 
-def keywords(**items: tuple[Any, Any]) -> tuple[tuple[str, Any], ...]:
-    """Keyword arguments whose value differs from torch's default: `name=(value, default)`."""
-    return tuple((k, v) for k, (v, default) in items.items() if v != default)
+REQUIRED = object()  # the "default" of a keyword argument that is always written
+
+
+def keywords(**items: tuple[Any, Any]) -> tuple[tuple[str, Any, Any], ...]:
+    """Keyword arguments as `name=(value, default)`; `REQUIRED` for no default."""
+    return tuple((k, v, default) for k, (v, default) in items.items())
 
 
 class BuildError(Exception):

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from .base import (
+    REQUIRED,
     Context,
     NodeArgs,
     Op,
@@ -89,15 +90,13 @@ class Conv(Op):
         return TorchCall(
             "Conv2d",
             (inputs[0][0], a.out),
-            (
-                ("kernel_size", square(a.kernel)),
-                *keywords(
-                    stride=(square(a.stride), 1),
-                    padding=(padding, 0),
-                    dilation=(square(a.dilation), 1),
-                    groups=(a.groups, 1),
-                    bias=(a.bias, True),
-                ),
+            keywords(
+                kernel_size=(square(a.kernel), REQUIRED),
+                stride=(square(a.stride), 1),
+                padding=(padding, 0),
+                dilation=(square(a.dilation), 1),
+                groups=(a.groups, 1),
+                bias=(a.bias, True),
             ),
         )
 

@@ -114,7 +114,7 @@ class Flatten(Op):
 
     @classmethod
     def torch_module(cls, a: FlattenArgs, inputs: list[Shape]) -> TorchCall:
-        return TorchCall("Flatten", (a.start_dim,) if a.start_dim != 1 else ())
+        return TorchCall("Flatten", (), keywords(start_dim=(a.start_dim, 1)))
 
 
 BatchDim = Literal["N"]

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from .base import (
+    REQUIRED,
     BuildError,
     Context,
     NodeArgs,
@@ -95,9 +96,10 @@ class _Pool(Op):
     def _torch_common(cls, a: Any) -> tuple[tuple[str, Any], ...]:
         win = a.window()
         padding = 0 if win.padding == "same" else square(win.padding)
-        return (
-            ("kernel_size", square(a.kernel)),
-            *keywords(stride=(square(win.stride), square(a.kernel)), padding=(padding, 0)),
+        return keywords(
+            kernel_size=(square(a.kernel), REQUIRED),
+            stride=(square(win.stride), square(a.kernel)),
+            padding=(padding, 0),
         )
 
     @classmethod
