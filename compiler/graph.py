@@ -86,6 +86,8 @@ class Instance:
     declared_in: int | None = None
     declared_in_span: Span | None = None
     repeat: int = 0  # a `repeat: N` group: its children are the N copies
+    # the block's parameters with their values, in declaration order (names for generated code)
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -19,6 +19,15 @@ from .ops.base import TorchCall
 INF = float("inf")
 
 
+@dataclass(frozen=True)
+class Statement:
+    """`variable = expression`, computing the value of node `node`."""
+
+    variable: str
+    expression: str
+    node: str
+
+
 @dataclass
 class Leaf:
     """One op: a module attribute (`call`), or an expression in forward (`call` is None)."""
@@ -41,8 +50,8 @@ class Container:
     index: int = 0
     sequential: bool = False
     children: list[Leaf | Container] = field(default_factory=list)
-    statements: list[tuple[str, str]] = field(default_factory=list)  # (variable, expression)
-    training_statements: list[tuple[str, str]] = field(default_factory=list)
+    statements: list[Statement] = field(default_factory=list)
+    training_statements: list[Statement] = field(default_factory=list)
     result: str = "x"
     # the model only: output name -> (variable, training only)
     outputs: dict[str, tuple[str, bool]] = field(default_factory=dict)
@@ -183,7 +192,7 @@ def _forward(
             var[step.out], holders[name] = name, step.out
         else:
             var[step.out] = _fresh(step.base, names)
-        statement = (var[step.out], step.expr(args))
+        statement = Statement(var[step.out], step.expr(args), step.out)
         (c.training_statements if step.training else c.statements).append(statement)
     if c.path:
         assert c.output is not None
@@ -224,10 +233,47 @@ def _is_chain(c: Container) -> bool:
     if not c.children or len(c.statements) != len(c.children):
         return False
     previous = "x"
-    for (variable, expr), child in zip(c.statements, c.children, strict=True):
+    for statement, child in zip(c.statements, c.children, strict=True):
         if isinstance(child, Leaf) and child.call is None:
             return False
-        if expr != f"{attribute(child.attr)}({previous})":
+        if statement.expression != f"{attribute(child.attr)}({previous})":
             return False
-        previous = variable
+        previous = statement.variable
     return c.result == previous
+
+
+def render_forward(
+    c: Container,
+    outputs_class: str,
+    comment: Callable[[str], str | None] = lambda node_id: None,
+    indent: str = "    ",
+) -> list[str]:
+    """The body of `c`'s forward, one line each; `comment(node_id)` may annotate a value.
+
+    Both back ends print forward with this function, so `build` runs the code `codegen`
+    writes. The model returns its one output, or a named tuple whose training-only fields are
+    None in eval mode.
+    """
+    lines: list[str] = []
+
+    def emit(statement: Statement, pad: str) -> None:
+        lines.append(f"{pad}{statement.variable} = {statement.expression}")
+        note = comment(statement.node)
+        if note:
+            lines.append(f"{pad}# {note}")
+
+    for statement in c.statements:
+        emit(statement, indent)
+    if c.path:
+        return [*lines, f"{indent}return {c.result}"]
+    if len(c.outputs) == 1:
+        ((variable, _),) = c.outputs.values()
+        return [*lines, f"{indent}return {variable}"]
+    training = [v for v, train_only in c.outputs.values() if train_only]
+    if training:
+        lines.append(f"{indent}{' = '.join(training)} = None")
+        lines.append(f"{indent}if self.training:")
+        for statement in c.training_statements:
+            emit(statement, indent * 2)
+    fields = ", ".join(variable for variable, _ in c.outputs.values())
+    return [*lines, f"{indent}return {outputs_class}({fields})"]

@@ -648,6 +648,7 @@ class Resolver:
                     span = target.param_spans.get(p)
                     params[p] = Param(self.subst(v, root, span, lambda loc, s=span: s), span)
             block_env = Env(params, parent=root)
+            inst_params = {p: v.value for p, v in params.items()}
             declared = args.in_
             numbered = False
         else:
@@ -669,6 +670,7 @@ class Resolver:
                         )
                     )
             block_env = env
+            inst_params = target.instance_params(args)
             declared = target.declared_in(args)
             numbered = target is OPS["seq"]
         inst = Instance(
@@ -678,6 +680,7 @@ class Resolver:
             {k: v for k, v in raw.fields.items() if k not in ("name", "repeat")},
             declared_in=declared,
             declared_in_span=raw.field_span(("in",)),
+            params=inst_params,
         )
         self.graph.instances[key] = inst
         self.stack.append(raw.op)

@@ -18,7 +18,7 @@ from torch import nn
 
 from .diagnostics import SourceCache, render_text
 from .loader import Document
-from .lower import Container, Leaf, lower
+from .lower import Container, Leaf, lower, render_forward
 from .ops.base import BuildError
 from .pipeline import Result, lint_document, lint_file
 
@@ -47,23 +47,8 @@ def class_name(text: str) -> str:
 
 
 def forward_source(c: Container) -> str:
-    lines = ["def forward(self, x):"]
-    lines += [f"    {v} = {e}" for v, e in c.statements]
-    if c.path:
-        lines.append(f"    return {c.result}")
-        return "\n".join(lines) + "\n"
-    if len(c.outputs) == 1:
-        ((var, _),) = c.outputs.values()
-        lines.append(f"    return {var}")
-        return "\n".join(lines) + "\n"
-    if c.training_statements:
-        lines.append("    if self.training:")
-        lines += [f"        {v} = {e}" for v, e in c.training_statements]
-    fields = []
-    for name, (var, train_only) in c.outputs.items():
-        fields.append(f"{name}={var} if self.training else None" if train_only else f"{name}={var}")
-    lines.append(f"    return Outputs({', '.join(fields)})")
-    return "\n".join(lines) + "\n"
+    """`forward` as the shared lowering prints it."""
+    return "\n".join(["def forward(self, x):", *render_forward(c, "Outputs")]) + "\n"
 
 
 def _module_class(name: str, source: str, outputs: type | None) -> type[nn.Module]:

@@ -242,6 +242,11 @@ class Op:
         """A composite's declared input channels, checked at its input."""
         return None
 
+    @classmethod
+    def instance_params(cls, args: Any) -> dict[str, Any]:
+        """A composite's parameters as generated code names them (`ch3x3: (96, 128)`)."""
+        return {}
+
     # --- torch lowering (data only: nothing here imports torch) ---------------------------
 
     @classmethod

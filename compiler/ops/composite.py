@@ -139,6 +139,11 @@ class Inception(Op):
         return a.in_
 
     @classmethod
+    def instance_params(cls, a: InceptionArgs) -> dict[str, Any]:
+        c1, c3, c5, pp = a.tuple4()  # torchvision's names, with the paper's pairs
+        return {"ch1x1": c1, "ch3x3": tuple(c3), "ch5x5": tuple(c5), "pool_proj": pp}
+
+    @classmethod
     def expand(cls, a: InceptionArgs, layer: RawLayer) -> list[RawLayer]:
         def at(value: Any, *locs: Loc) -> At:
             for loc in locs:
