@@ -100,6 +100,7 @@ class ArchGraph:
     train_only: set[str] = field(default_factory=set)
     unresolved_outputs: set[str] = field(default_factory=set)
     complete: bool = True  # false when a layer or reference failed to resolve
+    block_docs: dict[str, str] = field(default_factory=dict)  # user block -> its `doc:`
     instances: dict[str, Instance] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     # output node id -> the outermost block instance it is the output of

@@ -111,6 +111,11 @@ def lower(graph: ArchGraph) -> Container:
         _forward(graph, container, containers, live, eval_live)
         if container.sequential and not _is_chain(container):
             container.sequential = False
+        # an unnamed sequence, like nn.Sequential: its children are numbered 0, 1, 2 ...
+        if container.sequential and [c.attr for c in container.children] != [
+            str(i) for i in range(len(container.children))
+        ]:
+            container.sequential = False
     return root
 
 
@@ -274,6 +279,6 @@ def render_forward(
         lines.append(f"{indent}{' = '.join(training)} = None")
         lines.append(f"{indent}if self.training:")
         for statement in c.training_statements:
-            emit(statement, indent * 2)
+            emit(statement, indent + "    ")
     fields = ", ".join(variable for variable, _ in c.outputs.values())
     return [*lines, f"{indent}return {outputs_class}({fields})"]

@@ -389,6 +389,8 @@ class Resolver:
                 )  # type: ignore[dict-item]
                 for i, item in enumerate(spec.layers)
             ]
+            if spec.doc:
+                self.graph.block_docs[name] = spec.doc
             self.blocks[name] = Block(
                 name,
                 spec,

@@ -8,7 +8,6 @@ compiled once. Pure chains (`seq`, repeats) become nn.Sequential. Only this modu
 from __future__ import annotations
 
 import collections
-import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from torch import nn
 from .diagnostics import SourceCache, render_text
 from .loader import Document
 from .lower import Container, Leaf, lower, render_forward
+from .names import class_name
 from .ops.base import BuildError
 from .pipeline import Result, lint_document, lint_file
 
@@ -37,13 +37,6 @@ class SpecError(ValueError):
 
 
 _CLASSES: dict[tuple[str, str], type[nn.Module]] = {}
-
-
-def class_name(text: str) -> str:
-    """`inception` -> `Inception`, `googlenet_torchvision` -> `GooglenetTorchvision`."""
-    words = re.split(r"[^0-9A-Za-z]+", text)
-    name = "".join(w[:1].upper() + w[1:] for w in words if w)
-    return name if name.isidentifier() else f"Block{name}"
 
 
 def forward_source(c: Container) -> str:
