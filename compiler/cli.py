@@ -11,6 +11,7 @@ from typing import Any
 import click
 import yaml
 
+from . import draw
 from .diagnostics import SourceCache, render_concise, render_github, render_json, render_text
 from .pipeline import Result, lint_file
 from .summary import FORMATS as SUMMARY_FORMATS
@@ -134,6 +135,91 @@ def summary_command(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...
     if code or result.graph is None:
         sys.exit(code or 1)
     click.echo(render(summarize(result.graph), fmt, depth))
+
+
+@cli.command("draw")
+@click.argument("spec", metavar="SPEC")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Where to write the diagram [default: <spec name>.<format> in the current folder].",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(draw.FORMATS),
+    default="svg",
+    show_default=True,
+    help="The file format; `dot` is the Graphviz source and needs no Graphviz.",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Draw blocks nested deeper than N as one node (0: every top-level block).",
+)
+@click.option(
+    "--rankdir",
+    type=click.Choice(draw.RANKDIRS, case_sensitive=False),
+    metavar="[TB|LR]",
+    default="TB",
+    show_default=True,
+    help="Top to bottom or left to right.",
+)
+@click.option(
+    "--no-fold",
+    is_flag=True,
+    help="Draw every activation as a node of its own, not inside the layer it follows.",
+)
+@set_option
+def draw_command(
+    spec: str,
+    output: str | None,
+    fmt: str,
+    depth: int | None,
+    rankdir: str,
+    no_fold: bool,
+    sets: tuple[str, ...],
+) -> None:
+    """Graphviz diagram of a spec: blocks as clusters, edges labelled with shapes.
+
+    A spec with errors is still drawn, the layers they are about in red (exit code 1). Without
+    Graphviz's `dot`, the DOT source is written instead (exit code 2, except for --format dot).
+    """
+    result = lint_file(spec, parse_sets(sets), spec)
+    code = exit_code([result])
+    if result.diagnostics:
+        sources = SourceCache()
+        if result.text is not None:
+            sources.add(result.file, result.text)
+        click.echo(render_text(result.diagnostics, sources, MAX_SHOWN) + "\n", err=True)
+        if code:
+            click.echo(_summary([result]), err=True)
+    if code == 2 or result.graph is None or result.spec is None:
+        sys.exit(code or 1)  # nothing to draw: the spec did not get as far as a graph
+    caption = "\n".join(filter(None, [result.spec.source, result.spec.description]))
+    source = draw.to_dot(
+        result.graph,
+        result.diagnostics,
+        depth,
+        rankdir.upper(),
+        caption,
+        fold_activations=not no_fold,
+    )
+    path = Path(output) if output else Path(f"{result.graph.name}.{fmt}")
+    try:
+        problem = draw.render(source, path, fmt)
+    except OSError as exc:
+        click.echo(f"yarch: cannot write `{path}`: {exc.strerror or exc}", err=True)
+        sys.exit(2)
+    if problem:
+        click.echo(f"yarch: {problem}", err=True)
+        sys.exit(2)
+    click.echo(f"wrote {path}", err=True)
+    sys.exit(code)
 
 
 def exit_code(results: list[Result], strict: bool = False) -> int:
