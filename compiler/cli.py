@@ -13,6 +13,7 @@ import yaml
 
 from . import draw
 from .diagnostics import SourceCache, render_concise, render_github, render_json, render_text
+from .files import spec_label, write_atomic
 from .pipeline import Result, lint_file
 from .summary import FORMATS as SUMMARY_FORMATS
 from .summary import render, summarize
@@ -124,14 +125,7 @@ def lint(paths: tuple[str, ...], fmt: str, strict: bool, sets: tuple[str, ...]) 
 def summary_command(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...]) -> None:
     """Per-layer table of a spec: shapes, parameters and MACs, with totals."""
     result = lint_file(spec, parse_sets(sets), spec)
-    code = exit_code([result])
-    if result.diagnostics:  # on stderr, so that stdout stays the summary (`> out.json`)
-        sources = SourceCache()
-        if result.text is not None:
-            sources.add(result.file, result.text)
-        click.echo(render_text(result.diagnostics, sources, MAX_SHOWN) + "\n", err=True)
-        if code:
-            click.echo(_summary([result]), err=True)
+    code = report(result)  # on stderr, so that stdout stays the summary (`> out.json`)
     if code or result.graph is None:
         sys.exit(code or 1)
     click.echo(render(summarize(result.graph), fmt, depth))
@@ -190,23 +184,15 @@ def draw_command(
     Graphviz's `dot`, the DOT source is written instead (exit code 2, except for --format dot).
     """
     result = lint_file(spec, parse_sets(sets), spec)
-    code = exit_code([result])
-    if result.diagnostics:
-        sources = SourceCache()
-        if result.text is not None:
-            sources.add(result.file, result.text)
-        click.echo(render_text(result.diagnostics, sources, MAX_SHOWN) + "\n", err=True)
-        if code:
-            click.echo(_summary([result]), err=True)
+    code = report(result)
     if code == 2 or result.graph is None or result.spec is None:
         sys.exit(code or 1)  # nothing to draw: the spec did not get as far as a graph
-    caption = "\n".join(filter(None, [result.spec.source, result.spec.description]))
     source = draw.to_dot(
         result.graph,
         result.diagnostics,
         depth,
         rankdir.upper(),
-        caption,
+        draw.caption_of(result.spec),
         fold_activations=not no_fold,
     )
     path = Path(output) if output else Path(f"{result.graph.name}.{fmt}")
@@ -220,6 +206,122 @@ def draw_command(
         sys.exit(2)
     click.echo(f"wrote {path}", err=True)
     sys.exit(code)
+
+
+@cli.command("codegen")
+@click.argument("spec", metavar="SPEC")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the code to FILE instead of printing it.",
+)
+@set_option
+def codegen_command(spec: str, output: str | None, sets: tuple[str, ...]) -> None:
+    """Standalone PyTorch code for a spec: one file that imports only torch."""
+    result = lint_file(spec, parse_sets(sets), spec)
+    code = report(result)
+    if code or result.graph is None:
+        sys.exit(code or 1)
+    from .codegen import codegen_file  # Jinja2 is not needed for linting
+
+    text = codegen_file(result, spec_label(Path(spec)))
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    _write(Path(output), text.encode())
+    click.echo(f"wrote {output}", err=True)
+
+
+@cli.command("build")
+@click.argument("specs", nargs=-1, metavar="[SPEC...]")
+@click.option(
+    "-o",
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    default="generated",
+    show_default=True,
+    help="Where to write <name>.py and <name>.svg.",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Depth of the summary printed for each spec.",
+)
+@set_option
+def build_command(specs: tuple[str, ...], out_dir: str, depth: int, sets: tuple[str, ...]) -> None:
+    """The main job: lint, print the summary, write generated/<name>.py and <name>.svg.
+
+    With no SPEC, every spec under specs/ is built, and files in the output folder that no
+    spec produced any more are removed; specs with errors are reported, not built (exit 1).
+    """
+    from .codegen import codegen_file  # Jinja2 is not needed for linting
+
+    out = Path(out_dir)
+    paths = find_specs(specs or ("specs",))
+    overrides = parse_sets(sets)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.UsageError(f"cannot create `{out}`: {exc.strerror or exc}") from None
+    written: list[Path] = []
+    broken: list[str] = []
+    code = 0
+    for path, display in paths:
+        result = lint_file(path, overrides, display)
+        status = report(result)
+        if status or result.graph is None or result.spec is None:
+            broken.append(display)
+            code = max(code, status or 1)
+            continue
+        click.echo(render(summarize(result.graph), "text", depth))
+        stem = path.stem
+        python = out / f"{stem}.py"
+        _write(python, codegen_file(result, spec_label(path)).encode())
+        diagram = out / f"{stem}.svg"
+        dot = draw.to_dot(result.graph, result.diagnostics, caption=draw.caption_of(result.spec))
+        problem = draw.render(dot, diagram, "svg")
+        written.append(python)
+        if problem:
+            click.echo(f"yarch: {problem}", err=True)
+            code = 2
+        else:
+            written.append(diagram)
+        click.echo(f"wrote {python} and {diagram}\n")
+    if not specs:  # the whole library: files no spec produces any more are stale
+        for stale in sorted({*out.glob("*.py"), *out.glob("*.svg")} - set(written)):
+            stale.unlink()
+            click.echo(f"removed {stale} (no spec produces it any more)")
+    built = len(paths) - len(broken)
+    click.echo(f"Built {_plural(built, 'spec')} into {out}/.")
+    if broken:
+        click.echo(f"Not built, with errors: {', '.join(broken)}.")
+    sys.exit(code)
+
+
+def report(result: Result) -> int:
+    """Print a spec's diagnostics on stderr, as lint's text format; return the exit code."""
+    code = exit_code([result])
+    if result.diagnostics:
+        sources = SourceCache()
+        if result.text is not None:
+            sources.add(result.file, result.text)
+        click.echo(render_text(result.diagnostics, sources, MAX_SHOWN) + "\n", err=True)
+        if code:
+            click.echo(_summary([result]), err=True)
+    return code
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        click.echo(f"yarch: cannot write `{path}`: {exc.strerror or exc}", err=True)
+        sys.exit(2)
 
 
 def exit_code(results: list[Result], strict: bool = False) -> int:

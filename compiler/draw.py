@@ -15,19 +15,17 @@ dashed; nodes (or clusters) that lint errors are about in red, with the message.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import re
 import shutil
 import subprocess
-import tempfile
 import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .diagnostics import Diagnostic, Span
+from .files import write_atomic
 from .graph import ArchGraph, RawLayer, Shape
 from .ops.base import BrokenOp
 
@@ -685,26 +683,10 @@ def _legend(layout: _Layout, rankdir: str) -> Iterator[str]:
 # --- rendering ---------------------------------------------------------------------------------
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and `os.replace`, so a
-    failure half-way leaves the old file (or none), never a truncated one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp makes the file private; give it the permissions a plain open() would
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def caption_of(spec: object) -> str:
+    """The text under a diagram's title: the spec's `source:` and `description:`."""
+    parts = [getattr(spec, "source", None), getattr(spec, "description", None)]
+    return "\n".join(p for p in parts if p)
 
 
 def render(dot_source: str, path: str | Path, fmt: str, timeout: float = DOT_TIMEOUT) -> str | None:

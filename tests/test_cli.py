@@ -118,3 +118,28 @@ def test_summary_json_of_torchvision_googlenet(run):
     payload = json.loads(result.output)
     assert payload["total_macs"] == 1_498_376_192
     assert payload["total_params"] == 13_004_888
+
+
+def test_codegen_prints_or_writes(tmp_path, run):
+    result = run("codegen", "specs/posts/mnist_residual.yaml")
+    assert result.exit_code == 0
+    assert "class ResidualBlock(nn.Module):" in result.output
+    target = tmp_path / "m.py"
+    assert run("codegen", "specs/posts/mnist_residual.yaml", "-o", str(target)).exit_code == 0
+    assert target.read_text() in result.output
+    broken = tmp_path / "broken.py"
+    assert run("codegen", "specs/posts/googlenet_pytorch.yaml", "-o", str(broken)).exit_code == 1
+    assert not broken.exists()
+
+
+def test_build_writes_code_and_diagram_and_is_repeatable(tmp_path, run):
+    out = tmp_path / "gen"
+    args = ("build", "specs/posts/mnist_inception.yaml", "specs/posts/alexnet_text.yaml")
+    result = run(*args, "-o", str(out))
+    assert result.exit_code == 1  # alexnet_text has errors: reported, not built
+    assert "Total params: 97,298" in result.output  # the summary is printed
+    assert "Not built, with errors: specs/posts/alexnet_text.yaml." in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["mnist_inception.py", "mnist_inception.svg"]
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    run(*args, "-o", str(out))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
