@@ -43,20 +43,15 @@ def test_generated_module_equals_build(path, tmp_path):
     module = _load(source, tmp_path, graph.name)
     assert "compiler" not in source and "yarch import" not in source
     cls = getattr(module, torchbuild.class_name(graph.name))
-    big = sum(n.params for n in graph.nodes()) > 30_000_000
-    device = "meta" if big else "cpu"  # the VGGs: compare structure only, cheaply
-    with torch.device(device):
-        generated = cls()
-        built = torchbuild.build(path)
+    torch.manual_seed(0)
+    generated = cls()
+    built = torchbuild.build(path)
     got = [(k, tuple(v.shape)) for k, v in generated.state_dict().items()]
     assert got == [(k, tuple(v.shape)) for k, v in built.state_dict().items()]
-    if big:
-        return
     generated.load_state_dict(built.state_dict(), strict=True)
     generated.eval()
     built.eval()
-    torch.manual_seed(0)
-    x = torch.randn(2, *graph.input_shape)
+    x = torch.randn(1, *graph.input_shape)
     with torch.no_grad():
         a, b = generated(x), built(x)
     if isinstance(a, tuple):
