@@ -96,8 +96,8 @@ def lint(paths: tuple[str, ...], fmt: str, strict: bool, sets: tuple[str, ...]) 
     else:
         sources = SourceCache()
         for r in results:
-            if r.text is not None:
-                sources.add(r.file, r.text)
+            for file, text in r.sources.items():
+                sources.add(file, text)
         if diagnostics:
             click.echo(render_text(diagnostics, sources, MAX_SHOWN) + "\n")
         click.echo(_summary(results))
@@ -303,13 +303,44 @@ def build_command(specs: tuple[str, ...], out_dir: str, depth: int, sets: tuple[
     sys.exit(code)
 
 
+@cli.command("diff")
+@click.argument("spec_a", metavar="A")
+@click.argument("spec_b", metavar="B")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="How to print the differences.",
+)
+@set_option
+def diff_command(spec_a: str, spec_b: str, fmt: str, sets: tuple[str, ...]) -> None:
+    """What differs between two specs after resolution (parameters substituted, blocks
+    expanded): nodes added, removed and changed, the shapes that changed as a consequence,
+    parameters and MACs per node, per block instance and in total.
+
+    The same --set applies to both. Exit code 0 when both resolve, whether or not they
+    differ; 1 when either has errors (its diagnostics on stderr); 2 when one cannot be read.
+    """
+    from .diff import diff_graphs, render_diff
+
+    overrides = parse_sets(sets)
+    results = [lint_file(spec, overrides, spec) for spec in (spec_a, spec_b)]
+    codes = [report(result) for result in results]  # on stderr: stdout stays the diff
+    a, b = (result.graph for result in results)
+    if any(codes) or a is None or b is None:
+        sys.exit(max(codes) or 1)
+    click.echo(render_diff(diff_graphs(a, b, spec_a, spec_b), fmt))
+
+
 def report(result: Result) -> int:
     """Print a spec's diagnostics on stderr, as lint's text format; return the exit code."""
     code = exit_code([result])
     if result.diagnostics:
         sources = SourceCache()
-        if result.text is not None:
-            sources.add(result.file, result.text)
+        for file, text in result.sources.items():
+            sources.add(file, text)
         click.echo(render_text(result.diagnostics, sources, MAX_SHOWN) + "\n", err=True)
         if code:
             click.echo(_summary([result]), err=True)

@@ -101,6 +101,7 @@ class ArchGraph:
     unresolved_outputs: set[str] = field(default_factory=set)
     complete: bool = True  # false when a layer or reference failed to resolve
     block_docs: dict[str, str] = field(default_factory=dict)  # user block -> its `doc:`
+    scale: str | None = None  # the row of the spec's `scales` table it was resolved with
     instances: dict[str, Instance] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     # output node id -> the outermost block instance it is the output of

@@ -50,6 +50,14 @@ class Document:
     data: Any
     spans: dict[PathKey, Span] = field(default_factory=dict)
     key_spans: dict[PathKey, Span] = field(default_factory=dict)
+    # a variant merged with its bases: the text of every file, and the files from the variant
+    # down to its last base
+    sources: dict[str, str] = field(default_factory=dict)
+    chain: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.sources = self.sources or {self.file: self.text}
+        self.chain = self.chain or (self.file,)
 
     def span(self, path: PathKey) -> Span | None:
         """Span of the value at `path`, or of its nearest ancestor that has one."""

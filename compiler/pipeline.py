@@ -13,14 +13,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .diagnostics import Diagnostic, merge_duplicates, sort_key
+from .diagnostics import Diagnostic, Span, error, merge_duplicates, sort_key
 from .graph import ArchGraph
 from .lint import run_rules
-from .loader import Document, LoadError, load_file, load_text
+from .loader import Document, LoadError, load_text
 from .ops.base import field_names
 from .resolve import resolve
 from .schema import BlockSpec, OutputSpec, Spec, to_diagnostics
 from .shapes import infer_shapes
+from .variants import chain_note, load_spec
 
 # Diagnostics that mean the input could not be read at all: exit code 2, not 1.
 UNREADABLE = frozenset({"unreadable-file", "invalid-encoding"})
@@ -34,6 +35,13 @@ class Result:
     spec: Spec | None = None
     graph: ArchGraph | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """The text of every file the diagnostics may point into (a variant and its bases)."""
+        if self.doc is not None:
+            return self.doc.sources
+        return {self.file: self.text} if self.text is not None else {}
 
     @property
     def errors(self) -> int:
@@ -60,40 +68,68 @@ def _known_fields(path: tuple) -> list[str]:
 
 def validate(doc: Document) -> tuple[Spec | None, list[Diagnostic]]:
     try:
-        return Spec.model_validate(doc.data), []
+        spec = Spec.model_validate(doc.data)
     except ValidationError as exc:
         return None, to_diagnostics(
             exc, doc.data, doc.span, doc.key_span, "the spec", _known_fields
         )
+    if spec.is_variant:
+        return spec, []
+    missing = [key for key in ("input", "layers") if getattr(spec, key) is None]
+    if missing:
+        return None, [
+            error(
+                "missing-field",
+                f"the spec needs `{key}`",
+                Span(doc.file, 1, 1, 1, 1),
+                help="or name a base spec with `extends:`",
+            )
+            for key in missing
+        ]
+    return spec, []
 
 
-def lint_document(doc: Document, overrides: dict[str, Any] | None = None) -> Result:
+def _check_variant(doc: Document) -> list[Diagnostic]:
+    return validate(doc)[1]
+
+
+def lint_document(
+    doc: Document, overrides: dict[str, Any] | None = None, scale: str | None = None
+) -> Result:
     result = Result(doc.file, doc.text, doc)
     spec, diags = validate(doc)
     result.spec = spec
     if spec is not None:
-        graph, resolve_diags = resolve(doc, spec, overrides)
+        graph, resolve_diags = resolve(doc, spec, overrides, scale)
         diags += resolve_diags
         result.graph = graph
         diags += infer_shapes(graph)
         diags += run_rules(graph)
+    diags = [chain_note(doc, d) for d in diags]
     result.diagnostics = sorted(merge_duplicates(diags), key=sort_key)
     return result
 
 
 def lint_file(
-    path: str | Path, overrides: dict[str, Any] | None = None, display: str | None = None
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    display: str | None = None,
+    scale: str | None = None,
 ) -> Result:
     """Load, validate, resolve and check one spec file. Never raises for bad input."""
     name = display or str(path)
     try:
-        doc = load_file(path, name)
+        doc, problems = load_spec(Path(path), name, _check_variant)
     except LoadError as exc:
         text = None
         with contextlib.suppress(OSError, UnicodeDecodeError):
             text = Path(path).read_text(encoding="utf-8")
         return Result(name, text, diagnostics=[exc.diagnostic])
-    return lint_document(doc, overrides)
+    if doc is None:
+        result = Result(name, Path(path).read_text(encoding="utf-8"))
+        result.diagnostics = sorted(merge_duplicates(problems), key=sort_key)
+        return result
+    return lint_document(doc, overrides, scale)
 
 
 def lint_text(text: str, file: str = "<string>", overrides: dict[str, Any] | None = None) -> Result:

@@ -8,6 +8,7 @@ to it do not cascade into more errors.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from .graph import ArchGraph, Instance, Loc, Node, RawLayer
 from .loader import Document
 from .ops import OPS, NodeArgs, Op
 from .ops.base import COMMON_FIELDS, BrokenOp, InputOp, PosInt, closest, field_names, suggest_op
-from .schema import BlockSpec, OutputSpec, Spec, to_diagnostics
+from .schema import BlockSpec, OutputSpec, Scale, Spec, to_diagnostics
 
 Scope = tuple[str, ...]
 
@@ -115,6 +116,19 @@ def _origins(value: Any, env: Env, loc: Loc) -> dict[Loc, Span]:
     return {}
 
 
+def _with_first(raw: RawLayer) -> RawLayer:
+    """The first copy of a repeat: the layer with its `first:` fields written in."""
+    first = raw.fields.get("first")
+    fields = {k: v for k, v in raw.fields.items() if k not in ("first", "repeat")}
+    spans = {loc: s for loc, s in raw.spans.items() if loc[:1] not in (("first",), ("repeat",))}
+    if isinstance(first, dict):
+        fields.update(first)
+        for loc, s in raw.spans.items():
+            if loc[:1] == ("first",) and len(loc) > 1:
+                spans[loc[1:]] = s
+    return RawLayer(raw.op, fields, raw.span, spans, dict(raw.key_spans))
+
+
 def known_op(name: str, blocks: dict[str, Block]) -> type[Op] | Block | None:
     return blocks.get(name) or OPS.get(name)
 
@@ -184,10 +198,18 @@ def normalize(
 
 
 class Resolver:
-    def __init__(self, doc: Document, spec: Spec, overrides: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        doc: Document,
+        spec: Spec,
+        overrides: dict[str, Any] | None = None,
+        scale: str | None = None,
+    ):
         self.doc = doc
         self.spec = spec
         self.overrides = overrides or {}
+        self.scale_name = scale
+        self.functions: dict[str, Callable[..., Any]] = scale_functions(Scale())
         self.diags: list[Diagnostic] = []
         self.targets: dict[str, Any] = {}  # qualified name -> node id | Ref | _BROKEN
         self.scope_names: dict[Scope, list[str]] = defaultdict(list)
@@ -257,10 +279,51 @@ class Resolver:
 
     # --- parameters --------------------------------------------------------------------------
 
+    def choose_scale(self) -> dict[str, tuple[Any, Span | None]]:
+        """The chosen row of `scales` (the first when none is named): its `w` and `d`
+        functions, and the parameters it sets."""
+        scales = {k: v for k, v in self.spec.scales.items() if v is not None}
+        if self.scale_name is not None and self.scale_name not in scales:
+            self.diags.append(
+                error(
+                    "unknown-scale",
+                    f"`--scale {self.scale_name}`: the spec has no scale `{self.scale_name}`",
+                    self.doc.key_span(("scales",)) if scales else None,
+                    help="scales: " + ", ".join(f"`{n}`" for n in scales)
+                    if scales
+                    else "the spec declares no `scales:`",
+                )
+            )
+            return {}
+        if not scales:
+            return {}
+        name = self.scale_name or next(iter(scales))
+        self.graph.scale = name
+        row = scales[name]
+        self.functions = scale_functions(row)
+        sets = {}
+        for key, value in (row.model_extra or {}).items():
+            span = self.doc.span(("scales", name, key))
+            if key not in self.spec.params:
+                self.diags.append(
+                    error(
+                        "undefined-parameter",
+                        f"scale `{name}` sets `{key}`, which is not a parameter",
+                        span,
+                        help=_suggest(key, list(self.spec.params)),
+                    )
+                )
+                continue
+            sets[key] = (value, span)
+        return sets
+
     def top_env(self) -> Env:
         env = Env({})
+        scaled = self.choose_scale()
         for name, value in self.spec.params.items():
             span = self.doc.span(("params", name))
+            if name in scaled:
+                value, span = scaled[name]
             if name in self.overrides:
                 value, span = self.overrides[name], None
             value = self.subst(value, env, span, lambda loc, s=span: s)
@@ -301,7 +364,7 @@ class Resolver:
             return param.value
 
         try:
-            return substitute(value, lookup)
+            return substitute(value, lookup, self.functions)
         except ExprError as exc:
             if exc.name == "":
                 return _BROKEN
@@ -347,6 +410,8 @@ class Resolver:
 
     def define_blocks(self) -> None:
         for name, spec in self.spec.blocks.items():
+            if spec is None:  # removed by a variant (`Block: ~`)
+                continue
             key_span = self.doc.key_span(("blocks", name))
             if name in OPS or not name.isidentifier() or name == "input":
                 self.diags.append(
@@ -549,13 +614,27 @@ class Resolver:
         self.scope_names[group].extend(str(i) for i in range(args.repeat))
         inst = Instance(key, raw.op, raw.span, {"repeat": args.repeat}, repeat=args.repeat)
         self.graph.instances[key] = inst
-        first = inputs[0]
-        once = args.model_copy(update={"repeat": 1})
+        source = inputs[0]
+        # the group's `expect:` is about its output, the last copy's
+        once = args.model_copy(update={"repeat": 1, "expect": None, "first": None})
+        first_raw, first_args = raw, once
+        if args.first:
+            first_raw = _with_first(raw)
+            checked = self.validate(first_raw, env)
+            if checked is None:
+                self.targets[key] = _BROKEN
+                return
+            first_args = checked[0].model_copy(update={"repeat": 1, "expect": None})
         for i in range(args.repeat):
-            self.create(raw, once, target, group, str(i), inputs, env)
+            if i == 0:
+                self.create(first_raw, first_args, target, group, "0", inputs, env)
+            else:
+                self.create(raw, once, target, group, str(i), inputs, env)
             inputs = [Ref(group, str(i), None)]
         self.targets[key] = inputs[0]
-        self.instance_refs.append((inst, first, inputs[0]))
+        self.instance_refs.append((inst, source, inputs[0]))
+        if args.expect is not None:
+            self.instance_expects.append((inst, tuple(args.expect), raw.field_span(("expect",))))
 
     def salvage(self, raw: RawLayer, scope: Scope, name: str, prev: Ref) -> None:
         """Keep a layer that failed validation in the graph when it declares its output shape.
@@ -796,6 +875,8 @@ class Resolver:
             return
         self.output_refs = {}
         for name, value in outputs.items():
+            if value is None:
+                continue
             if isinstance(value, OutputSpec):
                 ref, train_only = value.from_, value.train_only
                 span = self.doc.span(("outputs", name, "from"))
@@ -816,10 +897,35 @@ class Resolver:
                 self.graph.train_only.add(name)
 
 
+def scale_functions(scale: Scale) -> dict[str, Callable[..., Any]]:
+    """`w(c)` and `d(n)`, as Ultralytics scales widths and depths."""
+
+    def w(channels: Any) -> int:
+        if not isinstance(channels, int | float) or isinstance(channels, bool):
+            raise TypeError("w() takes a channel count")
+        capped = min(channels, scale.max_channels) if scale.max_channels else channels
+        return max(math.ceil(capped * scale.width / scale.divisor) * scale.divisor, 1)
+
+    def d(repeats: Any) -> int:
+        if not isinstance(repeats, int) or isinstance(repeats, bool):
+            raise TypeError("d() takes a whole number")
+        return max(round(repeats * scale.depth), 1) if repeats > 1 else repeats
+
+    return {"w": w, "d": d}
+
+
+def _suggest(word: str, options: list[str]) -> str | None:
+    near = closest(word, options)
+    return ("did you mean " + " or ".join(f"`{n}`" for n in near) + "?") if near else None
+
+
 def resolve(
-    doc: Document, spec: Spec, overrides: dict[str, Any] | None = None
+    doc: Document,
+    spec: Spec,
+    overrides: dict[str, Any] | None = None,
+    scale: str | None = None,
 ) -> tuple[ArchGraph, list[Diagnostic]]:
-    resolver = Resolver(doc, spec, overrides)
+    resolver = Resolver(doc, spec, overrides, scale)
     graph = resolver.run()
     g = graph.graph
     live = [n for n in g if not g.nodes[n].get("unresolved")]

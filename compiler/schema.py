@@ -39,19 +39,61 @@ class BlockSpec(BaseModel):
     output: Name | None = None
 
 
-class Spec(BaseModel):
-    """A network: its input, parameters, blocks, layers and named outputs."""
+Positive = Annotated[float, Field(gt=0)]
+
+
+class Scale(BaseModel):
+    """One row of a `scales` table, in the Ultralytics manner: `w(c)` in a spec gives
+    `c * width`, capped at `max_channels` and rounded up to a multiple of `divisor`; `d(n)`
+    gives `max(round(n * depth), 1)`. Other keys set the spec's parameters."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    width: Positive = 1.0
+    depth: Positive = 1.0
+    max_channels: Annotated[int, Field(ge=1, strict=True)] | None = None
+    divisor: Annotated[int, Field(ge=1, strict=True)] = 8
+
+
+class Insert(BaseModel):
+    """Layers a variant adds next to a named layer of its base."""
 
     model_config = _STRICT
+    after: str | None = None
+    before: str | None = None
+    layers: list[Any] = Field(min_length=1)
+
+
+class Spec(BaseModel):
+    """A network: its input, parameters, blocks, layers and named outputs.
+
+    A variant names its base with `extends:` and changes only what differs: top-level fields
+    and the `params`, `blocks`, `outputs` and `scales` mappings merge key by key (`~` removes a
+    key); `modify`, `replace`, `delete`, `insert` and `append` change layers by name.
+    """
+
+    model_config = _STRICT
+    extends: str | None = None
     name: Name | None = None
     source: str | None = None
     description: str | None = None
     # [channels, height, width]; the batch dimension is implicit
-    input: list[Any] = Field(min_length=1, max_length=3)
+    input: list[Any] | None = Field(None, min_length=1, max_length=3)
     params: dict[Name, ParamValue] = Field(default_factory=dict)
-    blocks: dict[str, BlockSpec] = Field(default_factory=dict)
-    layers: list[Any] = Field(min_length=1)
-    outputs: dict[Name, str | OutputSpec] | None = None
+    scales: dict[Name, Scale | None] = Field(default_factory=dict)
+    blocks: dict[str, BlockSpec | None] = Field(default_factory=dict)
+    layers: list[Any] | None = Field(None, min_length=1)
+    outputs: dict[Name, str | OutputSpec | None] | None = None
+    # variants only: changes to the base's layers, addressed by name (`Block.layer` inside a
+    # block), never by position
+    modify: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    replace: dict[str, Any] = Field(default_factory=dict)
+    delete: list[str] = Field(default_factory=list)
+    insert: list[Insert] = Field(default_factory=list)
+    append: list[Any] = Field(default_factory=list)
+
+    @property
+    def is_variant(self) -> bool:
+        return self.extends is not None
 
 
 # --- pydantic errors -> diagnostics ----------------------------------------------------------

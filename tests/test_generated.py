@@ -22,7 +22,7 @@ def test_every_clean_spec_is_generated_and_nothing_else():
     expected = {f"{p.stem}.{ext}" for p in CLEAN for ext in ("py", "svg")}
     present = {p.name for p in GENERATED.iterdir() if p.suffix in (".py", ".svg")}
     assert present == expected, "run `make generate`"
-    assert len(CLEAN) == 16  # the 11 library specs and the 5 posts that lint clean
+    assert len(CLEAN) == 18  # 12 library specs, a variant and the 5 posts that lint clean
 
 
 @pytest.mark.parametrize("path", CLEAN, ids=lambda p: p.name)

@@ -109,10 +109,13 @@ class NodeArgs(BaseModel):
     from_: Annotated[list[RefName], BeforeValidator(_listify)] | None = Field(None, alias="from")
     expect: list[PosInt] | None = Field(None, min_length=1, max_length=3)
     repeat: Annotated[int, Field(ge=1, le=100_000, strict=True)] = 1
+    # with `repeat`: fields that differ in the first copy (`first: {stride: 2}`), as
+    # torchvision's `_make_layer` strides and widens only the first block of a stage
+    first: dict[str, Any] | None = None
     if_: Annotated[bool, Field(strict=True)] = Field(True, alias="if")
 
 
-COMMON_FIELDS = ("name", "from", "expect", "repeat", "if")
+COMMON_FIELDS = ("name", "from", "expect", "repeat", "first", "if")
 
 
 class Context(Protocol):
