@@ -94,10 +94,15 @@ def _check_variant(doc: Document) -> list[Diagnostic]:
 
 
 def lint_document(
-    doc: Document, overrides: dict[str, Any] | None = None, scale: str | None = None
+    doc: Document,
+    overrides: dict[str, Any] | None = None,
+    scale: str | None = None,
+    earlier: list[Diagnostic] | None = None,
 ) -> Result:
+    """Validate, resolve and check a loaded spec; `earlier` are the loader's diagnostics."""
     result = Result(doc.file, doc.text, doc)
     spec, diags = validate(doc)
+    diags = [*(earlier or []), *diags]
     result.spec = spec
     if spec is not None:
         graph, resolve_diags = resolve(doc, spec, overrides, scale)
@@ -129,7 +134,7 @@ def lint_file(
         result = Result(name, Path(path).read_text(encoding="utf-8"))
         result.diagnostics = sorted(merge_duplicates(problems), key=sort_key)
         return result
-    return lint_document(doc, overrides, scale)
+    return lint_document(doc, overrides, scale, problems)
 
 
 def lint_text(text: str, file: str = "<string>", overrides: dict[str, Any] | None = None) -> Result:
