@@ -76,16 +76,17 @@ def instantiate(c: Container, model_name: str) -> nn.Module:
     return module
 
 
-def build(path_or_spec: str | Path | dict, **params: Any) -> nn.Module:
+def build(path_or_spec: str | Path | dict, *, scale: str | None = None, **params: Any) -> nn.Module:
     """Compile a spec (a file path, or the spec as a mapping) into a torch module.
 
-    Keyword arguments override the spec's parameters (`num_classes=10`). A spec with errors
-    raises `SpecError`, whose message is the diagnostics as `yarch lint` prints them.
+    Keyword arguments override the spec's parameters (`num_classes=10`); `scale` picks a row of
+    its `scales` table. A spec with errors raises `SpecError`, whose message is the
+    diagnostics as `yarch lint` prints them.
     """
     if isinstance(path_or_spec, dict):
-        result = lint_document(Document("<spec>", "", path_or_spec), params)
+        result = lint_document(Document("<spec>", "", path_or_spec), params, scale)
     else:
-        result = lint_file(path_or_spec, params)
+        result = lint_file(path_or_spec, params, scale=scale)
     if result.errors or result.graph is None:
         raise SpecError(result)
     root = lower(result.graph)

@@ -30,6 +30,10 @@ CODES = [
     "yaml-tag",
     "yaml-too-large",
     "yaml-too-deep",
+    # variants
+    "extends-cycle",
+    "missing-base",
+    "override-target",
     # the spec's fields and layers
     "invalid-value",
     "unknown-field",
