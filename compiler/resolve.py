@@ -607,7 +607,16 @@ class Resolver:
         if not args.if_:  # a disabled layer passes its input through
             self.targets[key] = inputs[0]
             return
-        if args.repeat == 1:
+        # a written `repeat:` makes a group even of one copy (`layer4.0`, as torchvision's
+        # nn.Sequential of one block); no `repeat:`, no group
+        if args.repeat == 1 and "repeat" not in args.model_fields_set:
+            if args.first:  # the only copy is the first
+                raw = _with_first(raw)
+                checked = self.validate(raw, env)
+                if checked is None:
+                    self.targets[key] = _BROKEN
+                    return
+                args = checked[0]
             self.create(raw, args, target, scope, name, inputs, env)
             return
         group = (*scope, name)

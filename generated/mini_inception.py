@@ -94,11 +94,17 @@ class MiniInception(nn.Module):
         self.stem = nn.Conv2d(3, 16, kernel_size=3, stride=2, padding=1)
         self.bn_1 = nn.BatchNorm2d(16)
         self.relu_1 = nn.ReLU()
-        self.stage1 = Stage(16, 16, (8, 16), (8, 8))
+        self.stage1 = nn.Sequential(
+            Stage(16, 16, (8, 16), (8, 8)),
+        )
         self.maxpool_1 = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.stage2 = Stage(48, 32, (16, 32), (8, 8))
+        self.stage2 = nn.Sequential(
+            Stage(48, 32, (16, 32), (8, 8)),
+        )
         self.maxpool_2 = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.stage3 = Stage(80, 64, (32, 64), (8, 16))
+        self.stage3 = nn.Sequential(
+            Stage(80, 64, (32, 64), (8, 16)),
+        )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten_1 = nn.Flatten()
         self.fc = nn.Linear(160, 10)

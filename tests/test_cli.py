@@ -34,7 +34,7 @@ def test_specs_folder_reports_the_posts(run):
     result = run("lint", "specs/")
     assert result.exit_code == 1
     assert "error[reshape-batch]" in result.output
-    assert "--> specs/posts/googlenet_pytorch.yaml:43:14" in result.output
+    assert "--> specs/posts/googlenet_pytorch.yaml:44:14" in result.output
 
 
 def test_json_fields(run):
@@ -59,20 +59,20 @@ def test_json_fields(run):
     stride = next(d for d in payload["diagnostics"] if d["code"] == "invalid-value")
     assert (stride["file"], stride["line"], stride["column"]) == (
         "specs/posts/googlenet_pytorch.yaml",
-        23,
+        24,
         48,
     )
-    assert (stride["end_line"], stride["end_column"]) == (23, 49)
+    assert (stride["end_line"], stride["end_column"]) == (24, 49)
     assert stride["message"] == "`stride` must be >= 1, got 0"
 
 
 def test_concise_and_github(run):
     result = run("lint", "--format", "concise", "specs/posts/alexnet_text.yaml")
     lines = result.output.splitlines()
-    assert lines[0].startswith("specs/posts/alexnet_text.yaml:17:54: warning[stride-remainder]")
+    assert lines[0].startswith("specs/posts/alexnet_text.yaml:18:54: warning[stride-remainder]")
     result = run("lint", "--format", "github", "specs/posts/alexnet_text.yaml")
     first = result.output.splitlines()[0]
-    assert first.startswith("::warning file=specs/posts/alexnet_text.yaml,line=17,col=54,")
+    assert first.startswith("::warning file=specs/posts/alexnet_text.yaml,line=18,col=54,")
     assert "title=stride-remainder::" in first
 
 

@@ -12,20 +12,20 @@ from .conftest import SPECS
 # (code, line) of every diagnostic, per post; design.md lists these mistakes
 EXPECTED = {
     "googlenet_pytorch.yaml": [
-        ("invalid-value", 23),  # Conv2d(..., stride=0)
-        ("shape-mismatch", 25),  # 3x3 conv without padding: 56 -> 54
-        ("reshape-batch", 43),  # x.view(-1, 1024) on 1024x7x7
+        ("invalid-value", 24),  # Conv2d(..., stride=0)
+        ("shape-mismatch", 26),  # 3x3 conv without padding: 56 -> 54
+        ("reshape-batch", 44),  # x.view(-1, 1024) on 1024x7x7
     ],
     "alexnet_text.yaml": [
-        ("stride-remainder", 17),  # 224 with kernel 11, stride 4: a row and column dropped
-        ("shape-mismatch", 17),  # ... and 54, not 55
-        ("shape-mismatch", 25),  # CONV3 pad 2: 15, not 13
-        ("shape-mismatch", 27),  # CONV4 pad 2: 15, not 13
+        ("stride-remainder", 18),  # 224 with kernel 11, stride 4: a row and column dropped
+        ("shape-mismatch", 18),  # ... and 54, not 55
+        ("shape-mismatch", 26),  # CONV3 pad 2: 15, not 13
+        ("shape-mismatch", 28),  # CONV4 pad 2: 15, not 13
     ],
     "inception_keras.yaml": [
-        ("unflattened-linear", 22),  # Dense on the aux head's 128x4x4 map
-        ("shape-mismatch", 49),  # 5a: 736 channels, not 832
-        ("shape-mismatch", 50),  # 5b: 944 channels, not 1024
+        ("unflattened-linear", 23),  # Dense on the aux head's 128x4x4 map
+        ("shape-mismatch", 50),  # 5a: 736 channels, not 832
+        ("shape-mismatch", 51),  # 5b: 944 channels, not 1024
     ],
     "alexnet_code.yaml": [],
     "googlenet_paddle.yaml": [],
@@ -107,7 +107,7 @@ def test_hierarchy_is_kept():
     assert g.instances["inception4a"].block == "inception"
     assert g.instances["aux1"].block == "AuxHead"
     assert g.display(g.instances["inception4a"].output) == "inception4a"
-    assert node.span.line == 44  # the inception4a line of the spec
+    assert node.span.line == 45  # the inception4a line of the spec
     out = node.field_span("out")  # the 208 of [192, [96, 208], [16, 48], 64]
     line = (SPECS / "googlenet.yaml").read_text().splitlines()[out.line - 1]
     assert line[out.column - 1 : out.end_column - 1] == "208"

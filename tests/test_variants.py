@@ -42,7 +42,7 @@ def test_an_inherited_mistake_points_into_the_base_with_the_chain(tmp_path):
     path = _variant(tmp_path, "modify:\n  inception5a: {c5: [32, 32], expect: ~}\n")
     diags = lint_file(path, display="v.yaml").diagnostics
     (d,) = [d for d in diags if d.code == "channel-mismatch"]
-    assert d.span.file.endswith("specs/googlenet.yaml") and d.span.line == 52
+    assert d.span.file.endswith("specs/googlenet.yaml") and d.span.line == 53
     assert any(n.startswith("inherited: `v.yaml` extends `") for n in d.notes)
 
 

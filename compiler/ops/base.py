@@ -78,7 +78,10 @@ def _pair(value: Any) -> Any:
     return value
 
 
-PosPair = Annotated[tuple[PosInt, PosInt], BeforeValidator(_pair)]
+PosPair = Annotated[
+    tuple[PosInt, PosInt],
+    BeforeValidator(_pair, json_schema_input_type=PosInt | tuple[PosInt, PosInt]),
+]
 
 
 def _padding(value: Any) -> Any:
@@ -93,7 +96,13 @@ def _padding(value: Any) -> Any:
 
 # "same" keeps ceil(size / stride), as Keras and TensorFlow do (PyTorch's `padding="same"` is
 # the stride-1 case of it).
-Padding = Annotated[Literal["same"] | tuple[NonNegInt, NonNegInt], BeforeValidator(_padding)]
+Padding = Annotated[
+    Literal["same"] | tuple[NonNegInt, NonNegInt],
+    BeforeValidator(
+        _padding,
+        json_schema_input_type=Literal["same", "valid"] | NonNegInt | tuple[NonNegInt, NonNegInt],
+    ),
+]
 
 
 def _listify(value: Any) -> Any:
@@ -106,7 +115,10 @@ class NodeArgs(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
     name: Name | None = None
-    from_: Annotated[list[RefName], BeforeValidator(_listify)] | None = Field(None, alias="from")
+    from_: (
+        Annotated[list[RefName], BeforeValidator(_listify, json_schema_input_type=str | list[str])]
+        | None
+    ) = Field(None, alias="from")
     expect: list[PosInt] | None = Field(None, min_length=1, max_length=3)
     repeat: Annotated[int, Field(ge=1, le=100_000, strict=True)] = 1
     # with `repeat`: fields that differ in the first copy (`first: {stride: 2}`), as

@@ -1,0 +1,112 @@
+"""The JSON Schema of the spec language, from the pydantic models, for editors.
+
+The top level comes from `schema.Spec`; a layer is one of the ops, each with its `Args` model
+(`- conv: {...}`), its shorthand (`- dropout: 0.4`) or its bare name (`- relu`), or a block
+call. Wherever a number, a flag or a list is expected, a `$name` / `${...}` reference is
+accepted too. A base spec needs `input` and `layers`; a variant needs `extends`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .ops import OPS
+from .schema import BlockSpec, Insert, Spec
+
+SCHEMA_ID = "https://yarch.dev/schema/spec.schema.json"
+REFERENCE = {"$ref": "#/$defs/Reference"}
+LAYER = {"$ref": "#/$defs/Layer"}
+
+
+def _allow_references(node: Any) -> Any:
+    """Every typed value may instead be a parameter reference."""
+    if isinstance(node, list):
+        return [_allow_references(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _allow_references(v) for k, v in node.items()}
+    if out.get("type") in ("integer", "number", "boolean", "array"):
+        keep = {k: out.pop(k) for k in ("title", "default", "description") if k in out}
+        return {"anyOf": [out, REFERENCE], **keep}
+    return out
+
+
+def _hoist(schema: dict, defs: dict) -> dict:
+    """Move a model schema's `$defs` into the shared ones."""
+    defs.update(schema.pop("$defs", {}))
+    return schema
+
+
+def spec_schema() -> dict[str, Any]:
+    defs: dict[str, Any] = {}
+    top = _hoist(Spec.model_json_schema(by_alias=True), defs)
+    forms: list[dict[str, Any]] = []
+    names = sorted(OPS)
+    for name in names:
+        op = OPS[name]
+        args = _allow_references(_hoist(op.Args.model_json_schema(by_alias=True), defs))
+        args["title"] = f"{name} layer"
+        defs[f"op_{name}"] = args
+        value: list[dict[str, Any]] = [{"$ref": f"#/$defs/op_{name}"}, {"type": "null"}]
+        if op.primary and op.primary in args.get("properties", {}):
+            value.append(args["properties"][op.primary])
+        forms.append(
+            {
+                "type": "object",
+                "properties": {name: {"anyOf": value}},
+                "required": [name],
+                "additionalProperties": False,
+            }
+        )
+    defs["Reference"] = {
+        "type": "string",
+        "pattern": r"^\$(\{.*\}|[A-Za-z_][A-Za-z0-9_]*)$",
+        "description": "a parameter, `$name`, or an expression, `${...}`",
+    }
+    defs["Layer"] = {
+        "description": "one op with its fields, an op's name, or a block with its arguments",
+        "anyOf": [
+            {"type": "string", "enum": names},
+            {"type": "string", "pattern": "^[A-Z][A-Za-z0-9_]*$", "description": "a block"},
+            *forms,
+            {
+                "type": "object",
+                "description": "a block with its arguments",
+                "minProperties": 1,
+                "maxProperties": 1,
+                "propertyNames": {"not": {"enum": names}},
+                "additionalProperties": {"type": ["object", "null"]},
+            },
+        ],
+    }
+    layers = {"type": "array", "items": LAYER, "minItems": 1}
+    props = top["properties"]
+    props["layers"] = {"anyOf": [layers, {"type": "null"}], "default": None}
+    props["append"] = {"type": "array", "items": LAYER}
+    props["replace"] = {"type": "object", "additionalProperties": LAYER}
+    props["input"] = {
+        "anyOf": [
+            {
+                "type": "array",
+                "items": {"anyOf": [{"type": "integer"}, REFERENCE]},
+                "minItems": 1,
+                "maxItems": 3,
+            },
+            {"type": "null"},
+        ],
+        "description": "[channels, height, width]; the batch is implicit",
+    }
+    defs[BlockSpec.__name__]["properties"]["layers"] = layers
+    defs[Insert.__name__]["properties"]["layers"] = layers
+    top["anyOf"] = [{"required": ["extends"]}, {"required": ["input", "layers"]}]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        **top,
+        "$defs": dict(sorted(defs.items())),
+    }
+
+
+def render_schema() -> str:
+    return json.dumps(spec_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
