@@ -29,6 +29,7 @@ test: setup
 
 # Rewrites generated/ (tests/test_generated.py fails when it is stale).
 generate: setup
+	$(BIN)/yarch schema -o schema/spec.schema.json
 	$(BIN)/yarch build > /dev/null || [ $$? -eq 1 ]
 
 # Benchmarks print ratios measured in one run; they are not tests (CI times nothing).

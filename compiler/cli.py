@@ -37,13 +37,29 @@ def parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-set_option = click.option(
+_set = click.option(
     "--set",
     "sets",
     multiple=True,
     metavar="KEY=VALUE",
     help="Override a spec parameter (repeatable), e.g. --set num_classes=10.",
 )
+_scale = click.option(
+    "--scale",
+    metavar="NAME",
+    expose_value=False,
+    callback=lambda ctx, _param, value: ctx.meta.__setitem__("yarch.scale", value),
+    help="The row of the spec's `scales` table to use [default: its first].",
+)
+
+
+def set_option(command: Any) -> Any:
+    """`--set key=value` and `--scale NAME`, for every command that reads a spec."""
+    return _set(_scale(command))
+
+
+def chosen_scale() -> str | None:
+    return click.get_current_context().meta.get("yarch.scale")
 
 
 def find_specs(paths: tuple[str, ...]) -> list[tuple[Path, str]]:
@@ -78,14 +94,34 @@ def cli() -> None:
     help="How to print diagnostics.",
 )
 @click.option("--strict", is_flag=True, help="Warnings make the exit code 1 too.")
+@click.option(
+    "--all-scales",
+    is_flag=True,
+    help="Lint a spec with `scales` once for every row of the table.",
+)
 @set_option
-def lint(paths: tuple[str, ...], fmt: str, strict: bool, sets: tuple[str, ...]) -> None:
+def lint(
+    paths: tuple[str, ...], fmt: str, strict: bool, all_scales: bool, sets: tuple[str, ...]
+) -> None:
     """Check spec files and folders: schema, references, shapes and channels."""
     overrides = parse_sets(sets)
-    results = [lint_file(path, overrides, display) for path, display in find_specs(paths)]
+    files = find_specs(paths)
+    if all_scales:
+        results = []
+        for path, display in files:
+            scales = _scales_of(path)
+            for scale in scales or [None]:
+                result = lint_file(path, overrides, display, scale)
+                if scale is not None:
+                    result.diagnostics = [
+                        d.with_note(f"with scale `{scale}`") for d in result.diagnostics
+                    ]
+                results.append(result)
+    else:
+        results = [lint_file(path, overrides, display, chosen_scale()) for path, display in files]
     diagnostics = [d for r in results for d in r.diagnostics]
     if fmt == "json":
-        click.echo(render_json(diagnostics, len(results)))
+        click.echo(render_json(diagnostics, len({r.file for r in results})))
     elif fmt == "github":
         if diagnostics:
             click.echo(render_github(diagnostics))
@@ -124,7 +160,7 @@ def lint(paths: tuple[str, ...], fmt: str, strict: bool, sets: tuple[str, ...]) 
 @set_option
 def summary_command(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...]) -> None:
     """Per-layer table of a spec: shapes, parameters and MACs, with totals."""
-    result = lint_file(spec, parse_sets(sets), spec)
+    result = lint_file(spec, parse_sets(sets), spec, chosen_scale())
     code = report(result)  # on stderr, so that stdout stays the summary (`> out.json`)
     if code or result.graph is None:
         sys.exit(code or 1)
@@ -183,7 +219,7 @@ def draw_command(
     A spec with errors is still drawn, the layers they are about in red (exit code 1). Without
     Graphviz's `dot`, the DOT source is written instead (exit code 2, except for --format dot).
     """
-    result = lint_file(spec, parse_sets(sets), spec)
+    result = lint_file(spec, parse_sets(sets), spec, chosen_scale())
     code = report(result)
     if code == 2 or result.graph is None or result.spec is None:
         sys.exit(code or 1)  # nothing to draw: the spec did not get as far as a graph
@@ -220,7 +256,7 @@ def draw_command(
 @set_option
 def codegen_command(spec: str, output: str | None, sets: tuple[str, ...]) -> None:
     """Standalone PyTorch code for a spec: one file that imports only torch."""
-    result = lint_file(spec, parse_sets(sets), spec)
+    result = lint_file(spec, parse_sets(sets), spec, chosen_scale())
     code = report(result)
     if code or result.graph is None:
         sys.exit(code or 1)
@@ -272,7 +308,7 @@ def build_command(specs: tuple[str, ...], out_dir: str, depth: int, sets: tuple[
     broken: list[str] = []
     code = 0
     for path, display in paths:
-        result = lint_file(path, overrides, display)
+        result = lint_file(path, overrides, display, chosen_scale())
         status = report(result)
         if status or result.graph is None or result.spec is None:
             broken.append(display)
@@ -326,12 +362,38 @@ def diff_command(spec_a: str, spec_b: str, fmt: str, sets: tuple[str, ...]) -> N
     from .diff import diff_graphs, render_diff
 
     overrides = parse_sets(sets)
-    results = [lint_file(spec, overrides, spec) for spec in (spec_a, spec_b)]
+    results = [lint_file(spec, overrides, spec, chosen_scale()) for spec in (spec_a, spec_b)]
     codes = [report(result) for result in results]  # on stderr: stdout stays the diff
     a, b = (result.graph for result in results)
     if any(codes) or a is None or b is None:
         sys.exit(max(codes) or 1)
     click.echo(render_diff(diff_graphs(a, b, spec_a, spec_b), fmt))
+
+
+@cli.command("schema")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the schema to FILE instead of printing it.",
+)
+def schema_command(output: str | None) -> None:
+    """The JSON Schema of the spec language, for editors (yaml-language-server)."""
+    from .spec_schema import render_schema
+
+    text = render_schema()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    _write(Path(output), text.encode())
+    click.echo(f"wrote {output}", err=True)
+
+
+def _scales_of(path: Path) -> list[str]:
+    """The names in a spec's `scales` table (its variants' tables merged), or none."""
+    result = lint_file(path)
+    return list(result.spec.scales) if result.spec is not None else []
 
 
 def report(result: Result) -> int:
@@ -370,10 +432,10 @@ def _plural(n: int, word: str) -> str:
 def _summary(results: list[Result]) -> str:
     errors = sum(r.errors for r in results)
     warnings = sum(r.warnings for r in results)
-    files = _plural(len(results), "file")
+    files = _plural(len({r.file for r in results}), "file")
     if not errors and not warnings:
         return f"All checks passed ({files})."
-    bad = sum(1 for r in results if r.diagnostics)
+    bad = len({r.file for r in results if r.diagnostics})
     return (
         f"Found {_plural(errors, 'error')} and {_plural(warnings, 'warning')} in {bad} of {files}."
     )

@@ -143,3 +143,28 @@ def test_build_writes_code_and_diagram_and_is_repeatable(tmp_path, run):
     first = {p.name: p.read_bytes() for p in out.iterdir()}
     run(*args, "-o", str(out))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+
+
+def test_scales_on_the_command_line(tmp_path, run):
+    result = run("lint", "--all-scales", "--format", "json", "specs/mini_inception.yaml")
+    assert result.exit_code == 0 and json.loads(result.output)["files"] == 1
+    small = run("summary", "--format", "json", "--scale", "n", "specs/mini_inception.yaml")
+    large = run("summary", "--format", "json", "--scale", "m", "specs/mini_inception.yaml")
+    assert json.loads(small.output)["total_params"] < json.loads(large.output)["total_params"]
+    result = run("lint", "--scale", "xl", "specs/mini_inception.yaml")
+    assert result.exit_code == 1 and "error[unknown-scale]" in result.output
+    # a row that breaks the network is found by --all-scales, with the scale named
+    broken = tmp_path / "s.yaml"
+    broken.write_text(
+        "input: [3, 16, 16]\nscales:\n  ok: {width: 1.0}\n  tiny: {depth: 1.0, width: 0.01}\n"
+        "layers:\n  - conv: {out: '${w(64)}', kernel: 3, padding: 1, expect: [64, 16, 16]}\n"
+    )
+    assert run("lint", str(broken)).exit_code == 0  # the first row
+    result = run("lint", "--all-scales", str(broken))
+    assert result.exit_code == 1 and "with scale `tiny`" in result.output
+
+
+def test_schema_command(tmp_path, run):
+    target = tmp_path / "spec.schema.json"
+    assert run("schema", "-o", str(target)).exit_code == 0
+    assert target.read_text() == (ROOT / "schema" / "spec.schema.json").read_text()
