@@ -853,7 +853,20 @@ class Resolver:
                 node = self.graph.node(inst.output)
                 if node.expect is None:
                     node.expect, node.expect_span = shape, span
-        self.find_cycles()
+        self.order_nodes()
+
+    def order_nodes(self) -> None:
+        """Topological order, the spec's own order breaking ties; cycles are looked for only
+        when there is one (the common case pays for one sort, not a components pass too)."""
+        g = self.graph.graph
+        index = {n: g.nodes[n]["node"].index for n in g}
+        try:
+            order = list(nx.lexicographical_topological_sort(g, key=index.__getitem__))
+        except nx.NetworkXUnfeasible:
+            self.find_cycles()
+            live = g.subgraph(n for n in g if not g.nodes[n].get("unresolved"))
+            order = list(nx.lexicographical_topological_sort(live, key=index.__getitem__))
+        self.graph.order = [n for n in order if not g.nodes[n].get("unresolved")]
 
     def find_cycles(self) -> None:
         g = self.graph.graph
@@ -935,13 +948,4 @@ def resolve(
     scale: str | None = None,
 ) -> tuple[ArchGraph, list[Diagnostic]]:
     resolver = Resolver(doc, spec, overrides, scale)
-    graph = resolver.run()
-    g = graph.graph
-    live = [n for n in g if not g.nodes[n].get("unresolved")]
-    order = list(
-        nx.lexicographical_topological_sort(
-            g.subgraph(live), key=lambda n: g.nodes[n]["node"].index
-        )
-    )
-    graph.order = order
-    return graph, resolver.diags
+    return resolver.run(), resolver.diags
