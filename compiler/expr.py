@@ -151,6 +151,8 @@ def _eval(node: ast.AST, lookup: Callable[[str], Any], text: str, funcs: Functio
 
 def substitute(value: Any, lookup: Callable[[str], Any], functions: Functions | None = None) -> Any:
     """Replace references anywhere inside `value` (lists and mappings included)."""
+    if value is None or type(value) in _PLAIN:  # the common case: nothing to do
+        return value
     if is_reference(value):
         return evaluate(value, lookup, functions)
     if isinstance(value, str) and value.startswith("$$"):
@@ -160,3 +162,6 @@ def substitute(value: Any, lookup: Callable[[str], Any], functions: Functions | 
     if isinstance(value, Mapping):
         return {k: substitute(v, lookup, functions) for k, v in value.items()}
     return value
+
+
+_PLAIN = frozenset({int, float, bool})

@@ -100,6 +100,8 @@ def group_spans(spans: dict[Loc, Span], prefix: Loc) -> dict[int, dict[Loc, Span
 
 def _origins(value: Any, env: Env, loc: Loc) -> dict[Loc, Span]:
     """Locations holding a plain `$name` reference -> where that parameter's value was written."""
+    if value is None or type(value) in (int, float, bool):
+        return {}
     if isinstance(value, str) and is_reference(value) and value[1:].isidentifier():
         param = env.get(value[1:])
         return {loc: param.span} if param is not None and param.span is not None else {}
