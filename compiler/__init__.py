@@ -7,7 +7,16 @@ The lint path (`lint_file`, `lint_text`) is pure Python and never imports torch;
 from .diagnostics import Diagnostic, Severity, Span
 from .pipeline import Result, lint_file, lint_text
 
-__all__ = ["Diagnostic", "Result", "Severity", "Span", "build", "lint_file", "lint_text"]
+__all__ = [
+    "Diagnostic",
+    "Result",
+    "Severity",
+    "Span",
+    "build",
+    "lint_file",
+    "lint_text",
+    "optimize",
+]
 __version__ = "0.1.0"
 
 
@@ -17,4 +26,8 @@ def __getattr__(name: str) -> object:
         from . import torchbuild
 
         return getattr(torchbuild, name)
+    if name == "optimize":
+        from .passes import optimize
+
+        return optimize
     raise AttributeError(f"module 'compiler' has no attribute {name!r}")

@@ -253,8 +253,17 @@ def draw_command(
     default=None,
     help="Write the code to FILE instead of printing it.",
 )
+@click.option(
+    "--optimize",
+    type=click.Choice(["inference"]),
+    default=None,
+    help="Print the optimised inference graph (batch norm folded, no dropout, channels-last)"
+    " that compiler.optimize builds.",
+)
 @set_option
-def codegen_command(spec: str, output: str | None, sets: tuple[str, ...]) -> None:
+def codegen_command(
+    spec: str, output: str | None, optimize: str | None, sets: tuple[str, ...]
+) -> None:
     """Standalone PyTorch code for a spec: one file that imports only torch."""
     result = lint_file(spec, parse_sets(sets), spec, chosen_scale())
     code = report(result)
@@ -262,7 +271,7 @@ def codegen_command(spec: str, output: str | None, sets: tuple[str, ...]) -> Non
         sys.exit(code or 1)
     from .codegen import codegen_file  # Jinja2 is not needed for linting
 
-    text = codegen_file(result, spec_label(Path(spec)))
+    text = codegen_file(result, spec_label(Path(spec)), optimize)
     if output is None:
         click.echo(text, nl=False)
         return

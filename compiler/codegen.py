@@ -308,10 +308,21 @@ def _shape_comment(graph: ArchGraph, node_id: str) -> str | None:
 
 
 def generate(
-    graph: ArchGraph, spec_path: str, source: str | None = None, description: str | None = None
+    graph: ArchGraph,
+    spec_path: str,
+    source: str | None = None,
+    description: str | None = None,
+    optimize: str | None = None,
 ) -> str:
-    """The Python file for a graph that linted without errors."""
-    root = lower(graph)
+    """The Python file for a graph that linted without errors; `optimize="inference"` prints
+    the graph `compiler.optimize` builds (load that module's state_dict into it)."""
+    if optimize:
+        from .passes import lowered, optimize_graph
+
+        graph, plan = optimize_graph(graph, optimize)
+        root = lowered(graph, plan)
+    else:
+        root = lower(graph)
     containers: list[Container] = []
 
     def collect(c: Container) -> None:
@@ -464,7 +475,7 @@ def _doc(cls: ClassDef, graph: ArchGraph, description: str | None) -> str | None
     return graph.block_docs.get(cls.block)
 
 
-def codegen_file(result: Any, spec_path: str) -> str:
+def codegen_file(result: Any, spec_path: str, optimize: str | None = None) -> str:
     """Generated code for a lint `Result` without errors."""
     spec = result.spec
-    return generate(result.graph, spec_path, spec.source, spec.description)
+    return generate(result.graph, spec_path, spec.source, spec.description, optimize)

@@ -55,6 +55,8 @@ class Container:
     result: str = "x"
     # the model only: output name -> (variable, training only)
     outputs: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    # the model only: statements before the first layer (`x = x.contiguous(...)`)
+    prologue: list[str] = field(default_factory=list)
 
     def child(self, attr: str) -> Leaf | Container:
         return next(c for c in self.children if c.attr == attr)
@@ -267,6 +269,7 @@ def render_forward(
         if note:
             lines.append(f"{pad}# {note}")
 
+    lines += [f"{indent}{line}" for line in c.prologue]
     for statement in c.statements:
         emit(statement, indent)
     if c.path:

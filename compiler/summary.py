@@ -4,20 +4,27 @@ Computed statically from the shapes, parameter and MAC counts that shape inferen
 the graph, so it never imports torch. One row per block instance and one per node, in graph
 order, a block's row just before its members; a block row sums its members. The table follows
 `paddle.summary` and torchinfo (seed 002 prints one for GoogLeNet), without the batch dimension.
+
+Memory is counted in bytes for float32 (4 bytes an element), per sample: a layer's parameters,
+its buffers (batch norm's running statistics), and its activation (its output tensor). The
+peak is a liveness estimate of the eval-mode forward, defined at `_peak_activation_bytes`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import networkx as nx
 
-from .graph import ArchGraph, Shape
+from .graph import ArchGraph, Node, Shape
 
 FORMATS = ("text", "json", "markdown")
 BLOCK = "block"  # the `kind` of a block-instance row; a node row's kind is its op's name
+DTYPE_BYTES = 4  # float32: parameters, running statistics and activations
+INT64_BYTES = 8  # batch norm's `num_batches_tracked`
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,12 @@ class Row:
     output_shape: Shape | None
     params: int
     macs: int
+    buffer_bytes: int = 0  # batch norm's running_mean, running_var and num_batches_tracked
+    activation_bytes: int = 0  # its output tensor for one sample; a block: its members' outputs
+
+    @property
+    def param_bytes(self) -> int:
+        return self.params * DTYPE_BYTES
 
 
 @dataclass(frozen=True)
@@ -43,10 +56,18 @@ class Summary:
     train_macs: int  # the training forward: every output computed
     outputs: dict[str, Shape | None] = field(default_factory=dict)
     train_only: frozenset[str] = frozenset()
+    total_buffer_bytes: int = 0  # every buffer, training-only heads included (as total_params)
+    total_activation_bytes: int = 0  # the eval-mode forward's layer outputs, one sample
+    train_activation_bytes: int = 0  # the training forward's: every output computed
+    peak_activation_bytes: int = 0  # `_peak_activation_bytes` of the eval-mode forward
 
     @property
     def non_trainable_params(self) -> int:
         return self.total_params - self.trainable_params
+
+    @property
+    def total_param_bytes(self) -> int:
+        return self.total_params * DTYPE_BYTES
 
     def visible(self, depth: int | None = None) -> list[Row]:
         """The rows at most `depth` deep: a block at that depth stands for its members."""
@@ -62,13 +83,66 @@ def _chain(graph: ArchGraph, scope: Sequence[str]) -> list[str]:
     return [p for p in prefixes if p in graph.instances]
 
 
-def _macs_of(graph: ArchGraph, outputs: list[str]) -> int:
-    """MACs of the nodes that computing `outputs` runs (the outputs and their ancestors)."""
+def _needed(graph: ArchGraph, outputs: list[str]) -> set[str]:
+    """The nodes that computing `outputs` runs (the outputs and their ancestors, and `input`)."""
     needed: set[str] = set()
     for node_id in outputs:
         if graph.graph.has_node(node_id):
             needed |= nx.ancestors(graph.graph, node_id) | {node_id}
-    return sum(graph.node(n).macs for n in needed)
+    return needed
+
+
+def _macs_of(graph: ArchGraph, outputs: list[str]) -> int:
+    """MACs of the nodes that computing `outputs` runs."""
+    return sum(graph.node(n).macs for n in _needed(graph, outputs) if n != ArchGraph.INPUT)
+
+
+def tensor_bytes(shape: Shape | None) -> int:
+    """The bytes of a float32 tensor of this shape (one sample: no batch); 0 if unknown."""
+    return 0 if shape is None else math.prod(shape) * DTYPE_BYTES
+
+
+def buffer_bytes(node: Node) -> int:
+    """The bytes of a node's buffers: batch norm's running_mean and running_var (float32, one
+    per channel each, kept whether or not `affine`) and num_batches_tracked (one int64)."""
+    if node.op.name != "bn" or not node.input_shapes or node.input_shapes[0] is None:
+        return 0
+    return 2 * node.input_shapes[0][0] * DTYPE_BYTES + INT64_BYTES
+
+
+def _activation_bytes_of(graph: ArchGraph, outputs: list[str]) -> int:
+    """The bytes of every layer output that computing `outputs` produces, one sample."""
+    needed = _needed(graph, outputs) - {ArchGraph.INPUT}
+    return sum(tensor_bytes(graph.node(n).shape) for n in needed)
+
+
+def _peak_activation_bytes(graph: ArchGraph, outputs: list[str]) -> int:
+    """The most activation bytes alive at once while computing `outputs`, for one sample.
+
+    The model: the layers the outputs need run one at a time in graph order (the order of the
+    generated `forward`). The input is alive throughout (its caller holds it). A layer's output
+    is allocated when the layer runs, while its inputs are still alive, and released as soon as
+    the last layer that reads it has run; the network's outputs are kept to the end. Every
+    output is a tensor of its own (no in-place ops, views or aliasing), and the operators'
+    temporary workspaces and the allocator's caching are left out: an estimate of the
+    activation memory a forward pass needs, not a measurement.
+    """
+    needed = _needed(graph, outputs)
+    order = [n for n in graph.order if n in needed and n != ArchGraph.INPUT]
+    last_read: dict[str, float] = {}
+    for step, node_id in enumerate(order):
+        for source in graph.node(node_id).inputs:
+            last_read[source] = step
+    for node_id in [ArchGraph.INPUT, *outputs]:
+        last_read[node_id] = math.inf
+    live = peak = tensor_bytes(graph.input_shape)
+    for step, node_id in enumerate(order):
+        live += tensor_bytes(graph.node(node_id).shape)
+        peak = max(peak, live)
+        for source in set(graph.node(node_id).inputs):
+            if last_read[source] == step:
+                live -= tensor_bytes(graph.node(source).shape)
+    return peak
 
 
 def summarize(graph: ArchGraph) -> Summary:
@@ -113,6 +187,8 @@ def summarize(graph: ArchGraph) -> Summary:
                         shape_of(inst.output),
                         sum(n.params for n in inside),
                         sum(n.macs for n in inside),
+                        sum(buffer_bytes(n) for n in inside),
+                        sum(tensor_bytes(n.shape) for n in inside),
                     )
                 )
                 walk(item, depth + 1)
@@ -128,12 +204,15 @@ def summarize(graph: ArchGraph) -> Summary:
                         node.shape,
                         node.params,
                         node.macs,
+                        buffer_bytes(node),
+                        tensor_bytes(node.shape),
                     )
                 )
 
     walk(None, 0)
     total = sum(n.params for n in nodes)
     eval_outputs = [n for name, n in graph.outputs.items() if name not in graph.train_only]
+    all_outputs = list(graph.outputs.values())
     return Summary(
         name=graph.name,
         input_shape=graph.input_shape,
@@ -142,9 +221,13 @@ def summarize(graph: ArchGraph) -> Summary:
         # BN running statistics are buffers, not parameters: every parameter is trainable
         trainable_params=total,
         total_macs=_macs_of(graph, eval_outputs),
-        train_macs=_macs_of(graph, list(graph.outputs.values())),
+        train_macs=_macs_of(graph, all_outputs),
         outputs={name: shape_of(n) for name, n in graph.outputs.items()},
         train_only=frozenset(graph.train_only),
+        total_buffer_bytes=sum(buffer_bytes(n) for n in nodes),
+        total_activation_bytes=_activation_bytes_of(graph, eval_outputs),
+        train_activation_bytes=_activation_bytes_of(graph, all_outputs),
+        peak_activation_bytes=_peak_activation_bytes(graph, eval_outputs),
     )
 
 
@@ -154,6 +237,23 @@ def summarize(graph: ArchGraph) -> Summary:
 def fmt_list(shape: Shape | None) -> str:
     """`[64, 112, 112]`, as paddle.summary and torchinfo print shapes (without the batch)."""
     return "?" if shape is None else "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def fmt_bytes(n: int) -> str:
+    """`512 B`, `37.0 KiB`, `51.0 MiB`, `1.2 GiB`: binary units, one decimal."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if round(value, 1) < 1024 or unit == "TiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def _exact(n: int) -> str:
+    """`51.0 MiB (53,513,120 bytes)`, for the totals."""
+    return fmt_bytes(n) if n < 1024 else f"{fmt_bytes(n)} ({n:,} bytes)"
 
 
 def _inputs(shapes: Sequence[Shape | None]) -> str:
@@ -171,11 +271,21 @@ def _totals(summary: Summary) -> Iterator[tuple[str, str]]:
     yield "Total MACs (eval)", f"{summary.total_macs:,}"
     if summary.train_macs != summary.total_macs:
         yield "Total MACs (train)", f"{summary.train_macs:,}"
+    yield "Params size (float32)", _exact(summary.total_param_bytes)
+    yield "Buffers size", _exact(summary.total_buffer_bytes)
+    yield "Activations per sample (eval)", _exact(summary.total_activation_bytes)
+    if summary.train_activation_bytes != summary.total_activation_bytes:
+        yield "Activations per sample (train)", _exact(summary.train_activation_bytes)
+    yield "Peak activations per sample (eval)", _exact(summary.peak_activation_bytes)
+
+
+# a row's parameters and buffers together (what its state_dict holds), and its output tensor
+MEMORY_HEADER = ("Param+Buf Mem", "Activation Mem")
 
 
 def render_text(summary: Summary, depth: int | None = None) -> str:
     """A table in the manner of paddle.summary / torchinfo, then the totals and outputs."""
-    header = ("Layer (op)", "Input Shape", "Output Shape", "Param #", "MACs")
+    header = ("Layer (op)", "Input Shape", "Output Shape", "Param #", "MACs", *MEMORY_HEADER)
     body = [
         (
             "  " * r.depth + f"{r.name} ({r.op})",
@@ -183,6 +293,8 @@ def render_text(summary: Summary, depth: int | None = None) -> str:
             fmt_list(r.output_shape),
             f"{r.params:,}",
             f"{r.macs:,}",
+            fmt_bytes(r.param_bytes + r.buffer_bytes),
+            fmt_bytes(r.activation_bytes),
         )
         for r in summary.visible(depth)
     ]
@@ -222,14 +334,16 @@ def render_markdown(summary: Summary, depth: int | None = None) -> str:
         f"**{_cell(summary.name)}**: input `{fmt_list(summary.input_shape)}` "
         "(batch dimension not shown)",
         "",
-        "| Layer | Op | Input shape | Output shape | Params | MACs |",
-        "| --- | --- | --- | --- | ---: | ---: |",
+        "| Layer | Op | Input shape | Output shape | Params | MACs | Param+buf mem "
+        "| Activation mem |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for r in summary.visible(depth):
         indent = "&nbsp;&nbsp;" * r.depth
         out.append(
             f"| {indent}`{_cell(r.name)}` | {_cell(r.op)} | {_cell(_inputs(r.input_shapes))} "
-            f"| {fmt_list(r.output_shape)} | {r.params:,} | {r.macs:,} |"
+            f"| {fmt_list(r.output_shape)} | {r.params:,} | {r.macs:,} "
+            f"| {fmt_bytes(r.param_bytes + r.buffer_bytes)} | {fmt_bytes(r.activation_bytes)} |"
         )
     out.append("")
     out += [f"- {label}: {value}" for label, value in _totals(summary)]
@@ -245,13 +359,18 @@ def _shape(shape: Shape | None) -> list[int] | None:
 
 
 def as_dict(summary: Summary, depth: int | None = None) -> dict:
-    """The JSON contract of design.md, plus `depth` and `kind` per layer."""
+    """The JSON contract of design.md, plus `depth` and `kind` per layer, and memory in bytes."""
     return {
         "name": summary.name,
         "input_shape": _shape(summary.input_shape),
         "total_params": summary.total_params,
         "trainable_params": summary.trainable_params,
         "total_macs": summary.total_macs,
+        "total_param_bytes": summary.total_param_bytes,
+        "total_buffer_bytes": summary.total_buffer_bytes,
+        "total_activation_bytes": summary.total_activation_bytes,
+        "train_activation_bytes": summary.train_activation_bytes,
+        "peak_activation_bytes": summary.peak_activation_bytes,
         "outputs": {name: _shape(shape) for name, shape in summary.outputs.items()},
         "layers": [
             {
@@ -263,6 +382,9 @@ def as_dict(summary: Summary, depth: int | None = None) -> dict:
                 "output_shape": _shape(r.output_shape),
                 "params": r.params,
                 "macs": r.macs,
+                "param_bytes": r.param_bytes,
+                "buffer_bytes": r.buffer_bytes,
+                "activation_bytes": r.activation_bytes,
             }
             for r in summary.visible(depth)
         ],

@@ -91,9 +91,12 @@ def build(path_or_spec: str | Path | dict, *, scale: str | None = None, **params
         raise SpecError(result)
     root = lower(result.graph)
     try:
-        return instantiate(root, result.graph.name)
+        module = instantiate(root, result.graph.name)
     except BuildError as exc:
         raise SpecError(result, str(exc)) from None
+    # the resolved graph travels with the module, for `compiler.optimize`
+    module.__dict__["yarch_graph"] = result.graph
+    return module
 
 
 def leaves(c: Container) -> list[Leaf]:

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from compiler import lint_file
 from compiler.cli import cli
-from compiler.summary import Row, Summary, render_markdown, render_text, summarize
+from compiler.summary import Row, Summary, fmt_bytes, render_markdown, render_text, summarize
 
 from .conftest import ROOT, SPECS
 
@@ -88,10 +88,15 @@ def test_rows_nest_blocks_before_their_members(googlenet):
         (64, 28, 28),
         12_352,
         9_633_792,
+        0,  # no buffers
+        64 * 28 * 28 * 4,  # its float32 output for one sample
     )
     members = [r for r in googlenet.rows if r.name.startswith("inception3a.")]
     assert block.params == sum(r.params for r in members if r.kind != "block")
     assert block.macs == sum(r.macs for r in members if r.kind != "block")
+    leaves = [r for r in members if r.kind != "block"]
+    assert block.activation_bytes == sum(r.activation_bytes for r in leaves)
+    assert block.param_bytes == 4 * block.params
     # every node appears once; the top-level rows add up to the totals
     assert "input" not in rows and len(rows) == len(googlenet.rows)
     top = [r for r in googlenet.rows if r.depth == 0]
@@ -191,6 +196,11 @@ def test_json_contract(run):
         "total_params",
         "trainable_params",
         "total_macs",
+        "total_param_bytes",
+        "total_buffer_bytes",
+        "total_activation_bytes",
+        "train_activation_bytes",
+        "peak_activation_bytes",
         "outputs",
         "layers",
     }
@@ -209,7 +219,15 @@ def test_json_contract(run):
         "output_shape": [64, 112, 112],
         "params": 9_472,
         "macs": 118_013_952,
+        "param_bytes": 37_888,
+        "buffer_bytes": 0,
+        "activation_bytes": 3_211_264,
     }
+    assert payload["total_param_bytes"] == 4 * 13_378_280
+    assert payload["total_buffer_bytes"] == 0
+    assert payload["total_activation_bytes"] == 39_649_056
+    assert payload["train_activation_bytes"] == 39_797_344
+    assert payload["peak_activation_bytes"] == 7_024_640
     concat = next(x for x in payload["layers"] if x["name"] == "inception3a.concat")
     assert concat["input_shapes"] == [[64, 28, 28], [128, 28, 28], [32, 28, 28], [32, 28, 28]]
     # sorted keys, deterministic bytes
@@ -225,9 +243,12 @@ def test_depth_hides_members_and_keeps_totals(run):
     assert {x["depth"] for x in top["layers"]} == {0}
     assert not any("." in x["name"] for x in top["layers"])
     assert [x["name"] for x in top["layers"]][-3:] == ["classifier", "aux1", "aux2"]
-    for key in ("total_params", "trainable_params", "total_macs", "outputs"):
+    for key in set(full) - {"layers"}:
         assert top[key] == full[key]
     assert sum(x["params"] for x in top["layers"]) == top["total_params"]
+    assert sum(x["param_bytes"] for x in top["layers"]) == top["total_param_bytes"]
+    # the top-level rows cover every layer: the training forward's activations
+    assert sum(x["activation_bytes"] for x in top["layers"]) == top["train_activation_bytes"]
     assert len(top["layers"]) < len(full["layers"])
     one = json.loads(
         run("summary", "specs/googlenet.yaml", "--format", "json", "--depth", "1").stdout
@@ -246,7 +267,15 @@ def test_text_table(googlenet, run):
     assert result.stderr == ""
     lines = text.splitlines()
     assert lines[0] == "googlenet: input [3, 224, 224] (batch dimension not shown)"
-    header = ["Layer (op)", "Input Shape", "Output Shape", "Param #", "MACs"]
+    header = [
+        "Layer (op)",
+        "Input Shape",
+        "Output Shape",
+        "Param #",
+        "MACs",
+        "Param+Buf Mem",
+        "Activation Mem",
+    ]
     assert re.split(r"\s{2,}", lines[2].strip()) == header
     conv1 = next(line for line in lines if line.startswith(" conv1 "))
     assert re.split(r"\s{2,}", conv1.strip()) == [
@@ -255,6 +284,8 @@ def test_text_table(googlenet, run):
         "[64, 112, 112]",
         "9,472",
         "118,013,952",
+        "37.0 KiB",
+        "3.1 MiB",
     ]
     assert any(line.startswith("     inception3a.branch1.0 (conv 1x1, 64) ") for line in lines)
     for expected in (
@@ -262,6 +293,11 @@ def test_text_table(googlenet, run):
         "Trainable params: 13,378,280",
         "Non-trainable params: 0",
         "Total MACs (eval): 1,582,671,872",
+        "Params size (float32): 51.0 MiB (53,513,120 bytes)",
+        "Buffers size: 0 B",
+        "Activations per sample (eval): 37.8 MiB (39,649,056 bytes)",
+        "Activations per sample (train): 38.0 MiB (39,797,344 bytes)",
+        "Peak activations per sample (eval): 6.7 MiB (7,024,640 bytes)",
         "  logits: [1000]",
         "  aux1: [1000] (training only)",
         "  aux2: [1000] (training only)",
@@ -273,14 +309,18 @@ def test_text_table(googlenet, run):
 def test_markdown(googlenet, run):
     md = render_markdown(googlenet, depth=0)
     lines = md.splitlines()
-    assert "| Layer | Op | Input shape | Output shape | Params | MACs |" in lines
-    assert "| --- | --- | --- | --- | ---: | ---: |" in lines
     assert (
-        "| `conv1` | conv 7x7/2 pad 3, 64 | [3, 224, 224] | [64, 112, 112] | 9,472 | 118,013,952 |"
-        in (lines)
+        "| Layer | Op | Input shape | Output shape | Params | MACs | Param+buf mem "
+        "| Activation mem |" in lines
+    )
+    assert "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |" in lines
+    assert (
+        "| `conv1` | conv 7x7/2 pad 3, 64 | [3, 224, 224] | [64, 112, 112] | 9,472 | 118,013,952 "
+        "| 37.0 KiB | 3.1 MiB |" in lines
     )
     table = [line for line in lines if line.startswith("| ")]
-    assert all(line.count(" | ") == 5 for line in table)
+    assert all(line.count(" | ") == 7 for line in table)
+    assert "- Peak activations per sample (eval): 6.7 MiB (7,024,640 bytes)" in lines
     assert "- Total MACs (eval): 1,582,671,872" in lines
     assert "- Output `aux1`: [1000] (training only)" in lines
     result = run("summary", "specs/googlenet.yaml", "--format", "markdown", "--depth", "0")
@@ -292,6 +332,73 @@ def test_set_overrides_a_parameter(run):
     payload = json.loads(result.stdout)
     assert payload["outputs"] == {"logits": [10], "aux1": [10], "aux2": [10]}
     assert payload["total_params"] == 13_378_280 - 3 * 990 * 1025
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+
+def test_fmt_bytes():
+    assert [fmt_bytes(n) for n in (0, 40, 1023, 1024, 37_888, 1_048_575)] == [
+        "0 B",
+        "40 B",
+        "1023 B",
+        "1.0 KiB",
+        "37.0 KiB",
+        "1.0 MiB",  # not "1024.0 KiB"
+    ]
+    assert fmt_bytes(53_513_120) == "51.0 MiB" and fmt_bytes(3 * 2**30) == "3.0 GiB"
+
+
+def test_memory_of_a_small_graph_by_hand(tmp_path):
+    spec = tmp_path / "m.yaml"
+    spec.write_text(
+        "input: [1, 4, 4]\n"  # 64 bytes
+        "layers:\n"
+        "  - conv: {name: a, out: 2, kernel: 1}\n"  # 128
+        "  - conv: {name: b, out: 8, kernel: 1, from: input}\n"  # 512
+        "  - concat: {name: cat, from: [a, b]}\n"  # 640
+        "  - maxpool: {name: pool, kernel: 2, stride: 2}\n"  # 160
+        "  - bn: {name: norm, affine: false}\n"  # 160
+        "  - conv: {name: head, out: 16, kernel: 1, from: b}\n"  # 1,024, training only
+        "outputs:\n  out: norm\n  side: {from: head, train_only: true}\n"
+    )
+    s = summary_of(spec)
+    rows = {r.name: r for r in s.rows}
+    assert [rows[n].activation_bytes for n in ("a", "b", "cat", "pool", "norm", "head")] == [
+        128,
+        512,
+        640,
+        160,
+        160,
+        1024,
+    ]
+    assert s.total_param_bytes == 4 * (4 + 16 + 144) == 656
+    # running_mean and running_var (10 float32 each) and num_batches_tracked (one int64),
+    # kept without `affine`, which only drops the parameters
+    assert rows["norm"].params == 0 and rows["norm"].buffer_bytes == 2 * 10 * 4 + 8
+    assert s.total_buffer_bytes == 88
+    assert s.total_activation_bytes == 128 + 512 + 640 + 160 + 160
+    assert s.train_activation_bytes == s.total_activation_bytes + 1024
+    # the eval forward in graph order, the input alive throughout: a, b, then the concat
+    # with both its inputs still alive (64 + 128 + 512 + 640); `head` does not run in eval
+    assert s.peak_activation_bytes == 1344
+
+
+def test_peak_keeps_outputs_to_the_end(tmp_path):
+    spec = tmp_path / "k.yaml"
+    body = (
+        "input: [1, 4, 4]\n"  # 64 bytes
+        "layers:\n"
+        "  - conv: {name: a, out: 4, kernel: 1}\n"  # 256
+        "  - conv: {name: b, out: 1, kernel: 1}\n"  # 64
+        "  - conv: {name: c, out: 1, kernel: 1}\n"  # 64
+    )
+    spec.write_text(body)
+    # at most two layer outputs at once: the input, then a and b (64 + 256 + 64)
+    assert summary_of(spec).peak_activation_bytes == 384
+    spec.write_text(body + "outputs:\n  first: a\n  last: c\n")
+    # `a` is an output: it is kept while b and c run (64 + 256 + 64 + 64)
+    assert summary_of(spec).peak_activation_bytes == 448
 
 
 # --- the command line ---------------------------------------------------------------------------
