@@ -32,9 +32,10 @@ generate: setup
 	$(BIN)/yarch schema -o schema/spec.schema.json
 	$(BIN)/yarch build > /dev/null || [ $$? -eq 1 ]
 
-# Benchmarks print ratios measured in one run; they are not tests (CI times nothing).
+# Benchmarks print ratios measured in one run and write bench/results.json; they are not tests
+# (CI times nothing). About 6 minutes on 2 cores; docs/BENCHMARKS.md reads the latest run.
 bench: setup
-	$(BIN)/python bench/googlenet_forward.py
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

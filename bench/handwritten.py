@@ -1,29 +1,15 @@
-"""Forward time of `compiler.build("specs/googlenet.yaml")` against a hand-written PyTorch
-GoogLeNet of the same structure: batch 8, 224x224, eval mode, CPU.
+"""The paper's GoogLeNet written by hand in PyTorch, as a person writes it.
 
-Both models hold the same weights (the hand-written one loads the built one's state_dict with
-strict=True, and the script checks that their logits are identical), and they are timed in
-alternating rounds so that machine noise hits both alike. Prints the median of the per-round
-ratios, with min and max, and the same for the hand-written model against a copy of itself:
-that A/A ratio is the noise floor of the measurement. Not a test: CI times nothing.
-
-    .venv/bin/python bench/googlenet_forward.py [--rounds 11] [--threads 2]
+It has the structure of `specs/googlenet.yaml` (LRN, 5x5 branches, ceil-mode pooling, two
+auxiliary heads) and exactly its parameters, so a built module's `state_dict` loads into it with
+`strict=True`. The benchmarks compare yarch against it: constructing it, running it, and the
+torch route of counting its parameters (`torch_route.py`).
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
-import statistics
-import time
-from pathlib import Path
-
 import torch
 from torch import nn
-
-import compiler
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class Inception(nn.Module):
@@ -111,65 +97,3 @@ class GoogLeNet(nn.Module):
         if self.training:
             return x, self.aux1(a), self.aux2(d)
         return x
-
-
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-
-
-def timed(model: nn.Module, x: torch.Tensor, repeat: int, clock=time.perf_counter) -> float:
-    start = clock()
-    for _ in range(repeat):
-        model(x)
-    return (clock() - start) / repeat
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=11)
-    parser.add_argument("--repeat", type=int, default=2, help="forward passes per timing")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument(
-        "--clock",
-        choices=sorted(CLOCKS),
-        default="wall",
-        help="cpu: process CPU time, which other processes on a shared machine do not inflate",
-    )
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-
-    built = compiler.build(ROOT / "specs" / "googlenet.yaml").eval()
-    hand = GoogLeNet().eval()
-    hand.load_state_dict(built.state_dict(), strict=True)
-    x = torch.randn(args.batch, 3, 224, 224)
-    with torch.inference_mode():
-        assert torch.equal(built(x).logits, hand(x)), "the two models disagree"
-        for model in (built, hand):  # warm up
-            timed(model, x, 1)
-        twin = copy.deepcopy(hand)
-        ratios, control, built_s, hand_s = [], [], [], []
-        for i in range(args.rounds):
-            order = [built, hand, twin]
-            order = order[i % 3 :] + order[: i % 3]  # rotate who goes first
-            times = {id(m): timed(m, x, args.repeat, CLOCKS[args.clock]) for m in order}
-            built_s.append(times[id(built)])
-            hand_s.append(times[id(hand)])
-            ratios.append(times[id(built)] / times[id(hand)])
-            control.append(times[id(twin)] / times[id(hand)])
-
-    print(
-        f"GoogLeNet forward, batch {args.batch}, 224x224, eval, CPU, {args.threads} threads, "
-        f"{args.rounds} rounds of {args.repeat}, {args.clock} clock"
-    )
-    print(f"  built from the spec : median {statistics.median(built_s) * 1000:8.1f} ms")
-    print(f"  hand-written        : median {statistics.median(hand_s) * 1000:8.1f} ms")
-    for label, values in (("built / hand", ratios), ("hand copy / hand", control)):
-        print(
-            f"  ratio {label:<17}: median {statistics.median(values):.4f} "
-            f"(min {min(values):.4f}, max {max(values):.4f})"
-        )
-
-
-if __name__ == "__main__":
-    main()
