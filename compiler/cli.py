@@ -3,8 +3,10 @@ unreadable input. A user mistake never shows a Python traceback."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import yaml
 from . import draw
 from .diagnostics import SourceCache, render_concise, render_github, render_json, render_text
 from .files import spec_label, write_atomic
-from .pipeline import Result, lint_file
+from .pipeline import Result, lint_file, lint_for_report
 from .summary import FORMATS as SUMMARY_FORMATS
 from .summary import render, summarize
 
@@ -118,7 +120,8 @@ def lint(
                     ]
                 results.append(result)
     else:
-        results = [lint_file(path, overrides, display, chosen_scale()) for path, display in files]
+        jobs = [(path, overrides, display, chosen_scale()) for path, display in files]
+        results = lint_many(jobs)
     diagnostics = [d for r in results for d in r.diagnostics]
     if fmt == "json":
         click.echo(render_json(diagnostics, len({r.file for r in results})))
@@ -403,6 +406,18 @@ def _scales_of(path: Path) -> list[str]:
     """The names in a spec's `scales` table (its variants' tables merged), or none."""
     result = lint_file(path)
     return list(result.spec.scales) if result.spec is not None else []
+
+
+PARALLEL_FROM = 8  # files: below this, starting worker processes costs more than it saves
+
+
+def lint_many(jobs: list[tuple[Any, ...]]) -> list[Result]:
+    """Lint many files on every core (processes forked after the imports), in order."""
+    workers = min(os.cpu_count() or 1, 8)
+    if len(jobs) < PARALLEL_FROM or workers < 2 or "fork" not in mp.get_all_start_methods():
+        return [lint_for_report(job) for job in jobs]
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        return list(pool.map(lint_for_report, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
 
 
 def report(result: Result) -> int:

@@ -7,6 +7,8 @@ stops the pipeline for that file, and the diagnostics so far are the result.
 from __future__ import annotations
 
 import contextlib
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,12 +37,15 @@ class Result:
     spec: Spec | None = None
     graph: ArchGraph | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    texts: dict[str, str] | None = None  # the sources, when there is no document to hold them
 
     @property
     def sources(self) -> dict[str, str]:
         """The text of every file the diagnostics may point into (a variant and its bases)."""
         if self.doc is not None:
             return self.doc.sources
+        if self.texts is not None:
+            return self.texts
         return {self.file: self.text} if self.text is not None else {}
 
     @property
@@ -115,6 +120,20 @@ def lint_document(
     return result
 
 
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Linting allocates many small objects and frees them by reference counting; the cyclic
+    collector would only walk them again and again (a 100,000-node spec lints in 11 s with it,
+    in 6.5 s without). It is switched back on afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def lint_file(
     path: str | Path,
     overrides: dict[str, Any] | None = None,
@@ -122,6 +141,16 @@ def lint_file(
     scale: str | None = None,
 ) -> Result:
     """Load, validate, resolve and check one spec file. Never raises for bad input."""
+    with _no_cyclic_gc():
+        return _lint_file(path, overrides, display, scale)
+
+
+def _lint_file(
+    path: str | Path,
+    overrides: dict[str, Any] | None,
+    display: str | None,
+    scale: str | None,
+) -> Result:
     name = display or str(path)
     try:
         doc, problems = load_spec(Path(path), name, _check_variant)
@@ -138,8 +167,17 @@ def lint_file(
 
 
 def lint_text(text: str, file: str = "<string>", overrides: dict[str, Any] | None = None) -> Result:
-    try:
-        doc = load_text(text, file)
-    except LoadError as exc:
-        return Result(file, text, diagnostics=[exc.diagnostic])
-    return lint_document(doc, overrides)
+    with _no_cyclic_gc():
+        try:
+            doc = load_text(text, file)
+        except LoadError as exc:
+            return Result(file, text, diagnostics=[exc.diagnostic])
+        return lint_document(doc, overrides)
+
+
+def lint_for_report(job: tuple[str | Path, dict[str, Any] | None, str, str | None]) -> Result:
+    """`lint_file` for a worker process: the diagnostics and the texts they point into, without
+    the graph (which the parent would otherwise have to receive)."""
+    path, overrides, display, scale = job
+    full = lint_file(path, overrides, display, scale)
+    return Result(full.file, full.text, diagnostics=full.diagnostics, texts=full.sources)

@@ -7,6 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from compiler import lint_file
 from compiler.cli import cli
 
 from .conftest import ROOT, SPECS
@@ -168,3 +169,21 @@ def test_schema_command(tmp_path, run):
     target = tmp_path / "spec.schema.json"
     assert run("schema", "-o", str(target)).exit_code == 0
     assert target.read_text() == (ROOT / "schema" / "spec.schema.json").read_text()
+
+
+def test_a_folder_of_many_specs_is_linted_on_every_core_in_order(tmp_path, run):
+    import shutil
+
+    from compiler.cli import PARALLEL_FROM, find_specs
+
+    for i in range(PARALLEL_FROM + 2):  # enough files to fork workers
+        shutil.copytree(SPECS / "posts", tmp_path / f"copy{i:02d}")
+    result = run("lint", "--format", "json", str(tmp_path))
+    parallel = json.loads(result.output)["diagnostics"]
+    serial = [
+        (d.span.file, d.span.line, d.code)
+        for path, display in find_specs((str(tmp_path),))
+        for d in lint_file(path, display=display).diagnostics
+    ]
+    assert [(d["file"], d["line"], d["code"]) for d in parallel] == serial
+    assert len(serial) == 10 * (PARALLEL_FROM + 2)
