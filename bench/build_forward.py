@@ -115,5 +115,61 @@ def forward_overhead(
     return s
 
 
+TORCHVISION_SPEC = ROOT / "specs" / "googlenet_torchvision.yaml"
+
+
+def _eager_torchvision() -> type[nn.Module]:
+    """torchvision's GoogLeNet as eager code: generated/googlenet_torchvision.py (the same
+    module a person writes by hand; tests/test_codegen.py proves it equals `build`)."""
+    import importlib.util
+
+    path = ROOT / "generated" / "googlenet_torchvision.py"
+    spec = importlib.util.spec_from_file_location("eager_googlenet_torchvision", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.GooglenetTorchvision
+
+
+def optimize_speedup(
+    rounds: int, repeat: int, batch: int, clock_name: str = "wall", matmul_repeat: int = 10
+) -> dict[str, Stat]:
+    """Throughput of `compiler.optimize(build(googlenet_torchvision), "inference")` against the
+    eager module (same weights; outputs checked equal within 1e-4), with the GFLOP/s it reaches
+    next to a matmul's, in rotating rounds."""
+    clock = CLOCKS[clock_name]
+    torch.manual_seed(0)
+    macs = summarize(lint_file(TORCHVISION_SPEC).graph).total_macs
+    eager = _eager_torchvision()().eval()
+    built = compiler.build(TORCHVISION_SPEC).eval()
+    built.load_state_dict(eager.state_dict(), strict=True)
+    fast = compiler.optimize(built, "inference")
+    x = torch.randn(batch, 3, 224, 224)
+    a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
+    s = {
+        "eager": Stat("s"),
+        "optimized": Stat("s"),
+        "speedup": Stat("x"),
+        "gflops_optimized": Stat("GFLOP/s"),
+        "gflops_matmul": Stat("GFLOP/s"),
+    }
+    with torch.inference_mode():
+        want, got = eager(x).logits, fast(x).logits
+        if not torch.allclose(want, got, rtol=1e-4, atol=1e-4 * want.abs().max().item()):
+            raise RuntimeError("the optimised GoogLeNet disagrees with the eager one")
+        for model in (eager, fast):
+            _timed(model, x, 1, clock)
+        for i in range(rounds):
+            times = {}
+            for name, model in rotate([("eager", eager), ("optimized", fast)], i):
+                times[name] = _timed(model, x, repeat, clock)
+            s["eager"].add(times["eager"])
+            s["optimized"].add(times["optimized"])
+            s["speedup"].add(times["eager"] / times["optimized"])
+            s["gflops_optimized"].add(2 * macs * batch / times["optimized"] / 1e9)
+            s["gflops_matmul"].add(_matmul_gflops(a, b, matmul_repeat, clock))
+    return s
+
+
 if __name__ == "__main__":
     sys.exit("run bench/run.py")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import BENCH, Stat, machine, machine_busy, own_cpu
 
-SECTIONS = ("lint", "scaling", "folder", "build", "forward")
+SECTIONS = ("lint", "scaling", "folder", "build", "forward", "optimize")
 SIZES = (1_000, 10_000, 100_000)
 
 
@@ -224,7 +224,7 @@ def measure(args: argparse.Namespace, only: list[str], tmp: Path) -> tuple[list,
             Row("folder_lint_cpu", f"yarch lint DIR ({files} specs), CPU", fl["cpu"]),
         ]
 
-    if {"build", "forward"} & set(only):
+    if {"build", "forward", "optimize"} & set(only):
         import build_forward
         import torch
 
@@ -284,6 +284,27 @@ def measure(args: argparse.Namespace, only: list[str], tmp: Path) -> tuple[list,
             Row("gflops_matmul", "2048x2048 float32 matmul GFLOP/s", f["gflops_matmul"]),
         ]
         settings["googlenet_macs"] = int(f["macs"].values[0])
+
+    if "optimize" in only:
+        rounds, repeat = (3, 1) if q else (9, 2)
+        settings |= {"optimize_rounds": rounds, "optimize_repeat": repeat}
+        with Section(settings, "optimize", f"optimize: {rounds} rounds of {repeat} ..."):
+            o = build_forward.optimize_speedup(rounds, repeat, args.batch, args.clock)
+        ratios += [
+            Row(
+                "optimize_speedup",
+                "torchvision GoogLeNet, eager / compiler.optimize (throughput)",
+                o["speedup"],
+                ">= 1.5",
+                o["speedup"].median >= 1.5,
+            ),
+        ]
+        measured += [
+            Row("optimize_eager_seconds", "torchvision GoogLeNet forward, eager", o["eager"]),
+            Row("optimize_fast_seconds", "... optimised (compiler.optimize)", o["optimized"]),
+            Row("gflops_optimized", "GFLOP/s, optimised", o["gflops_optimized"]),
+            Row("gflops_matmul_optimize", "2048x2048 float32 matmul GFLOP/s", o["gflops_matmul"]),
+        ]
     return ratios, measured, settings
 
 
