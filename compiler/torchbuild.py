@@ -17,7 +17,7 @@ from torch import nn
 
 from .diagnostics import SourceCache, render_text
 from .loader import Document
-from .lower import Container, Leaf, lower, render_forward
+from .lower import Container, lower, render_forward
 from .names import class_name
 from .ops.base import BuildError
 from .pipeline import Result, lint_document, lint_file
@@ -97,11 +97,3 @@ def build(path_or_spec: str | Path | dict, *, scale: str | None = None, **params
     # the resolved graph travels with the module, for `compiler.optimize`
     module.__dict__["yarch_graph"] = result.graph
     return module
-
-
-def leaves(c: Container) -> list[Leaf]:
-    """Every op of a module tree, depth first (for tests and summaries)."""
-    out: list[Leaf] = []
-    for child in c.children:
-        out += leaves(child) if isinstance(child, Container) else [child]
-    return out
