@@ -22,7 +22,15 @@ from .expr import ExprError, is_reference, substitute
 from .graph import ArchGraph, Instance, Loc, Node, RawLayer
 from .loader import Document
 from .ops import OPS, NodeArgs, Op
-from .ops.base import COMMON_FIELDS, BrokenOp, InputOp, PosInt, closest, field_names, suggest_op
+from .ops.base import (
+    COMMON_FIELDS,
+    BrokenOp,
+    InputOp,
+    PosInt,
+    did_you_mean,
+    field_names,
+    suggest_op,
+)
 from .schema import BlockSpec, OutputSpec, Scale, Spec, to_diagnostics
 
 Scope = tuple[str, ...]
@@ -312,7 +320,7 @@ class Resolver:
                         "undefined-parameter",
                         f"scale `{name}` sets `{key}`, which is not a parameter",
                         span,
-                        help=_suggest(key, list(self.spec.params)),
+                        help=did_you_mean(key, list(self.spec.params)),
                     )
                 )
                 continue
@@ -332,15 +340,13 @@ class Resolver:
             env.params[name] = Param(value, span)
         for name in self.overrides:
             if name not in self.spec.params:
-                near = closest(name, list(self.spec.params))
                 self.diags.append(
                     error(
                         "undefined-parameter",
                         f"`--set {name}=...`: the spec has no parameter `{name}`",
                         None,
-                        help=("did you mean " + " or ".join(f"`{n}`" for n in near) + "?")
-                        if near
-                        else "parameters: " + ", ".join(f"`{n}`" for n in self.spec.params)
+                        help=did_you_mean(name, list(self.spec.params))
+                        or "parameters: " + ", ".join(f"`{n}`" for n in self.spec.params)
                         if self.spec.params
                         else "the spec declares no `params:`",
                     )
@@ -372,15 +378,13 @@ class Resolver:
                 return _BROKEN
             where = span_of(loc) or span
             if exc.name:
-                near = closest(exc.name, env.names())
                 self.diags.append(
                     error(
                         "undefined-parameter",
                         f"`{exc.name}` is not a parameter here",
                         where,
-                        help=("did you mean " + " or ".join(f"`{n}`" for n in near) + "?")
-                        if near
-                        else "known parameters: " + ", ".join(f"`{n}`" for n in env.names())
+                        help=did_you_mean(exc.name, env.names())
+                        or "known parameters: " + ", ".join(f"`{n}`" for n in env.names())
                         if env.names()
                         else "declare it under `params:`",
                     )
@@ -802,16 +806,14 @@ class Resolver:
             self.graph.complete = False
         if target is None:
             names = [n for n in self.scope_names.get(ref.scope, []) if n != ref.name]
-            near = closest(ref.name, [*names, "input"])
             where = f" in `{'.'.join(ref.scope)}`" if ref.scope else ""
             self.diags.append(
                 error(
                     "undefined-reference",
                     f"no layer named `{ref.name}`{where}",
                     ref.span,
-                    help=("did you mean " + " or ".join(f"`{n}`" for n in near) + "?")
-                    if near
-                    else "a block's layers can refer to each other and to `input` only"
+                    help=did_you_mean(ref.name, [*names, "input"])
+                    or "a block's layers can refer to each other and to `input` only"
                     if ref.scope
                     else "name a layer with `name:` to refer to it",
                 )
@@ -936,11 +938,6 @@ def scale_functions(scale: Scale) -> dict[str, Callable[..., Any]]:
         return max(round(repeats * scale.depth), 1) if repeats > 1 else repeats
 
     return {"w": w, "d": d}
-
-
-def _suggest(word: str, options: list[str]) -> str | None:
-    near = closest(word, options)
-    return ("did you mean " + " or ".join(f"`{n}`" for n in near) + "?") if near else None
 
 
 def resolve(

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .diagnostics import Diagnostic, Span, error
-from .ops.base import Name, closest
+from .ops.base import Name, closest, did_you_mean
 
 Loc = tuple[Any, ...]
 SpanOf = Callable[[Loc], Span | None]
@@ -228,11 +228,8 @@ def to_diagnostics(
         if kind == "extra_forbidden":
             field = path[-1] if path else "?"
             options = list(known_fields(path[:-1]))
-            near = closest(str(field), options)
-            help = (
-                "did you mean " + " or ".join(f"`{n}`" for n in near) + "?"
-                if near
-                else "known fields: " + ", ".join(f"`{n}`" for n in options)
+            help = did_you_mean(str(field), options) or "known fields: " + ", ".join(
+                f"`{n}`" for n in options
             )
             where = owner if len(path) <= 1 else f"`{field_label(path[:-1])}`"
             out.append(

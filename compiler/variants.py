@@ -17,7 +17,7 @@ from typing import Any
 from .diagnostics import Diagnostic, Span, error
 from .loader import Document, LoadError, PathKey, load_file
 from .ops import OPS
-from .ops.base import closest
+from .ops.base import did_you_mean
 
 MERGED_MAPPINGS = ("params", "scales", "blocks", "outputs")
 REPLACED = ("name", "source", "description", "input")
@@ -168,7 +168,7 @@ class Merge:
                     "override-target",
                     f"`{verb}` names `{target}`, but the base has no block `{block}`",
                     where,
-                    help=_suggest(block, blocks),
+                    help=did_you_mean(block, blocks),
                 )
             )
             return None
@@ -183,7 +183,7 @@ class Merge:
                 f"`{verb}` names `{target}`, but no layer of {scope} of `{self.base.file}` "
                 f"is named `{name}`",
                 where,
-                help=_suggest(name, names) or "only layers with a `name:` can be changed",
+                help=did_you_mean(name, names) or "only layers with a `name:` can be changed",
             )
         )
         return None
@@ -266,11 +266,6 @@ def _copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_copy(v) for v in value]
     return value
-
-
-def _suggest(word: str, options: list[str]) -> str | None:
-    near = closest(word, options)
-    return ("did you mean " + " or ".join(f"`{n}`" for n in near) + "?") if near else None
 
 
 def _display(variant_display: str, ref: str) -> str:

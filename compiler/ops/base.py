@@ -340,15 +340,18 @@ def closest(word: str, choices: Sequence[str], n: int = 3) -> list[str]:
     return difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
 
 
+def did_you_mean(word: str, choices: Sequence[str]) -> str | None:
+    """`did you mean `a` or `b`?` for the choices closest to `word`, or None."""
+    near = closest(word, choices)
+    return ("did you mean " + " or ".join(f"`{n}`" for n in near) + "?") if near else None
+
+
 def suggest_op(word: str, extra: Sequence[str] = ()) -> str | None:
     key = word.lower().replace("-", "_")
     if key in ALIASES:
         return f"`{word}` is called `{ALIASES[key]}` in a spec"
     names = sorted({*OPS, *extra})
-    near = closest(word, names) or closest(key, names)
-    if near:
-        return "did you mean " + " or ".join(f"`{n}`" for n in near) + "?"
-    return None
+    return did_you_mean(word, names) or did_you_mean(key, names)
 
 
 def field_names(args_model: type[BaseModel]) -> list[str]:
