@@ -111,9 +111,14 @@ def lint(
     if all_scales:
         results = []
         for path, display in files:
-            scales = _scales_of(path)
+            # the first lint uses the table's first row and tells which rows there are
+            first = lint_file(path, overrides, display)
+            scales = [k for k, v in first.spec.scales.items() if v] if first.spec else []
             for scale in scales or [None]:
-                result = lint_file(path, overrides, display, scale)
+                if scale is None or scale == scales[0]:
+                    result = first
+                else:
+                    result = lint_file(path, overrides, display, scale)
                 if scale is not None:
                     result.diagnostics = [
                         d.with_note(f"with scale `{scale}`") for d in result.diagnostics
@@ -133,10 +138,7 @@ def lint(
             click.echo(render_concise(diagnostics))
         click.echo(_summary(results))
     else:
-        sources = SourceCache()
-        for r in results:
-            for file, text in r.sources.items():
-                sources.add(file, text)
+        sources = SourceCache.of(*(r.sources for r in results))
         if diagnostics:
             click.echo(render_text(diagnostics, sources, MAX_SHOWN) + "\n")
         click.echo(_summary(results))
@@ -402,12 +404,6 @@ def schema_command(output: str | None) -> None:
     click.echo(f"wrote {output}", err=True)
 
 
-def _scales_of(path: Path) -> list[str]:
-    """The names in a spec's `scales` table (its variants' tables merged), or none."""
-    result = lint_file(path)
-    return list(result.spec.scales) if result.spec is not None else []
-
-
 PARALLEL_FROM = 8  # files: below this, starting worker processes costs more than it saves
 
 
@@ -424,9 +420,7 @@ def report(result: Result) -> int:
     """Print a spec's diagnostics on stderr, as lint's text format; return the exit code."""
     code = exit_code([result])
     if result.diagnostics:
-        sources = SourceCache()
-        for file, text in result.sources.items():
-            sources.add(file, text)
+        sources = SourceCache.of(result.sources)
         click.echo(render_text(result.diagnostics, sources, MAX_SHOWN) + "\n", err=True)
         if code:
             click.echo(_summary([result]), err=True)

@@ -67,6 +67,15 @@ class SourceCache:
     def add(self, file: str, text: str) -> None:
         self.texts[file] = text.splitlines()
 
+    @classmethod
+    def of(cls, *sources: dict[str, str]) -> SourceCache:
+        """A cache of the files in each `{file: text}` mapping (a result's `sources`)."""
+        cache = cls()
+        for mapping in sources:
+            for file, text in mapping.items():
+                cache.add(file, text)
+        return cache
+
     def line(self, file: str, line: int) -> str | None:
         lines = self.texts.get(file)
         if lines is None or not 1 <= line <= len(lines):

@@ -27,9 +27,7 @@ class SpecError(ValueError):
     """The spec has errors; the message is the rendered diagnostics."""
 
     def __init__(self, result: Result, reason: str | None = None) -> None:
-        sources = SourceCache()
-        if result.text is not None:
-            sources.add(result.file, result.text)
+        sources = SourceCache.of(result.sources)  # a variant's bases too
         errors = [d for d in result.diagnostics if d.is_error]
         detail = reason or render_text(errors, sources, 20)
         super().__init__(f"{result.file} cannot be built:\n\n{detail}")
