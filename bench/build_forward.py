@@ -144,28 +144,36 @@ def optimize_speedup(
     built = compiler.build(TORCHVISION_SPEC).eval()
     built.load_state_dict(eager.state_dict(), strict=True)
     fast = compiler.optimize(built, "inference")
+    unfused = compiler.optimize(built, "inference", without=["fuse_parallel_1x1"])
     x = torch.randn(batch, 3, 224, 224)
     a, b = torch.randn(MATMUL_N, MATMUL_N), torch.randn(MATMUL_N, MATMUL_N)
     s = {
         "eager": Stat("s"),
         "optimized": Stat("s"),
+        "unfused": Stat("s"),
         "speedup": Stat("x"),
+        "fusion_gain": Stat("x"),
         "gflops_optimized": Stat("GFLOP/s"),
         "gflops_matmul": Stat("GFLOP/s"),
     }
     with torch.inference_mode():
-        want, got = eager(x).logits, fast(x).logits
-        if not torch.allclose(want, got, rtol=1e-4, atol=1e-4 * want.abs().max().item()):
-            raise RuntimeError("the optimised GoogLeNet disagrees with the eager one")
-        for model in (eager, fast):
+        want = eager(x).logits
+        for model in (fast, unfused):
+            got = model(x).logits
+            if not torch.allclose(want, got, rtol=1e-4, atol=1e-4 * want.abs().max().item()):
+                raise RuntimeError("the optimised GoogLeNet disagrees with the eager one")
+        models = [("eager", eager), ("optimized", fast), ("unfused", unfused)]
+        for _, model in models:
             _timed(model, x, 1, clock)
         for i in range(rounds):
             times = {}
-            for name, model in rotate([("eager", eager), ("optimized", fast)], i):
+            for name, model in rotate(models, i):
                 times[name] = _timed(model, x, repeat, clock)
             s["eager"].add(times["eager"])
             s["optimized"].add(times["optimized"])
+            s["unfused"].add(times["unfused"])
             s["speedup"].add(times["eager"] / times["optimized"])
+            s["fusion_gain"].add(times["unfused"] / times["optimized"])
             s["gflops_optimized"].add(2 * macs * batch / times["optimized"] / 1e9)
             s["gflops_matmul"].add(_matmul_gflops(a, b, matmul_repeat, clock))
     return s

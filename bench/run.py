@@ -298,10 +298,16 @@ def measure(args: argparse.Namespace, only: list[str], tmp: Path) -> tuple[list,
                 ">= 1.5",
                 o["speedup"].median >= 1.5,
             ),
+            Row(
+                "fusion_gain",
+                "... without / with fuse_parallel_1x1 (horizontal fusion)",
+                o["fusion_gain"],
+            ),
         ]
         measured += [
             Row("optimize_eager_seconds", "torchvision GoogLeNet forward, eager", o["eager"]),
             Row("optimize_fast_seconds", "... optimised (compiler.optimize)", o["optimized"]),
+            Row("optimize_unfused_seconds", "... optimised without fusion", o["unfused"]),
             Row("gflops_optimized", "GFLOP/s, optimised", o["gflops_optimized"]),
             Row("gflops_matmul_optimize", "2048x2048 float32 matmul GFLOP/s", o["gflops_matmul"]),
         ]

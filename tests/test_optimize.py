@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from compiler import lint_file, lint_text
-from compiler.passes import Plan, drop_dropout, fold_batchnorm, optimize_graph
+from compiler.passes import Plan, drop_dropout, fold_batchnorm, fuse_parallel_1x1, optimize_graph
 
 from .conftest import ROOT, SPECS
 
@@ -39,6 +39,51 @@ def test_drop_dropout_rewires_and_keeps_outputs():
     plan = Plan()
     drop_dropout(graph, plan)
     assert plan.dropped == ["d"] and graph.outputs == {"out": "linear_1"}
+
+
+INCEPTION = """
+input: [16, 8, 8]
+layers:
+  - inception: {name: mix, channels: [4, [6, 8], [2, 3], 5]}
+"""
+
+
+def test_fuse_parallel_1x1_shares_one_conv_and_one_relu():
+    graph = lint_text(INCEPTION).graph
+    plan = Plan()
+    fuse_parallel_1x1(graph, plan)
+    (fused, convs) = plan.fused[0]
+    assert fused == "mix.fused_1x1" and convs == ["mix.branch1.0", "mix.branch2.0", "mix.branch3.0"]
+    node = graph.node(fused)
+    assert node.args.out == 4 + 6 + 2 and node.shape == (12, 8, 8) and node.inputs == ["input"]
+    slices = {
+        n.name: (n.args.start, n.args.stop) for n in graph.nodes() if n.op.name == "channel_slice"
+    }
+    assert slices == {"branch1_in": (0, 4), "branch2_in": (4, 10), "branch3_in": (10, 12)}
+    relu = graph.node("mix.fused_relu")
+    assert relu.inputs == [fused]
+    assert not any(c in graph.graph for c in convs)  # the convs and their ReLUs are gone
+    assert graph.instances["mix.branch2"].input == "mix.branch2_in"
+    # the pool branch still reads the input; the concat reads branch 1's slice directly
+    assert "mix.branch1_in" in graph.node(graph.outputs["out"]).inputs
+    order = graph.order
+    assert order.index(fused) < order.index("mix.fused_relu") < order.index("mix.branch1_in")
+
+
+def test_fuse_parallel_1x1_leaves_strided_padded_and_grouped_convs():
+    spec = """
+input: [8, 8, 8]
+layers:
+  - conv: {name: a, out: 4, kernel: 1, stride: 2}
+  - conv: {name: b, out: 4, kernel: 1, from: input, groups: 2}
+  - conv: {name: c, out: 4, kernel: 3, padding: 1, from: input}
+  - conv: {name: d, out: 4, kernel: 1, from: input}
+  - add: [c, d]
+"""
+    graph = lint_text(spec).graph
+    plan = Plan()
+    fuse_parallel_1x1(graph, plan)
+    assert plan.fused == []  # only `d` is a plain 1x1: nothing to share it with
 
 
 def test_the_plain_graph_is_untouched():
