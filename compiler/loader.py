@@ -7,6 +7,7 @@ and every value can be found again by its path from the root (`("layers", 3, "co
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,16 @@ PathKey = tuple[Hashable, ...]
 # layers has tens of thousands of nodes.
 MAX_NODES = 2_000_000
 MAX_DEPTH = 100
+# A spec of 100,000 layers is a few MB; anything far bigger is not a spec, and refusing it
+# before reading keeps a 50 MB file from costing seconds and hundreds of MB.
+MAX_BYTES = 16 * 1024 * 1024
+
+# YAML 1.1 (PyYAML) reads some plain scalars other than a person, or YAML 1.2, would
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")
+_EXPONENT = re.compile(r"[-+]?([0-9][0-9_]*(\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+")
+_OCTAL_12 = re.compile(r"0o[0-7]+")
+_TRUE_FALSE = frozenset(("true", "false", "True", "False", "TRUE", "FALSE"))
 
 
 SAFE_TAGS = frozenset(
@@ -113,6 +124,8 @@ class _Builder:
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
         self.check_tag(node)
+        if not node.style:  # plain, unquoted: where YAML 1.1 surprises happen
+            self.check_yaml11(node)
         try:
             return self.constructor.construct_object(node, deep=True)
         except Exception:  # any constructor failure is the user's value, not our bug
@@ -122,6 +135,35 @@ class _Builder:
                     "invalid-value", f"cannot read `{node.value}` as {tag}", _span(self.file, node)
                 )
             ) from None
+
+    def check_yaml11(self, node: yaml.ScalarNode) -> None:
+        """Refuse plain values that YAML 1.1 reads differently from what they look like."""
+        text, tag = node.value, node.tag.rsplit(":", 1)[-1]
+        problem = fix = None
+        if tag == "bool" and text not in _TRUE_FALSE:
+            value = "true" if text.lower() in ("yes", "on", "y") else "false"
+            problem = f"YAML 1.1 reads `{text}` as {value}"
+            fix = f"write `{value}`, or quote it (`'{text}'`) if you mean the text"
+        elif tag == "int" and _OCTAL.fullmatch(text):
+            problem = f"YAML 1.1 reads `{text}` as {int(text.replace('_', ''), 8)} (octal)"
+            fix = f"write `{int(text.replace('_', ''))}` without the leading zero, or quote it"
+        elif tag in ("int", "float") and _SEXAGESIMAL.fullmatch(text):
+            value = self.constructor.construct_object(node, deep=True)
+            problem = f"YAML 1.1 reads `{text}` as {value} (base 60)"
+            fix = f"quote it (`'{text}'`) if you mean the text"
+        elif tag == "str" and (_EXPONENT.fullmatch(text) or _OCTAL_12.fullmatch(text)):
+            problem = f"YAML 1.1 reads `{text}` as text, not a number"
+            fix = "write the number in full (`1000`, `0.001`), or quote it if you mean the text"
+        if problem:
+            raise LoadError(
+                error(
+                    "ambiguous-yaml",
+                    problem,
+                    _span(self.file, node),
+                    help=fix,
+                    notes=("yarch reads specs with YAML 1.1 rules, as PyYAML does",),
+                )
+            )
 
     def check_tag(self, node: yaml.Node) -> None:
         if node.tag not in SAFE_TAGS:
@@ -238,6 +280,39 @@ def _check_expansion(file: str, root: yaml.Node) -> None:
         sizes[key] = total
 
 
+def _check_depth(file: str, text: str) -> None:
+    """Refuse deep nesting before composing: the parser keeps its own stack, but composing is
+    recursive (PyYAML's C composer crashes the process at about 30,000 levels)."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise LoadError(
+                        error(
+                            "yaml-too-deep",
+                            f"the document nests deeper than {MAX_DEPTH} levels",
+                            _span(file, event),
+                        )
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # composing reports it, with the same position
+
+
+def _too_large(file: str, size: int) -> LoadError:
+    return LoadError(
+        error(
+            "yaml-too-large",
+            f"the file is {size / 2**20:.1f} MB; a spec may be at most {MAX_BYTES // 2**20} MB",
+            Span(file, 1, 1, 1, 2),
+            help="a spec of 100,000 layers is a few MB: is this the right file?",
+        )
+    )
+
+
 def _decode(file: str, raw: bytes) -> str:
     try:
         return raw.decode("utf-8-sig")
@@ -257,6 +332,8 @@ def _decode(file: str, raw: bytes) -> str:
 
 def load_text(text: str, file: str = "<string>") -> Document:
     """Parse YAML text into a `Document`; raises `LoadError` with a positioned diagnostic."""
+    if len(text) > MAX_BYTES:
+        raise _too_large(file, len(text.encode("utf-8", "surrogatepass")))
     if not text.strip() or all(
         not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()
     ):
@@ -268,6 +345,7 @@ def load_text(text: str, file: str = "<string>") -> Document:
                 help="a spec needs at least `input:` and `layers:`",
             )
         )
+    _check_depth(file, text)
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
@@ -299,11 +377,30 @@ def load_text(text: str, file: str = "<string>") -> Document:
     return Document(file, text, data, builder.spans, builder.key_spans)
 
 
+def source_text(path: str | Path) -> str | None:
+    """The text of a file for showing source lines, or None if it cannot be shown (missing,
+    over the size limit, not UTF-8)."""
+    try:
+        if Path(path).stat().st_size > MAX_BYTES:
+            return None
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+        return None if len(raw) > MAX_BYTES else raw.decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def load_file(path: str | Path, display: str | None = None) -> Document:
     """Read and parse a spec file. `display` is the name used in diagnostics."""
     name = display or str(path)
     try:
-        raw = Path(path).read_bytes()
+        size = Path(path).stat().st_size
+        if size > MAX_BYTES:
+            raise _too_large(name, size)
+        with open(path, "rb") as f:  # a device or a pipe has no size: read at most the limit
+            raw = f.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise _too_large(name, len(raw))
     except IsADirectoryError:
         raise LoadError(error("unreadable-file", f"`{name}` is a folder, not a file")) from None
     except FileNotFoundError:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from .diagnostics import Diagnostic, Span, error, merge_duplicates, sort_key
 from .graph import ArchGraph
 from .lint import run_rules
-from .loader import Document, LoadError, load_text
+from .loader import Document, LoadError, load_text, source_text
 from .ops.base import field_names
 from .resolve import resolve
 from .schema import BlockSpec, OutputSpec, Spec, to_diagnostics
@@ -155,12 +155,9 @@ def _lint_file(
     try:
         doc, problems = load_spec(Path(path), name, _check_variant)
     except LoadError as exc:
-        text = None
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            text = Path(path).read_text(encoding="utf-8")
-        return Result(name, text, diagnostics=[exc.diagnostic])
+        return Result(name, source_text(path), diagnostics=[exc.diagnostic])
     if doc is None:
-        result = Result(name, Path(path).read_text(encoding="utf-8"))
+        result = Result(name, source_text(path))
         result.diagnostics = sorted(merge_duplicates(problems), key=sort_key)
         return result
     return lint_document(doc, overrides, scale, problems)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -78,14 +81,112 @@ def test_anchors_and_aliases_are_fine():
 
 
 def test_truncated_googlenet_never_raises():
-    # every prefix of a real spec; every 7th byte keeps the test fast and still hits every line
+    # the file cut short at every byte: each prefix lints to diagnostics, or to a clean result
+    # only where the cut falls between whole layers
     text = (SPECS / "googlenet.yaml").read_bytes()
-    for end in range(0, len(text), 7):
+    full = lint_text(text.decode("utf-8"), "truncated.yaml")
+    assert not full.errors
+    cut_clean = 0
+    for end in range(len(text)):
         try:
             prefix = text[:end].decode("utf-8")
-        except UnicodeDecodeError:
+        except UnicodeDecodeError:  # pragma: no cover - the spec is ASCII
             continue
-        lint_text(prefix, "truncated.yaml")
+        result = lint_text(prefix, "truncated.yaml")
+        for d in result.diagnostics:
+            assert d.code and d.message and (d.span is None or d.span.line >= 1)
+        cut_clean += not result.errors
+    assert cut_clean < len(text) // 2  # most cuts leave a broken spec, and lint says so
+
+
+DEEP = {
+    "flow sequences": "params: {x: " + "[" * 100_000 + "]" * 100_000 + "}\n",
+    "flow mappings": "params:\n  x: " + "{a: " * 100_000 + "1" + "}" * 100_000 + "\n",
+    "unclosed": "params: " + "[" * 100_000 + "\n",
+    "block": "params:\n  x:\n" + "".join("  " * (i + 2) + "- \n" for i in range(3_000)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEEP))
+def test_deep_nesting_is_refused_before_composing(name, tmp_path):
+    # in a child process: PyYAML's C composer would crash the interpreter at ~30,000 levels
+    path = tmp_path / "deep.yaml"
+    path.write_text("input: [3, 8, 8]\nlayers: [relu]\n" + DEEP[name])
+    out = subprocess.run(
+        [sys.executable, "-m", "compiler", "lint", "--format", "concise", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "error[yaml-too-deep] the document nests deeper than 100 levels" in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_a_50_mb_file_is_refused_before_reading(tmp_path):
+    path = tmp_path / "big.yaml"
+    with path.open("wb") as f:
+        f.write(b"input: [3, 8, 8]\nlayers:\n")
+        f.write(b"  - relu\n" * (50 * 2**20 // 9))
+    tracemalloc.start()
+    started = time.perf_counter()
+    result = lint_file(path)
+    elapsed = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [d.code for d in result.diagnostics] == ["yaml-too-large"]
+    assert "the file is 50.0 MB; a spec may be at most 16 MB" in result.diagnostics[0].message
+    assert elapsed < 1 and peak < 2**20
+
+
+def test_a_device_without_a_size_is_read_up_to_the_limit():
+    if not Path("/dev/zero").exists():  # pragma: no cover - not Linux
+        pytest.skip("no /dev/zero")
+    result = lint_file("/dev/zero")
+    assert [d.code for d in result.diagnostics] == ["yaml-too-large"]
+
+
+# values that make PyYAML's constructors raise something other than a YAML error
+ODD = {
+    "zero date": ("name: 0000-00-00", "invalid-value", "cannot read `0000-00-00` as !!timestamp"),
+    "empty float": ("name: !!float", "invalid-value", "cannot read `` as !!float"),
+    "bad timestamp": ("name: !!timestamp x", "invalid-value", "cannot read `x` as !!timestamp"),
+    "5,000 digits": ("name: " + "7" * 5_000, "invalid-value", "as !!int"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD))
+def test_values_safe_load_cannot_construct(name):
+    line, code, message = ODD[name]
+    result = lint_text(f"input: [3, 8, 8]\nlayers: [relu]\n{line}\n", "odd.yaml")
+    assert [(d.code, d.span.line) for d in result.diagnostics] == [(code, 3)]
+    assert message in result.diagnostics[0].message
+
+
+# YAML 1.1 reads these differently from how they look (and from YAML 1.2): reported, not coerced
+SURPRISES = {
+    "no as a name": ("  - relu: {name: no}", "YAML 1.1 reads `no` as false", "write `false`"),
+    "on as a flag": ("  - conv: {out: 8, kernel: 1, bias: on}", "reads `on` as true", None),
+    "octal": ("  - conv: {out: 010, kernel: 1}", "reads `010` as 8 (octal)", "write `10`"),
+    "base 60": ("  - linear: 12:30", "reads `12:30` as 750 (base 60)", None),
+    "exponent": ("  - linear: 1e3", "reads `1e3` as text, not a number", None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SURPRISES))
+def test_yaml_11_surprises_are_reported(name):
+    line, message, fix = SURPRISES[name]
+    result = lint_text(f"input: [3, 8, 8]\nlayers:\n{line}\n", "surprise.yaml")
+    (d,) = result.diagnostics
+    assert (d.code, d.span.line) == ("ambiguous-yaml", 3) and message in d.message
+    assert fix is None or fix in d.help
+
+
+def test_quoted_and_plain_ordinary_values_are_not_surprises():
+    spec = "input: [3, 8, 8]\nname: 'no'\nlayers:\n  - conv: {out: 10, kernel: 1, bias: false}\n"
+    assert lint_text(spec).diagnostics == []
 
 
 def test_binary_garbage(tmp_path):

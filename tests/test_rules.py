@@ -30,6 +30,7 @@ CODES = [
     "yaml-tag",
     "yaml-too-large",
     "yaml-too-deep",
+    "ambiguous-yaml",
     # variants
     "extends-cycle",
     "missing-base",
