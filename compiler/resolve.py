@@ -78,6 +78,24 @@ class Env:
 
 
 MAX_NESTING = 64
+# The most primitive layers a spec may expand to. The largest real networks have a few
+# thousand; the benchmarks lint 100,000. Refused as soon as it is known, before the memory is
+# spent: a repeat's total is predicted from its first copy.
+MAX_LAYERS = 250_000
+
+
+def _op_of(item: Any) -> tuple[Any, Any]:
+    """(op, fields) of a layer as written (`relu`, `{conv: {...}}`), for counting only."""
+    if isinstance(item, dict) and item:
+        op = next(iter(item))
+        return op, item[op]
+    return item, None
+
+
+class _TooLarge(Exception):
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
 _BROKEN = object()  # target of a layer that failed: references to it stay silent
 
 
@@ -253,7 +271,12 @@ class Resolver:
                 self.blocks,
             )
             items.append(self.report(raw))
-        last = self.resolve_list(items, (), env, Ref((), "input", None), numbered=False)
+        try:
+            self.check_size(items)
+            last = self.resolve_list(items, (), env, Ref((), "input", None), numbered=False)
+        except _TooLarge as exc:
+            self.diags.append(exc.diagnostic)
+            return self.abandon()
         self.resolve_outputs(last)
         self.link()
         self.finish_outputs()
@@ -268,6 +291,58 @@ class Resolver:
                     )
                 )
         return self.graph
+
+    def check_size(self, items: list[RawLayer | None]) -> None:
+        """Refuse a spec whose blocks multiply out past `MAX_LAYERS` before expanding any of
+        them (`B2: [B1, B1]`, `B3: [B2, B2]` ... doubles with each level): counted from the
+        written repeats and block bodies, memoised per block, so it costs one pass over them."""
+        sizes: dict[str, int] = {}
+        visiting: set[str] = set()
+
+        def count(op: Any, fields: Any) -> int:
+            repeat = fields.get("repeat", 1) if isinstance(fields, dict) else 1
+            if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
+                repeat = 1  # an expression: the repeat itself is checked when it expands
+            if op in self.blocks:
+                if op not in sizes:
+                    if op in visiting:
+                        return 0  # a recursive block, reported when it is resolved
+                    visiting.add(op)
+                    layers = self.blocks[op].layers
+                    sizes[op] = sum(count(r.op, r.fields) for r in layers if r is not None)
+                    visiting.discard(op)
+                return repeat * sizes[op]
+            if op == "seq" and isinstance(fields, dict) and isinstance(fields.get("layers"), list):
+                return repeat * sum(count(*_op_of(item)) for item in fields["layers"])
+            return repeat * (16 if op == "inception" else 1)
+
+        total = 0
+        for raw in items:
+            if raw is None:
+                continue
+            total += count(raw.op, raw.fields)
+            if total > MAX_LAYERS:
+                raise self.too_large(raw.op, raw.span, total, "")
+
+    def abandon(self) -> ArchGraph:
+        """The graph of a spec too large to resolve: its input only, marked incomplete."""
+        graph = ArchGraph(self.graph.name, self.graph.input_shape)
+        graph.graph.add_node(ArchGraph.INPUT, node=self.graph.node(ArchGraph.INPUT))
+        graph.order = [ArchGraph.INPUT]
+        graph.complete = False
+        self.graph = graph
+        return graph
+
+    def too_large(self, key: str, span: Span | None, total: int, how: str = "") -> _TooLarge:
+        return _TooLarge(
+            error(
+                "too-many-layers",
+                f"`{key}` {how}makes the spec expand to {total:,} layers; "
+                f"the limit is {MAX_LAYERS:,}",
+                span,
+                help="is a repeat count or a block nesting larger than intended?",
+            )
+        )
 
     def add_input(self) -> None:
         node = Node(
@@ -642,7 +717,13 @@ class Resolver:
             first_args = checked[0].model_copy(update={"repeat": 1, "expect": None})
         for i in range(args.repeat):
             if i == 0:
+                before = self.index
                 self.create(first_raw, first_args, target, group, "0", inputs, env)
+                total = before + (self.index - before) * args.repeat
+                if total > MAX_LAYERS:
+                    how = f"repeated {args.repeat:,} times "
+                    span = raw.field_span(("repeat",))
+                    raise self.too_large(key, span, total, how)
             else:
                 self.create(raw, once, target, group, str(i), inputs, env)
             inputs = [Ref(group, str(i), None)]
@@ -710,6 +791,8 @@ class Resolver:
             self.targets[key] = _BROKEN
             return
         if not composite:
+            if self.index >= MAX_LAYERS:
+                raise self.too_large(key, raw.span, self.index + 1)
             node = Node(key, name, target, args, raw, scope, index=self.index)
             self.index += 1
             if args.expect is not None:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .diagnostics import SourceCache, render_text
+from .lint.rules import MAX_ACTIVATION_BYTES, MAX_PARAMS, budget_problems
 from .loader import Document
 from .lower import Container, lower, render_forward
 from .names import class_name
@@ -74,12 +75,22 @@ def instantiate(c: Container, model_name: str) -> nn.Module:
     return module
 
 
-def build(path_or_spec: str | Path | dict, *, scale: str | None = None, **params: Any) -> nn.Module:
+def build(
+    path_or_spec: str | Path | dict,
+    *,
+    scale: str | None = None,
+    max_params: int = MAX_PARAMS,
+    max_activation_bytes: int = MAX_ACTIVATION_BYTES,
+    **params: Any,
+) -> nn.Module:
     """Compile a spec (a file path, or the spec as a mapping) into a torch module.
 
     Keyword arguments override the spec's parameters (`num_classes=10`); `scale` picks a row of
     its `scales` table. A spec with errors raises `SpecError`, whose message is the
-    diagnostics as `yarch lint` prints them.
+    diagnostics as `yarch lint` prints them. So does a model over the budget, checked from the
+    static shapes before anything is allocated: `max_params` parameters (default 2e9) and
+    `max_activation_bytes` of layer outputs per sample (default 8 GiB); raise them to build
+    bigger models.
     """
     if isinstance(path_or_spec, dict):
         result = lint_document(Document("<spec>", "", path_or_spec), params, scale)
@@ -87,6 +98,10 @@ def build(path_or_spec: str | Path | dict, *, scale: str | None = None, **params
         result = lint_file(path_or_spec, params, scale=scale)
     if result.errors or result.graph is None:
         raise SpecError(result)
+    over = budget_problems(result.graph, max_params, max_activation_bytes)
+    if over:
+        reason = "; ".join(over) + " (raise max_params= or max_activation_bytes= to build it)"
+        raise SpecError(result, reason)
     root = lower(result.graph)
     try:
         module = instantiate(root, result.graph.name)

@@ -30,6 +30,7 @@ CODES = [
     "yaml-tag",
     "yaml-too-large",
     "yaml-too-deep",
+    "too-many-layers",
     "ambiguous-yaml",
     # variants
     "extends-cycle",
@@ -53,6 +54,7 @@ CODES = [
     "wrong-inputs",
     # graph lint rules
     "unreachable-node",
+    "over-budget",
     # shapes
     "channel-mismatch",
     "feature-mismatch",

@@ -14,6 +14,11 @@ import networkx as nx
 from ..diagnostics import Diagnostic, warning
 from ..graph import ArchGraph
 
+# What `compiler.build` allocates without being asked for more (`max_params=`,
+# `max_activation_bytes=`): sized for a workstation. Lint warns past them.
+MAX_PARAMS = 2_000_000_000  # 8 GB of float32 weights
+MAX_ACTIVATION_BYTES = 8 * 2**30  # the outputs of one sample's forward pass, float32
+
 Rule = Callable[[ArchGraph], list[Diagnostic]]
 
 
@@ -51,7 +56,58 @@ def unreachable_node(graph: ArchGraph) -> list[Diagnostic]:
     return out
 
 
-RULES: tuple[Rule, ...] = (unreachable_node,)
+def budget_problems(
+    graph: ArchGraph, max_params: int = MAX_PARAMS, max_activation_bytes: int = MAX_ACTIVATION_BYTES
+) -> list[str]:
+    """What in `graph` is over the parameter or activation-memory budget, in words."""
+    params = activations = 0
+    for node in graph.nodes():
+        params += node.params
+        if node.shape is not None:
+            n = 4
+            for d in node.shape:
+                n *= d
+            activations += n
+    out = []
+    if params > max_params:
+        out.append(f"{params:,} parameters ({_size(4 * params)}) exceed the {max_params:,} allowed")
+    if activations > max_activation_bytes:
+        out.append(
+            f"the layer outputs of one sample take {_size(activations)}, over the "
+            f"{_size(max_activation_bytes)} allowed"
+        )
+    return out
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError  # pragma: no cover
+
+
+def over_budget(graph: ArchGraph) -> list[Diagnostic]:
+    """A model `compiler.build` would refuse to allocate with its default budget."""
+    problems = budget_problems(graph)
+    if not problems:
+        return []
+    worst = max(graph.nodes(), key=lambda n: n.params)
+    return [
+        warning(
+            "over-budget",
+            "; ".join(problems),
+            worst.span if worst.params else None,
+            notes=(f"`{graph.display(worst.id)}` alone has {worst.params:,} parameters",)
+            if worst.params
+            else (),
+            help="compiler.build refuses this model unless given a larger budget "
+            "(max_params=..., max_activation_bytes=...)",
+        )
+    ]
+
+
+RULES: tuple[Rule, ...] = (unreachable_node, over_budget)
 
 
 def run_rules(graph: ArchGraph) -> list[Diagnostic]:
