@@ -277,14 +277,30 @@ def _display(variant_display: str, ref: str) -> str:
 Check = Callable[[Document], list[Diagnostic]]
 
 
+def project_root(spec: Path) -> Path:
+    """The folder `extends:` may not leave: the git repository holding the spec, else the
+    working folder if it holds the spec, else the spec's own folder. A spec from a pull request
+    cannot make `yarch lint` in CI read (and print) files outside the checkout."""
+    here = spec.resolve().parent
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return folder
+    cwd = Path.cwd().resolve()
+    return cwd if here == cwd or cwd in here.parents else here
+
+
 def load_spec(
-    path: Path, display: str, check: Check, chain: tuple[Path, ...] = ()
+    path: Path,
+    display: str,
+    check: Check,
+    chain: tuple[Path, ...] = (),
+    root: Path | None = None,
 ) -> tuple[Document | None, list[Diagnostic]]:
     """Load a spec and, through `extends:`, its bases, merged into one Document.
 
     `check` validates each variant as written (so a misspelt `modfy:` is reported in its own
     file) before it is merged. Raises `LoadError` for the file itself; problems with its base
-    are diagnostics.
+    are diagnostics. Bases must lie inside `root` (by default `project_root` of the spec).
     """
     doc = load_file(path, display)
     data = doc.data
@@ -297,13 +313,43 @@ def load_spec(
     span = doc.span(("extends",))
     if not isinstance(ref, str) or not ref.strip():
         return None, [error("invalid-value", "`extends` names the base spec's file", span)]
+    if os.path.isabs(ref) or ref.startswith("~"):
+        return None, [
+            error(
+                "missing-base",
+                f"`extends` names `{ref}`, an absolute path",
+                span,
+                help="write the base's path relative to the folder of this spec",
+            )
+        ]
+    root = root or project_root(path)
     base_path = path.parent / ref
-    here = path.resolve()
+    try:
+        here, target = path.resolve(strict=True), base_path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return None, [
+            error(
+                "extends-cycle",
+                f"`extends` names `{ref}`, which runs through a symbolic link cycle",
+                span,
+            )
+        ]
     seen = (*chain, here)
-    if base_path.resolve() in seen or len(seen) > MAX_CHAIN:
-        files = " -> ".join(f"`{p.name}`" for p in (*seen, base_path.resolve()))
+    if target in seen or len(seen) > MAX_CHAIN:
+        files = " -> ".join(f"`{p.name}`" for p in (*seen, target))
         return None, [error("extends-cycle", f"specs extend each other in a cycle: {files}", span)]
     base_display = _display(display, ref)
+    if target != root and root not in target.parents:
+        return None, [
+            error(
+                "missing-base",
+                f"`extends` names `{ref}`, which is outside the project folder "
+                f"`{root.name or root}`",
+                span,
+                help="a spec may extend only specs in its own repository "
+                "(symbolic links are followed before this check)",
+            )
+        ]
     if not base_path.is_file():
         return None, [
             error(
@@ -314,7 +360,7 @@ def load_spec(
             )
         ]
     try:
-        base, diags = load_spec(base_path, base_display, check, seen)
+        base, diags = load_spec(base_path, base_display, check, seen, root)
     except LoadError as exc:
         return None, [exc.diagnostic.with_note(f"`{display}` extends `{base_display}`")]
     if base is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 from compiler import lint_file
 from compiler.summary import summarize
@@ -13,6 +14,13 @@ KERAS = SPECS / "variants" / "googlenet_keras5x5.yaml"
 
 
 def _variant(tmp_path, text: str, base=SPECS / "googlenet.yaml", name="v.yaml"):
+    """A variant in `tmp_path`, which holds a copy of specs/: `extends:` may not leave the
+    folder it is linted in (outside a git repository)."""
+    copy = tmp_path / "specs"
+    if not copy.exists():
+        shutil.copytree(SPECS, copy)
+    if base.is_relative_to(SPECS):
+        base = copy / base.relative_to(SPECS)
     path = tmp_path / name
     rel = os.path.relpath(base, tmp_path)
     path.write_text(f"extends: {rel}\n{text}")
