@@ -233,3 +233,19 @@ def test_cli_missing_file_and_bad_flag(tmp_path):
         out = run(*args)
         assert out.returncode == 2, (args, out.stdout, out.stderr)
         assert "Traceback" not in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "!!python/object/apply:os.system",
+        "!!python/object/apply:subprocess.call",
+        "!!python/name:os.system",
+    ],
+)
+def test_python_tags_are_refused_and_nothing_runs(tmp_path, tag):
+    marker = tmp_path / "ran"
+    spec = f"input: {tag} [[touch, '{marker}']]\nlayers: [relu]\n"
+    result = lint_text(spec, "tagged.yaml")
+    assert [(d.code, d.span.line) for d in result.diagnostics] == [("yaml-tag", 1)]
+    assert not marker.exists()
