@@ -209,6 +209,22 @@ def summary_command(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...
     is_flag=True,
     help="Draw every activation as a node of its own, not inside the layer it follows.",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=draw.DOT_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up on Graphviz's layout after this long and write the DOT source instead.",
+)
+@click.option(
+    "--max-nodes",
+    type=click.IntRange(min=1),
+    default=draw.MAX_NODES,
+    show_default=True,
+    metavar="N",
+    help="Do not lay out diagrams of more nodes than this (write the DOT source instead).",
+)
 @set_option
 def draw_command(
     spec: str,
@@ -217,12 +233,15 @@ def draw_command(
     depth: int | None,
     rankdir: str,
     no_fold: bool,
+    timeout: float,
+    max_nodes: int,
     sets: tuple[str, ...],
 ) -> None:
     """Graphviz diagram of a spec: blocks as clusters, edges labelled with shapes.
 
     A spec with errors is still drawn, the layers they are about in red (exit code 1). Without
-    Graphviz's `dot`, the DOT source is written instead (exit code 2, except for --format dot).
+    Graphviz's `dot`, when it takes longer than --timeout, or for a diagram of more than
+    --max-nodes nodes, the DOT source is written instead (exit code 2, except for --format dot).
     """
     result = lint_file(spec, parse_sets(sets), spec, chosen_scale())
     code = report(result)
@@ -238,7 +257,7 @@ def draw_command(
     )
     path = Path(output) if output else Path(f"{result.graph.name}.{fmt}")
     try:
-        problem = draw.render(source, path, fmt)
+        problem = draw.render(source, path, fmt, timeout, max_nodes)
     except OSError as exc:
         click.echo(f"yarch: cannot write `{path}`: {exc.strerror or exc}", err=True)
         sys.exit(2)

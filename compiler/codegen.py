@@ -11,6 +11,8 @@ would, so the output passes `ruff check` and `ruff format --check`. No torch imp
 
 from __future__ import annotations
 
+import math
+import re
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ import jinja2
 
 from .graph import ArchGraph
 from .lower import Container, Leaf, lower, render_forward
-from .names import class_name, unique
+from .names import class_name, safe_identifier, unique
 from .ops.base import fmt_shape
 
 LINE_LENGTH = 100
@@ -49,6 +51,7 @@ class Call:
     head: str
     args: list[Any]  # str or Call
     expanded: bool = False
+    brackets: str = "()"  # "[]" with an empty head: a list
 
     def flat(self) -> str | None:
         if self.expanded:
@@ -59,7 +62,7 @@ class Call:
             if text is None:
                 return None
             parts.append(text)
-        return f"{self.head}({', '.join(parts)})"
+        return f"{self.head}{self.brackets[0]}{', '.join(parts)}{self.brackets[1]}"
 
 
 def layout(expr: str | Call, indent: str, prefix: str = "", suffix: str = "") -> list[str]:
@@ -71,12 +74,13 @@ def layout(expr: str | Call, indent: str, prefix: str = "", suffix: str = "") ->
         return [f"{indent}{prefix}{flat}{suffix}"]
     inner = indent + INDENT
     joined = flat[len(expr.head) + 1 : -1] if flat is not None else None
+    start, end = f"{indent}{prefix}{expr.head}{expr.brackets[0]}", f"{indent}{expr.brackets[1]}"
     if joined is not None and len(inner + joined) <= LINE_LENGTH:
-        return [f"{indent}{prefix}{expr.head}(", inner + joined, f"{indent}){suffix}"]
-    lines = [f"{indent}{prefix}{expr.head}("]
+        return [start, inner + joined, end + suffix]
+    lines = [start]
     for arg in expr.args:
         lines += layout(arg, inner, suffix=",")
-    return [*lines, f"{indent}){suffix}"]
+    return [*lines, end + suffix]
 
 
 # --- classes -----------------------------------------------------------------------------
@@ -106,27 +110,86 @@ def width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
-def wrap(text: str, limit: int) -> list[str]:
-    """Greedy word wrap by display width."""
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        candidate = f"{current} {word}" if current else word
-        if current and width(candidate) > limit:
-            lines.append(current)
-            current = word
+def _escapes(text: str) -> list[str]:
+    """`text` as pieces of the inside of a triple-quoted string, one per character: a backslash
+    doubled, a quote escaped where it could end the string (before another quote, or last), a
+    character that is not printable (NUL, controls, bidirectional overrides, zero-width joiners)
+    as its escape, so the string holds the same text and the file nothing but plain lines."""
+    out = []
+    for i, ch in enumerate(text):
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"' if i + 1 == len(text) or text[i + 1] == '"' else ch)
+        elif ch.isprintable():
+            out.append(ch)
         else:
-            current = candidate
+            code = ord(ch)
+            out.append(
+                f"\\x{code:02x}"
+                if code < 0x100
+                else f"\\u{code:04x}"
+                if code < 0x10000
+                else f"\\U{code:08x}"
+            )
+    return out
+
+
+def wrap(text: str, limit: int, first: int | None = None) -> list[str]:
+    """Greedy word wrap by display width, of text escaped for a docstring (whitespace runs,
+    newlines and separators folded to one space); a word longer than a line is cut. `first`:
+    the width of the first line, when it differs."""
+    words: list[list[str]] = [[]]
+    for piece in _escapes(" ".join(text.split())):
+        if piece == " ":
+            words.append([])
+        else:
+            words[-1].append(piece)
+    cut = min(limit, first or limit)
+    lines: list[str] = []
+    current, current_width = "", 0
+    for word in words:
+        chunks: list[tuple[str, int]] = []
+        for piece in word:  # cut between escapes, never inside one
+            w = width(piece)
+            if not chunks or chunks[-1][1] + w > cut:
+                chunks.append(("", 0))
+            text_, w_ = chunks[-1]
+            chunks[-1] = (text_ + piece, w_ + w)
+        for chunk, chunk_width in chunks:
+            room = first if first is not None and not lines else limit
+            if current and current_width + 1 + chunk_width > room:
+                lines.append(current)
+                current, current_width = chunk, chunk_width
+            elif current:
+                current, current_width = f"{current} {chunk}", current_width + 1 + chunk_width
+            else:
+                current, current_width = chunk, chunk_width
     return [*lines, current] if current else lines
 
 
 def docstring(text: str, indent: str) -> list[str]:
     """A docstring on one line if it fits, else wrapped with the quotes on their own line."""
-    one = f'{indent}"""{text}"""'
-    if width(one) <= LINE_LENGTH:
-        return [one]
+    if len(" ".join(text.split())) + len(indent) + 6 <= LINE_LENGTH:  # it might fit
+        one = wrap(text, LINE_LENGTH)
+        if len(one) == 1 and width(f'{indent}"""{one[0]}"""') <= LINE_LENGTH:
+            return [f'{indent}"""{one[0]}"""']
     lines = wrap(text, LINE_LENGTH - len(indent) - 3)
+    if not lines:
+        return []
     return [f'{indent}"""{lines[0]}', *(f"{indent}{line}" for line in lines[1:]), f'{indent}"""']
+
+
+def literal(value: Any) -> str:
+    """A value as Python source: `repr`, except infinities and NaN, whose repr is no literal."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f'float("{value}")'
+    if isinstance(value, tuple):
+        items = [literal(v) for v in value]
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    if isinstance(value, list):
+        return f"[{', '.join(literal(v) for v in value)}]"
+    return repr(value)
 
 
 def _leaf_values(leaf: Leaf) -> list[Any]:
@@ -209,6 +272,15 @@ def _hint(value: Any) -> str:
     return type(value).__name__
 
 
+def _child_classes(c: Container, defs: dict[int, ClassDef]) -> set[str]:
+    """The classes `c`'s constructor calls."""
+    out: set[str] = set()
+    for child in c.children:
+        if isinstance(child, Container):
+            out |= _child_classes(child, defs) if child.sequential else {defs[id(child)].name}
+    return out
+
+
 def _parameterize(cls: ClassDef, graph: ArchGraph, defs: dict[int, ClassDef]) -> None:
     """Turn the slots that differ between members, or that carry a block parameter, into
     constructor parameters named after the block's parameters."""
@@ -233,20 +305,34 @@ def _parameterize(cls: ClassDef, graph: ArchGraph, defs: dict[int, ClassDef]) ->
         varies = len(set(column)) > 1 or len({type(v) for v in column}) > 1
         expr = _match(column, named, search) if varies or width else None
         if expr is None and varies:
-            expr = name
+            expr, n = name, 1
+            while expr in named:  # a block parameter of that name holds other values
+                n += 1
+                expr = f"{name}_{n}"
             if expr not in named:
                 named[expr] = column
                 order.append(expr)
                 search.append(expr)
         if expr is not None:
             used.append(expr.split("[")[0].split(" ")[0])
-        cls.slots.append((expr, True) if expr is not None else (repr(column[0]), False))
+        cls.slots.append((expr, True) if expr is not None else (literal(column[0]), False))
     # parameters in a stable order: in_channels, the block's own, then the rest
     params = [n for n in order if n in used]
     if "in_channels" in params:
         params.remove("in_channels")
         params.insert(0, "in_channels")
-    cls.params = [(n, _hint(named[n][0])) for n in params]
+    # a name that would hide what the constructor uses (`self`, `nn`, `super`, a class it
+    # calls) or that is no plain identifier gets a suffix; lint refuses such block parameters
+    # and classes avoid parameter names, so this only renames in graphs built without lint
+    avoid = _child_classes(cls.members[0], defs)
+    rename: dict[str, str] = {}
+    for n in params:
+        rename[n] = safe_identifier(n, avoid | (set(params) - {n}) | set(rename.values()))
+    cls.params = [(rename[n], _hint(named[n][0])) for n in params]
+    for k, (text, is_param) in enumerate(cls.slots):
+        if is_param:
+            head = text.split("[")[0].split(" ")[0]
+            cls.slots[k] = (rename[head] + text[len(head) :], True)
     for i, m in enumerate(cls.members):
         cls.values[id(m)] = [named[n][i] for n in params]
 
@@ -340,6 +426,8 @@ def generate(
             groups[keys[id(c)]].append(c)
     model = class_name(graph.name)
     taken = set(RESERVED) | {model, f"{model}Outputs"}  # the model's names are its own
+    # no class may be called like a constructor argument, which would hide it
+    taken |= {p for inst in graph.instances.values() for p in inst.params}
     defs: dict[int, ClassDef] = {}
     classes: list[ClassDef] = []
     for members in groups.values():
@@ -356,7 +444,7 @@ def generate(
         if first.path:
             _parameterize(cls, graph, defs)
         else:
-            cls.slots = [(repr(v), False) for v in _values(first, defs)]
+            cls.slots = [(literal(v), False) for v in _values(first, defs)]
             cls.values[id(first)] = []
         classes.append(cls)
 
@@ -413,7 +501,10 @@ def generate(
         paragraphs[-1] += f" Source: {source}."
     paragraphs.append(f"Regenerate with `yarch codegen {spec_path}` rather than editing this file.")
     text = env.get_template("model.py.j2").render(
-        docstring="\n\n".join("\n".join(wrap(p, LINE_LENGTH)) for p in paragraphs),
+        docstring="\n\n".join(
+            "\n".join(wrap(p, LINE_LENGTH, LINE_LENGTH - 3 if i == 0 else None))
+            for i, p in enumerate(paragraphs)
+        ),
         stdlib=stdlib,
         imports=imports,
         classes=classes,
@@ -433,30 +524,79 @@ def _variant(c: Container, groups: dict[tuple, list[Container]]) -> str:
 
 
 def _wrap_statement(line: str) -> list[str]:
-    """Break a long `name = call(...)` line of forward as ruff would."""
+    """Break a long line of forward (`name = call(...)`, `name = a + b`, `return T(...)`) as
+    ruff would."""
     if len(line) <= LINE_LENGTH:
         return [line]
     indent = line[: len(line) - len(line.lstrip())]
     body = line.strip()
-    prefix, _, call = body.partition(" = ") if " = " in body else ("", "", body)
-    head, _, rest = call.partition("(")
-    args = _split_args(rest[:-1])
-    pre = f"{prefix} = " if prefix else ""
-    return layout(Call(head, args), indent, prefix=pre)
+    if re.fullmatch(r"(\w+ = )+None", body):  # the training-only outputs, one per line
+        return [f"{indent}{name} = None" for name in body.split(" = ")[:-1]]
+    if body.startswith("return "):
+        pre, value = "return ", body[len("return ") :]
+    elif " = " in body:
+        target, _, value = body.partition(" = ")
+        pre = f"{target} = "
+    else:
+        pre, value = "", body
+    terms = _split_args(value, " + ")
+    if len(terms) > 1:  # `a + b + c`: in parentheses, one term a line if they do not fit
+        inner = indent + INDENT
+        if len(inner + value) <= LINE_LENGTH:
+            return [f"{indent}{pre}(", inner + value, f"{indent})"]
+        rest = [f"{inner}+ {term}" for term in terms[1:]]
+        return [f"{indent}{pre}(", inner + terms[0], *rest, f"{indent})"]
+    return layout(_parse_call(value), indent, prefix=pre)
 
 
-def _split_args(text: str) -> list[str]:
-    out, depth, current = [], 0, ""
-    for ch in text:
+def _parse_call(text: str) -> str | Call:
+    """`f(a, [b, c])` as a `Call` (lists too), so that `layout` can break it; other text as is."""
+    if text.startswith("[") and text.endswith("]") and _closes_at_end(text):
+        return Call("", [_parse_call(a) for a in _split_args(text[1:-1])], brackets="[]")
+    match = re.fullmatch(r"([A-Za-z_][\w.]*)\((.*)\)", text, re.DOTALL)
+    if match and _closes_at_end(text[len(match.group(1)) :]):
+        return Call(match.group(1), [_parse_call(a) for a in _split_args(match.group(2))])
+    return text
+
+
+def _closes_at_end(text: str) -> bool:
+    """Whether the bracket that opens `text` is closed by its last character."""
+    depth = 0
+    for i, ch in enumerate(text):
         if ch in "([{":
             depth += 1
         elif ch in ")]}":
             depth -= 1
-        if ch == "," and depth == 0:
+            if depth == 0:
+                return i == len(text) - 1
+    return False
+
+
+def _split_args(text: str, sep: str = ",") -> list[str]:
+    """`text` split at `sep` outside brackets and string literals."""
+    out, depth, current, quote = [], 0, "", ""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                current += text[i : i + 2]
+                i += 2
+                continue
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if not quote and depth == 0 and text.startswith(sep, i):
             out.append(current.strip())
             current = ""
-        else:
-            current += ch
+            i += len(sep)
+            continue
+        current += ch
+        i += 1
     if current.strip():
         out.append(current.strip())
     return out

@@ -3,7 +3,8 @@
 Every stage (loader, schema, resolver, shape inference, lint rules) reports problems as
 `Diagnostic` values; nothing raises to the user. The renderers follow ruff and rustc: a header
 `error[code]: message`, the source line with a caret under the smallest span that shows the
-problem, then `= note:` lines and a `help:` line.
+problem, the lines of its related spans (where a count it received was made) underlined with
+`-` and labelled, then `= note:` lines and a `help:` line.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class Diagnostic:
     notes: tuple[str, ...] = ()
     help: str | None = None
     node: str | None = None  # the graph node or block instance it is about, when known
+    # secondary places, each with its label: where the channels a layer receives were made
+    # (`65 channels come from here` under the `out: 65` of the layer before)
+    related: tuple[tuple[Span, str], ...] = ()
 
     def with_note(self, note: str) -> Diagnostic:
         return replace(self, notes=(*self.notes, note))
@@ -108,6 +112,9 @@ def merge_duplicates(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
         if key in first:
             if d.message != first[key].message:
                 also[key].append(d.message)
+            extra = tuple(r for r in d.related if r not in first[key].related)
+            if extra:  # another instance received its count from elsewhere
+                first[key] = replace(first[key], related=(*first[key].related, *extra))
             continue
         first[key] = d
         also[key] = []
@@ -131,6 +138,63 @@ def _location(span: Span | None) -> str:
     return f"{span.file}:{span.line}:{span.column}"
 
 
+def _marker(span: Span, src: str, mark: str, label: str | None) -> str:
+    """The line under `src` with `mark` under the span (to the end of its code when it goes on
+    over more lines) and the label after it."""
+    start = span.column - 1
+    if span.end_line == span.line:
+        width = max(1, span.end_column - span.column)
+    else:  # to the end of the first line, not over its comment
+        code = src.split(" #", 1)[0].rstrip()
+        width = max(1, len(code) - start)
+    text = " " * start + mark * width
+    return f"{text} {label}" if label else text
+
+
+def _snippet(d: Diagnostic, sources: SourceCache) -> tuple[str, list[str], list[str]] | None:
+    """The gutter, the source lines with their markers, and the related places that could not
+    be shown (as notes); None when the primary line is not available."""
+    assert d.span is not None
+    src = sources.line(d.span.file, d.span.line)
+    if src is None:
+        return None
+    # rustc's layout: the lines of one file in order, `...` where lines are skipped; related
+    # places in other files (a variant's base) follow under `::: file:line:column`
+    here = [(d.span, "^", d.label)]
+    elsewhere: list[tuple[Span, str]] = []
+    missing = []
+    for span, label in d.related:
+        if sources.line(span.file, span.line) is None:
+            missing.append(f"{label} ({_location(span)})")
+        elif span.file == d.span.file:
+            here.append((span, "-", label))
+        else:
+            elsewhere.append((span, label))
+    here.sort(key=lambda item: (item[0].line, item[0].column))
+    width = max(len(str(s.line)) for s, *_ in [*here, *elsewhere])
+    gutter = " " * width
+    body = [f"{gutter} |"]
+    previous = None
+    for span, mark, label in here:
+        line = sources.line(span.file, span.line) or ""
+        if previous is not None and span.line > previous + 1:
+            body.append("...")
+        if span.line != previous:
+            body.append(f"{span.line:>{width}} | {line}")
+        body.append(f"{gutter} | {_marker(span, line, mark, label)}")
+        previous = span.line
+    for span, label in elsewhere:
+        line = sources.line(span.file, span.line) or ""
+        body += [
+            f"{gutter} |",
+            f"{gutter}::: {_location(span)}",
+            f"{gutter} |",
+            f"{span.line:>{width}} | {line}",
+            f"{gutter} | {_marker(span, line, '-', label)}",
+        ]
+    return gutter, body, missing
+
+
 def render_text(
     diagnostics: Sequence[Diagnostic], sources: SourceCache, max_shown: int | None = None
 ) -> str:
@@ -139,27 +203,22 @@ def render_text(
     shown = diagnostics if max_shown is None else diagnostics[:max_shown]
     for d in shown:
         lines = [f"{d.severity.value}[{d.code}]: {d.message}"]
-        src = sources.line(d.span.file, d.span.line) if d.span else None
+        related = [f"{label} ({_location(span)})" for span, label in d.related]
         if d.span is not None:
-            gutter = " " * len(str(d.span.line))
+            snippet = _snippet(d, sources)
+            gutter = snippet[0] if snippet else " " * len(str(d.span.line))
             lines.append(f"{gutter}--> {_location(d.span)}")
-            if src is not None:
-                start = d.span.column - 1
-                if d.span.end_line == d.span.line:
-                    width = max(1, d.span.end_column - d.span.column)
-                else:  # to the end of the first line, not over its comment
-                    code = src.split(" #", 1)[0].rstrip()
-                    width = max(1, len(code) - start)
-                caret = " " * start + "^" * width
-                if d.label:
-                    caret += f" {d.label}"
-                lines += [f"{gutter} |", f"{d.span.line} | {src}", f"{gutter} | {caret}"]
-                if d.notes:
+            notes = [*related, *d.notes]
+            if snippet is not None:
+                _, body, missing = snippet
+                lines += body
+                notes = [*missing, *d.notes]
+                if notes:
                     lines.append(f"{gutter} |")
-            for note in d.notes:
+            for note in notes:
                 lines.append(f"{gutter} = note: {note}")
         else:
-            for note in d.notes:
+            for note in [*related, *d.notes]:
                 lines.append(f"  = note: {note}")
         if d.help:
             lines.append(f"help: {d.help}")
@@ -188,6 +247,17 @@ def as_dict(d: Diagnostic) -> dict:
         "end_column": s.end_column if s else None,
         "notes": list(d.notes),
         "help": d.help,
+        "related": [
+            {
+                "file": r.file,
+                "line": r.line,
+                "column": r.column,
+                "end_line": r.end_line,
+                "end_column": r.end_column,
+                "label": label,
+            }
+            for r, label in d.related
+        ],
     }
 
 
@@ -225,6 +295,8 @@ def render_github(diagnostics: Sequence[Diagnostic]) -> str:
                 *props,
             ]
         body = d.message
+        for span, label in d.related:
+            body += f"\nnote: {label} ({_location(span)})"
         for note in d.notes:
             body += f"\nnote: {note}"
         if d.help:

@@ -69,6 +69,8 @@ def evaluate(text: str, lookup: Callable[[str], Any], functions: Functions | Non
             raise ExprError(f"`{text}` is not a parameter name; write `${{...}}` for expressions")
     else:  # pragma: no cover - callers check is_reference first
         raise ExprError(f"`{text}` is not a reference")
+    if not source.isascii():  # Python's parser folds `ﬁlter` into `filter` (NFKC)
+        raise ExprError(f"`{text}` is not plain ASCII; parameter names are ASCII identifiers")
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError:

@@ -8,15 +8,20 @@ of assignments in topological order: no graph is walked at run time. Pure Python
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import networkx as nx
 
 from .graph import ArchGraph, Instance, Node
+from .names import AMBIGUOUS, BUILTINS, CODE_NAMES, class_name
 from .ops.base import TorchCall
 
 INF = float("inf")
+# What a variable of forward must not be called: what forward code uses (`torch`, `F`,
+# `getattr`, `float`), the named tuple of torchbuild (`Outputs`), ambiguous names (`l`)
+_HIDDEN = BUILTINS | CODE_NAMES | AMBIGUOUS | {"Outputs"}
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,8 @@ def _forward(
         for value in step.inputs:
             uses.setdefault(value, []).append(i)
 
+    # the named tuple of generated code
+    reserved = frozenset({f"{class_name(graph.name)}Outputs"})
     var = {c.input: "x"}
     holders = {"x": c.input, "out": None}  # what the two chain variables hold
     names: set[str] = {"x", "out"}
@@ -198,7 +205,7 @@ def _forward(
             name = next((n for n in free if n in args), free[0])
             var[step.out], holders[name] = name, step.out
         else:
-            var[step.out] = _fresh(step.base, names)
+            var[step.out] = _fresh(step.base, names, reserved)
         statement = Statement(var[step.out], step.expr(args), step.out)
         (c.training_statements if step.training else c.statements).append(statement)
     if c.path:
@@ -211,10 +218,12 @@ def _forward(
         }
 
 
-def _fresh(base: str, names: set[str]) -> str:
-    base = base if base.isidentifier() else f"x{base}"
+def _fresh(base: str, names: set[str], reserved: frozenset[str] = frozenset()) -> str:
+    """A variable of forward named after a layer, that hides nothing forward uses: `sum_2`
+    for a layer named `sum`, `F_2` for `F` (the layer keeps its own name as an attribute)."""
+    base = base if base.isascii() and base.isidentifier() else f"x{base}"
     name, n = base, 1
-    while name in names or name in ("self", "torch", "F", "Outputs"):
+    while name in names or name in reserved or name in _HIDDEN or keyword.iskeyword(name):
         n += 1
         name = f"{base}_{n}"
     names.add(name)

@@ -1,8 +1,15 @@
-"""Names in generated code, sanitised in one place.
+"""Names in generated code, checked and sanitised in one place.
 
-Layer names are checked when a spec is validated (`ops/base.py`: identifiers that are not
-Python keywords, do not start with an underscore and do not shadow nn.Module attributes); what
-is left to do here is turning block types into class names and keeping them distinct.
+Every name a spec gives becomes, somewhere, a Python identifier in generated code (a layer is a
+submodule attribute, a block parameter a constructor argument, an output a named-tuple field, a
+block type a class name) or an id in a diagram. `problem()` holds the rules that every one of
+them follows: plain ASCII letters, digits and underscores, not starting with a digit or an
+underscore, not a Python keyword, at most `MAX_NAME` characters. Non-ASCII letters are refused
+rather than accepted, because Python reads identifiers after NFKC normalisation: `ﬁlter` (with
+the `ﬁ` ligature) is the name `filter` to Python, and two spellings of one name must not pass
+as two names. The positions add their own rules (`ops/base.py` for layers; `resolve.py` for
+block types and block parameters); what is left to do here is turning block types into class
+names and keeping every generated name distinct from the names the generated file uses itself.
 """
 
 from __future__ import annotations
@@ -10,15 +17,68 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+import unicodedata
 
-_SHADOWED = frozenset(dir(builtins))
+# Names are at most this long, so that a generated line holding two of them stays within the
+# 100-column limit: `name = self.name(` under `if self.training:` is 2 * 32 + 21 columns
+MAX_NAME = 32
+BUILTINS = frozenset(dir(builtins))
+# What a generated file names itself: its imports, `self`, `super()` in constructors, the
+# typing names of its named tuple.
+CODE_NAMES = frozenset({"torch", "nn", "F", "NamedTuple", "Tensor", "self", "super"})
+# Variables pycodestyle (ruff E741) calls ambiguous: `l`, `O` and `I` look like `1` and `0`.
+AMBIGUOUS = frozenset({"l", "O", "I"})
+_SHADOWED = BUILTINS | CODE_NAMES
+_PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def shown(name: str, limit: int = 60) -> str:
+    """A name for a message: invisible characters escaped (`a\\u202eb`), long ones cut."""
+    text = name.encode("ascii", "backslashreplace").decode("ascii")
+    text = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def problem(name: str) -> str | None:
+    """Why `name` cannot name anything in a spec (`"is a Python keyword"`), or None.
+
+    The reason reads after "`name` cannot be used as a name: it ...".
+    """
+    if not name:
+        return "is empty"
+    if len(name) > MAX_NAME:
+        return f"is longer than {MAX_NAME} characters ({len(name):,})"
+    if not name.isascii():
+        normal = unicodedata.normalize("NFKC", name)
+        if normal != name and normal.isidentifier():
+            return f"is not plain ASCII: Python reads it as `{shown(normal)}`"
+        return "is not plain ASCII letters, digits and underscores"
+    if name.startswith("_"):
+        return "starts with an underscore"
+    if not _PLAIN.fullmatch(name):
+        return "is not a plain name: letters, digits and underscores, not starting with a digit"
+    if keyword.iskeyword(name):
+        return "is a Python keyword"
+    if name in AMBIGUOUS:
+        return "is ambiguous in code: `l`, `O` and `I` look like `1` and `0`"
+    return None
+
+
+def shadows(name: str) -> str | None:
+    """Why `name`, as a variable or an argument of generated code, would hide something the
+    code needs (`self`, `nn`, `super`, a builtin), or None."""
+    if name in CODE_NAMES:
+        return f"is a name generated code uses itself (`{name}`)"
+    if name in BUILTINS:
+        return "is a Python builtin"
+    return None
 
 
 def class_name(text: str) -> str:
     """`inception` -> `Inception`, `conv_bn_relu` -> `ConvBnRelu`, `AuxHead` stays."""
     words = re.split(r"[^0-9A-Za-z]+", text)
     name = "".join(w[:1].upper() + w[1:] for w in words if w)
-    if not name or not name.isidentifier() or keyword.iskeyword(name) or name in _SHADOWED:
+    if not name.isidentifier() or keyword.iskeyword(name) or name in _SHADOWED | AMBIGUOUS:
         name = f"Block{name}"
     return name
 
@@ -30,4 +90,29 @@ def unique(name: str, taken: set[str]) -> str:
         n += 1
         candidate = f"{name}{n}"
     taken.add(candidate)
+    return candidate
+
+
+def safe_identifier(name: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
+    """`name` as an identifier of generated code that hides nothing: a name that is no plain
+    identifier, a keyword, a builtin, one of `CODE_NAMES`, ambiguous or in `taken` gets a
+    suffix (`self` -> `self_`, `sum` -> `sum_`, then `sum_2`...), anything but ASCII letters,
+    digits and underscores becomes `_`. Lint refuses such names before codegen sees them; this
+    is the last line of defence, for graphs built without lint."""
+    base = name
+    if not (name.isascii() and name.isidentifier() and not name.startswith("_")):
+        base = re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_")
+    base = base[:MAX_NAME]
+    if not base or base[0].isdigit():
+        base = f"p{base}"
+
+    def bad(n: str) -> bool:
+        return n in taken or keyword.iskeyword(n) or n in _SHADOWED or n in AMBIGUOUS
+
+    if not bad(base):
+        return base
+    candidate, n = f"{base}_", 1
+    while bad(candidate):
+        n += 1
+        candidate = f"{base}_{n}"
     return candidate

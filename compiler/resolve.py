@@ -8,6 +8,7 @@ to it do not cascade into more errors.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from .diagnostics import Diagnostic, Span, error, warning
 from .expr import ExprError, is_reference, substitute
 from .graph import ArchGraph, Instance, Loc, Node, RawLayer
 from .loader import Document
+from .names import class_name, problem, shadows, shown
 from .ops import OPS, NodeArgs, Op
 from .ops.base import (
     COMMON_FIELDS,
@@ -96,6 +98,8 @@ class _TooLarge(Exception):
     def __init__(self, diagnostic: Diagnostic) -> None:
         super().__init__(diagnostic.message)
         self.diagnostic = diagnostic
+
+
 _BROKEN = object()  # target of a layer that failed: references to it stay silent
 
 
@@ -223,6 +227,37 @@ def normalize(
     if (op,) in spans:
         shifted[(primary,)] = spans[(op,)]
     return RawLayer(op, {primary: value}, op_span, shifted)
+
+
+# Names pydantic's models keep for themselves (a block's parameters are fields of one), and the
+# field names of `from`, `if` and `in`
+_MODEL_NAMES = frozenset(
+    {n for n in dir(NodeArgs) if not n.startswith("_")} | {"from_", "if_", "in_"}
+)
+
+
+def block_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a block type (it becomes a class name in generated code)."""
+    if name in OPS:
+        return "is a built-in op"
+    if name == "input":
+        return "is reserved for the network's input"
+    return problem(name) or shadows(name)
+
+
+def _not_a_field(name: str) -> bool:
+    """A block parameter that cannot even be a field of the block's arguments model."""
+    return name in (*COMMON_FIELDS, "in") or name in _MODEL_NAMES or name.startswith("model_")
+
+
+def param_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a block parameter (a constructor argument in generated code);
+    what every name must be is checked by the schema already (`Name`)."""
+    if name in (*COMMON_FIELDS, "in"):
+        return "clashes with the layer field of that name"
+    if _not_a_field(name):
+        return "is a name yarch keeps for itself"
+    return shadows(name)
 
 
 class Resolver:
@@ -393,7 +428,7 @@ class Resolver:
                 self.diags.append(
                     error(
                         "undefined-parameter",
-                        f"scale `{name}` sets `{key}`, which is not a parameter",
+                        f"scale `{name}` sets `{shown(str(key))}`, which is not a parameter",
                         span,
                         help=did_you_mean(key, list(self.spec.params)),
                     )
@@ -494,12 +529,12 @@ class Resolver:
             if spec is None:  # removed by a variant (`Block: ~`)
                 continue
             key_span = self.doc.key_span(("blocks", name))
-            if name in OPS or not name.isidentifier() or name == "input":
+            reason = block_name_problem(name)
+            if reason:
                 self.diags.append(
                     error(
                         "invalid-block",
-                        f"`{name}` cannot name a block"
-                        + (": it is a built-in op" if name in OPS else ""),
+                        f"`{shown(name)}` cannot name a block: it {reason}",
                         key_span,
                         help="choose another name, e.g. in CamelCase",
                     )
@@ -508,15 +543,21 @@ class Resolver:
             fields: dict[str, Any] = {
                 "in_": (PosInt | None, Field(None, alias="in")),
             }
-            bad = [p for p in spec.params if p in (*COMMON_FIELDS, "in")]
-            for p in bad:
-                self.diags.append(
-                    error(
-                        "invalid-block",
-                        f"block parameter `{p}` clashes with the layer field of that name",
-                        self.doc.key_span(("blocks", name, "params", p)),
+            bad = []
+            for p in spec.params:
+                why = param_name_problem(p)
+                if why:
+                    if _not_a_field(p):
+                        bad.append(p)
+                    self.diags.append(
+                        error(
+                            "invalid-block",
+                            f"block parameter `{p}` cannot be used: it {why}",
+                            self.doc.key_span(("blocks", name, "params", p)),
+                            help="block parameters are constructor arguments in generated code:"
+                            " choose another name",
+                        )
                     )
-                )
             for p, default in spec.params.items():
                 if p not in bad:
                     fields[p] = (Any, ... if default is None else default)
@@ -544,6 +585,33 @@ class Resolver:
                 layers,
                 {p: self.doc.span(("blocks", name, "params", p)) for p in spec.params},
             )
+        self.check_class_names()
+
+    def check_class_names(self) -> None:
+        """Warn where two block types (or a block type and the model, or a block parameter) would
+        be one name in generated code (`conv_bn` and `ConvBn` are both class `ConvBn`); codegen
+        numbers the second class."""
+        model = class_name(self.spec.name or "model")
+        # names codegen gives away before any block's class: the model's, and the parameters'
+        owners = {model: "the model's class", f"{model}Outputs": "the model's outputs class"}
+        for block in self.blocks.values():
+            for p in block.spec.params:
+                owners.setdefault(p, f"a parameter of block `{block.name}`")
+        first = set(owners)
+        for name in self.blocks:
+            cls = class_name(name)
+            if cls in owners:
+                which = "the block's" if cls in first else "the second"
+                self.diags.append(
+                    warning(
+                        "name-collision",
+                        f"block `{name}` would be class `{cls}` in generated code, the name of "
+                        f"{owners[cls]}: {which} class is numbered there (`{cls}2`)",
+                        self.doc.key_span(("blocks", name)),
+                        help="rename the block so that the generated classes keep their names",
+                    )
+                )
+            owners.setdefault(cls, f"block `{name}`'s class")
 
     # --- layers ------------------------------------------------------------------------------
 
@@ -617,7 +685,7 @@ class Resolver:
             self.diags.append(
                 error(
                     "unknown-op",
-                    f"unknown op `{raw.op}`",
+                    f"unknown op `{shown(raw.op)}`",
                     raw.span,
                     help=hint or "see the README for the list of ops, or define it under `blocks:`",
                 )
@@ -667,6 +735,10 @@ class Resolver:
 
     def layer(self, raw: RawLayer, scope: Scope, name: str, env: Env, prev: Ref) -> None:
         key = qual(scope, name)
+        if env.parent is not None:
+            # a block's body is shared by its instances, and `validate` points this use's spans
+            # at the instance's arguments: each instance gets its own copy
+            raw = copy.copy(raw)
         checked = self.validate(raw, env)
         if checked is None:
             self.salvage(raw, scope, name, prev)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .diagnostics import Diagnostic, Span, error
+from .names import shown
 from .ops.base import Name, closest, did_you_mean
 
 Loc = tuple[Any, ...]
@@ -130,9 +131,11 @@ def _data_path(loc: Loc, data: Any) -> tuple[Loc, Any]:
 
 
 def field_label(path: Loc) -> str:
+    """`blocks.B.params.p`; a key that is no plain name (a newline in it) is shown escaped."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        part = part if isinstance(part, int) else shown(str(part))
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
     return text or "value"
 
 
@@ -234,7 +237,10 @@ def to_diagnostics(
             where = owner if len(path) <= 1 else f"`{field_label(path[:-1])}`"
             out.append(
                 error(
-                    "unknown-field", f"{where} has no field `{field}`", key_span_of(path), help=help
+                    "unknown-field",
+                    f"{where} has no field `{shown(str(field))}`",
+                    key_span_of(path),
+                    help=help,
                 )
             )
         elif kind == "missing":

@@ -5,6 +5,11 @@ input is unknown (a broken layer upstream) gets no shape and no diagnostics, so 
 not cascade. An `expect:` annotation is checked against the inferred shape and then trusted
 downstream, the way a compiler trusts a declared type after reporting a mismatch: each
 annotation is checked against its own layer, not against drift from earlier ones.
+
+A diagnostic about a count a layer receives (`declares 64 input channels but receives 65`)
+names, as related spans, the places where those channels were made: the `out:` of the conv
+before, the numbers of an Inception tuple, or the `expect:` that was trusted. The line to
+change is as often there as at the declaration.
 """
 
 from __future__ import annotations
@@ -12,11 +17,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from .diagnostics import Diagnostic, Severity, error
+from .diagnostics import Diagnostic, Severity, Span, error
 from .graph import ArchGraph, Node, Shape
-from .ops.base import fmt_shape
+from .ops.base import OPS, BrokenOp, fmt_shape
 
 MAX_SEARCH = 1 << 16
+MAX_SOURCES = 16  # related spans named for one count, at most
+MAX_STEPS = 10_000  # nodes walked back to find them, at most
+# diagnostics about what a layer receives: where the count came from is named with them
+RECEIVED = frozenset({"channel-mismatch", "feature-mismatch", "flatten-mismatch", "add-mismatch"})
 
 
 @dataclass
@@ -31,6 +40,8 @@ class Run:
     inputs: dict[str, list[Shape | None]] = field(default_factory=dict)
     explain: dict[str, str | None] = field(default_factory=dict)
     collapsed: bool = False
+    # nodes whose `expect:` stands in for a shape they did not give (or could not infer)
+    trusted: set[str] = field(default_factory=set)
 
 
 class _Ctx:
@@ -58,8 +69,14 @@ class _Ctx:
             return
         loc = (field,) if isinstance(field, str) else field
         span = self.node.field_span(*loc) if loc else self.node.span
+        related: tuple[tuple[Span, str], ...] = ()
+        if code in RECEIVED:
+            inputs = self.node.inputs if code == "add-mismatch" else self.node.inputs[:1]
+            related = sources(self.run, inputs, span)
         self.run.sink.append(
-            Diagnostic(code, message, span, severity, label, tuple(notes), help, self.node.id)
+            Diagnostic(
+                code, message, span, severity, label, tuple(notes), help, self.node.id, related
+            )
         )
 
     def error(
@@ -132,7 +149,11 @@ def propagate(run: Run) -> Run:
                 run.explain[node_id] = run.explain.get(node.inputs[0])
             if out is not None and run.use_expect and node.expect not in (None, out):
                 _mismatch(run, ctx, node, known, out)
+            if node.op is BrokenOp and run.sink is not None:
+                _salvaged_channels(run, ctx, node, known)
         if node.expect is not None and run.use_expect:
+            if out != node.expect:
+                run.trusted.add(node_id)
             out = node.expect
         run.shapes[node_id] = out
     return run
@@ -154,17 +175,141 @@ def _mismatch(run: Run, ctx: _Ctx, node: Node, ins: list[Shape], out: Shape) -> 
     else:
         inputs = ", ".join(fmt_shape(s) for s in ins)
         what = f"`{name}` is {node.op.describe(node.args)} on a {inputs} input"
+    span = node.expect_span or node.span
+    related: tuple[tuple[Span, str], ...] = ()
+    if out[:1] != node.expect[:1]:  # the channels disagree: say where they were made
+        related = sources(run, [node.id], span, {node.id: out})
     run.sink.append(
         error(
             "shape-mismatch",
             f"`{name}` gives {fmt_shape(out)} where {fmt_shape(node.expect)} is expected",
-            node.expect_span or node.span,
+            span,
             label="expected here",
             notes=(what,),
             help=node.op.hint(node.args, ins, node.expect) if name == node.id else None,
             node=node.id,
+            related=related,
         )
     )
+
+
+def _salvaged_channels(run: Run, ctx: _Ctx, node: Node, ins: list[Shape]) -> None:
+    """The channels of a layer that failed validation on another field (seed 000's `stride:
+    0`), which its `expect:` stands in for: its declared `in:` against what it receives, and
+    its `out:` against the channels its `expect:` claims."""
+    op = OPS.get(node.layer.op)
+    fields = node.layer.fields
+    if op is None or op.name not in ("conv", "linear", "bn") or len(ins) != 1:
+        return
+
+    def number(key: str) -> int | None:  # a value written as a number (not `$param`)
+        v = fields.get(key)
+        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else None
+
+    declared, out = number("in"), number("out") if op.name != "bn" else None
+    x = ins[0]
+    received = x[0] if op.name != "linear" else x[-1]
+    what = "features" if op.name == "linear" else "channels"
+    if declared is not None and declared != received:
+        ctx.error(
+            "feature-mismatch" if op.name == "linear" else "channel-mismatch",
+            f"`{ctx.name}` declares {declared} input {what} but receives {received}",
+            "in",
+            label="declared here",
+            notes=(f"`{ctx.source(0)}` outputs {received} {what}",),
+            help=f"set `in: {received}`",
+        )
+    expect = node.expect
+    if out is not None and expect is not None and expect[0] != out:
+        assert run.sink is not None
+        span = node.expect_span or node.span
+        run.sink.append(
+            error(
+                "shape-mismatch",
+                f"`{ctx.name}` gives {out} {what} (`out: {out}`) where {fmt_shape(expect)} "
+                "is expected",
+                span,
+                label="expected here",
+                notes=(
+                    "the layer is invalid (reported above), its `expect:` stands in for its "
+                    "output; its channels are checked all the same",
+                ),
+                node=node.id,
+                related=_group([(node.field_span("out"), out, what)], span),
+            )
+        )
+
+
+def sources(
+    run: Run,
+    starts: Sequence[str],
+    primary: Span | None,
+    shapes: dict[str, Shape] | None = None,
+) -> tuple[tuple[Span, str], ...]:
+    """Where the channels (or features) that `starts` output were written, as related spans.
+
+    Walks back through layers that keep the count (activations, pooling, norms, flatten) to the
+    layers that make it: a conv's or linear's `out:`, each input of a channel concat (an
+    Inception tuple), an `expect:` that stands in for the shape (a layer that failed, or whose
+    own result disagreed), or the spec's `input:`. `shapes` overrides `run.shapes` (a layer
+    being checked)."""
+    graph, shapes = run.graph, shapes or {}
+    found: list[tuple[Span | None, int, str]] = []
+    seen: set[str] = set()
+    stack = list(reversed(starts))
+    steps = 0
+    while stack and len(found) < MAX_SOURCES and steps < MAX_STEPS:
+        node_id = stack.pop()
+        steps += 1
+        if node_id in seen:
+            continue
+        seen.add(node_id)
+        node = graph.node(node_id)
+        shape = shapes.get(node_id, run.shapes.get(node_id))
+        if not shape:
+            continue
+        what = "channels" if len(shape) == 3 else "features"
+        if node_id == ArchGraph.INPUT:  # the spec's `input:`
+            found.append((node.span, shape[0], what))
+        elif node_id in run.trusted and node_id not in shapes:
+            found.append((node.expect_span, shape[0], what))
+        elif "out" in node.op.Args.model_fields:
+            found.append((node.field_span("out"), shape[0], what))
+        elif node.op.name == "concat" and getattr(node.args, "dim", 1) == 1:
+            stack.extend(reversed(node.inputs))
+        elif node.inputs:
+            stack.append(node.inputs[0])
+    return _group(found, primary)
+
+
+def _group(
+    found: Sequence[tuple[Span | None, int, str]], primary: Span | None
+) -> tuple[tuple[Span, str], ...]:
+    """One related span per source line: `65 channels come from here`, or the parts of an
+    Inception tuple written on one line, `64 + 128 + 33 + 32 = 257 channels come from here`.
+    Lines the diagnostic itself points at are left out."""
+    lines: dict[tuple[str, int], list[tuple[Span, int, str]]] = {}
+    for span, count, what in found:
+        if span is None:
+            continue
+        if primary is not None and (span.file, span.line) == (primary.file, primary.line):
+            continue
+        group = lines.setdefault((span.file, span.line), [])
+        if all(s != span for s, _, _ in group):
+            group.append((span, count, what))
+    out = []
+    for group in lines.values():
+        group.sort(key=lambda item: item[0].column)
+        first, last = group[0][0], group[-1][0]
+        span = Span(first.file, first.line, first.column, last.end_line, last.end_column)
+        counts = [c for _, c, _ in group]
+        what = group[0][2]
+        if len(counts) == 1:
+            label = f"{counts[0]} {what} come from here"
+        else:
+            label = f"{' + '.join(map(str, counts))} = {sum(counts)} {what} come from here"
+        out.append((span, label))
+    return tuple(out)
 
 
 def infer_shapes(graph: ArchGraph) -> list[Diagnostic]:
@@ -222,6 +367,7 @@ def _check_instances(graph: ArchGraph, run: Run) -> list[Diagnostic]:
                 notes=(note,),
                 help=f"set `in: {shape[0]}`, or change the layer that feeds it",
                 node=inst.id,
+                related=sources(run, [inst.input], inst.declared_in_span),
             )
         )
     return out

@@ -35,7 +35,7 @@ class SpecError(ValueError):
         self.result = result
 
 
-_CLASSES: dict[tuple[str, str], type[nn.Module]] = {}
+_CLASSES: dict[tuple[str, str, tuple[str, ...] | None], type[nn.Module]] = {}
 
 
 def forward_source(c: Container) -> str:
@@ -44,7 +44,8 @@ def forward_source(c: Container) -> str:
 
 
 def _module_class(name: str, source: str, outputs: type | None) -> type[nn.Module]:
-    key = (name, source)
+    # the outputs' field names are part of the class: two specs may share the forward code
+    key = (name, source, outputs._fields if outputs is not None else None)
     cls = _CLASSES.get(key)
     if cls is None:
         namespace: dict[str, Any] = {"torch": torch, "F": F, "Outputs": outputs}

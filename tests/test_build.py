@@ -135,3 +135,17 @@ def test_a_spec_with_errors_raises_with_the_diagnostics():
     with pytest.raises(torchbuild.SpecError) as info:
         torchbuild.build(SPECS / "posts" / "googlenet_pytorch.yaml")
     assert "error[invalid-value]: `stride` must be >= 1, got 0" in str(info.value)
+
+
+def test_specs_with_the_same_code_keep_their_own_output_names():
+    torch = pytest.importorskip("torch")
+    import compiler
+
+    layers = [
+        {"linear": {"name": "p", "out": 2}},
+        {"linear": {"name": "q", "out": 2, "from": "input"}},
+    ]
+    first = compiler.build({"input": [4], "layers": layers, "outputs": {"a": "p", "b": "q"}})
+    second = compiler.build({"input": [4], "layers": layers, "outputs": {"c": "p", "d": "q"}})
+    x = torch.zeros(1, 4)
+    assert first(x)._fields == ("a", "b") and second(x)._fields == ("c", "d")

@@ -14,10 +14,20 @@ import networkx as nx
 import pytest
 from click.testing import CliRunner
 
-from compiler import lint_file, lint_text
+from compiler import draw, lint_file, lint_text
 from compiler.cli import cli
 from compiler.diagnostics import error, warning
-from compiler.draw import INSTALL_HINT, MAX_LABEL, _html, _quote, render, to_dot, write_atomic
+from compiler.draw import (
+    INSTALL_HINT,
+    MAX_LABEL,
+    MAX_NODES,
+    _html,
+    _quote,
+    count_nodes,
+    render,
+    to_dot,
+    write_atomic,
+)
 from compiler.graph import ArchGraph
 
 from .conftest import ROOT, SPECS
@@ -232,25 +242,28 @@ def rename(graph: ArchGraph, old: str, new: str) -> None:
 
 
 def nasty_graph() -> tuple[ArchGraph, list, str]:
-    # a valid identifier (names have no length limit); YAML keys stop at 1024 characters
-    long_name = "n" * 20_000
-    text = f"""
+    text = """
         name: nasty
         input: [3, 8, 8]
         blocks:
-          {"B" * 1000}:
+          Blk:
             layers:
-              - conv: {{name: c, out: 4, kernel: 3, padding: 1}}
+              - conv: {name: c, out: 4, kernel: 3, padding: 1}
               - relu
         layers:
-          - {"B" * 1000}: {{name: blk}}
-          - conv: {{name: {long_name}, out: 4, kernel: 1}}
+          - Blk: {name: blk}
+          - conv: {name: long, out: 4, kernel: 1}
           - flatten
-          - linear: {{name: fc, out: 2}}
+          - linear: {name: fc, out: 2}
     """
     result = lint_text(textwrap.dedent(text))
     assert result.graph is not None and not result.errors, result.diagnostics
     graph = result.graph
+    # a spec's names are identifiers of at most 40 characters; a graph built by hand can hold
+    # anything
+    long_name = "n" * 20_000
+    rename(graph, "long", long_name)
+    graph.node(long_name).name = long_name
     rename(graph, "fc", 'f"c:1\\')
     graph.instances["blk"].block = NASTY
     diagnostics = [
@@ -364,6 +377,76 @@ def test_render_gives_up_after_the_timeout(tmp_path, monkeypatch):
     assert not (tmp_path / "g.png").exists()
 
 
+def residual_spec(blocks: int) -> str:
+    """`blocks` residual blocks of three layers each, every one a cluster of its own."""
+    return (
+        textwrap.dedent(
+            """
+        name: big
+        input: [4, 8, 8]
+        blocks:
+          Res:
+            layers:
+              - conv: {name: a, out: 4, kernel: 1}
+              - conv: {name: b, out: 4, kernel: 1, from: input}
+              - add: {from: [a, b]}
+        layers:
+        """
+        )
+        + "  - Res\n" * blocks
+    )
+
+
+def test_count_nodes_counts_the_node_statements():
+    text = "input: [3, 8, 8]\nlayers:\n  - conv: {out: 4, kernel: 3}\n  - relu\n  - flatten\n"
+    dot = to_dot(lint_text(text).graph)
+    # input, conv (with its relu folded in), flatten, the output and the legend
+    assert count_nodes(dot) == 5
+    assert count_nodes('digraph {\n  "a\\\\" [label="x"];\n  "a" -> "b" [label="y"];\n}') == 1
+
+
+def test_render_refuses_a_graph_too_big_to_lay_out(tmp_path, monkeypatch):
+    fake_dot(tmp_path, f"touch {tmp_path}/ran; cat >/dev/null; echo '<svg/>'")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    source = to_dot(lint_text(residual_spec(10)).graph)
+    nodes = count_nodes(source)
+    message = render(source, tmp_path / "g.svg", "svg", max_nodes=nodes - 1)
+    assert message is not None
+    assert f"the diagram has {nodes} nodes" in message and f"at most {nodes - 1}" in message
+    assert "--depth 0" in message and "g.dot instead" in message
+    assert (tmp_path / "g.dot").read_text() == source
+    assert not (tmp_path / "g.svg").exists() and not (tmp_path / "ran").exists()
+    assert render(source, tmp_path / "g.svg", "svg", max_nodes=nodes) is None  # at the limit
+    assert (tmp_path / "ran").exists()
+
+
+def test_the_default_node_limit(tmp_path, monkeypatch):
+    fake_dot(tmp_path, f"touch {tmp_path}/ran; cat >/dev/null; echo '<svg/>'")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert MAX_NODES == 5_000  # see draw.py for the timings it comes from
+    result = lint_text(residual_spec(MAX_NODES // 3 + 1))
+    source = to_dot(result.graph, result.diagnostics)
+    assert count_nodes(source) > MAX_NODES
+    message = render(source, tmp_path / "big.svg", "svg")
+    assert message is not None and f"{count_nodes(source):,} nodes" in message
+    assert not (tmp_path / "ran").exists()
+    # collapsed to one node per block, it is drawn
+    collapsed = to_dot(result.graph, result.diagnostics, depth=0)
+    assert count_nodes(collapsed) <= MAX_NODES
+    assert render(collapsed, tmp_path / "big.svg", "svg") is None
+
+
+@needs_dot
+def test_a_graph_that_takes_too_long_falls_back_to_the_dot_source(tmp_path, monkeypatch):
+    source = to_dot(lint_text(residual_spec(300)).graph)  # about a second of layout
+    monkeypatch.setattr(draw, "DOT_TIMEOUT", 0.05)
+    message = render(source, tmp_path / "big.svg", "svg")
+    assert message is not None and "did not finish within 0.05 seconds" in message
+    assert "--depth 0" in message
+    assert (tmp_path / "big.dot").read_text() == source
+    assert not (tmp_path / "big.svg").exists()
+
+
 def test_a_failed_render_leaves_no_partial_file(tmp_path, monkeypatch):
     fake_dot(tmp_path, "cat >/dev/null; printf '<svg partial'; echo 'Error: boom' >&2; exit 1")
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
@@ -438,10 +521,32 @@ def test_draw_without_graphviz(run, tmp_path, monkeypatch):
     assert run(str(SPECS / "googlenet.yaml"), "--format", "dot").exit_code == 0
 
 
+@needs_dot
+def test_draw_timeout_and_node_limit(run, tmp_path):
+    (tmp_path / "big.yaml").write_text(residual_spec(300))
+    result = run("big.yaml", "-o", "big.svg", "--timeout", "0.05")
+    assert result.exit_code == 2
+    assert "did not finish within 0.05 seconds" in result.stderr
+    assert "wrote the DOT source to big.dot instead" in result.stderr
+    assert (tmp_path / "big.dot").exists() and not (tmp_path / "big.svg").exists()
+    (tmp_path / "big.dot").unlink()
+    result = run("big.yaml", "-o", "big.svg", "--max-nodes", "100")
+    assert result.exit_code == 2
+    assert "nodes, more than `dot` lays out in reasonable time (at most 100" in result.stderr
+    assert (tmp_path / "big.dot").exists() and not (tmp_path / "big.svg").exists()
+    result = run("big.yaml", "-o", "big.svg", "--max-nodes", "100", "--depth", "0")
+    assert result.exit_code == 2  # 300 blocks are still 300 nodes
+    result = run("big.yaml", "-o", "big.svg", "--depth", "0")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "big.svg").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["missing.yaml"], "unreadable-file"),
+        ([str(SPECS / "googlenet.yaml"), "--timeout", "0"], "Invalid value for '--timeout'"),
+        ([str(SPECS / "googlenet.yaml"), "--max-nodes", "0"], "Invalid value for '--max-nodes'"),
         ([str(SPECS / "googlenet.yaml"), "--format", "gif"], "Invalid value for '--format'"),
         ([str(SPECS / "googlenet.yaml"), "--rankdir", "BT"], "Invalid value for '--rankdir'"),
         ([str(SPECS / "googlenet.yaml"), "--depth", "-1"], "Invalid value for '--depth'"),

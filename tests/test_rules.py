@@ -50,6 +50,7 @@ CODES = [
     "invalid-expression",
     "recursive-block",
     "invalid-block",
+    "name-collision",
     "unused-block",
     "wrong-inputs",
     # graph lint rules

@@ -9,7 +9,6 @@ touches one file. Nothing here imports torch.
 from __future__ import annotations
 
 import difflib
-import keyword
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Protocol
@@ -17,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..graph import RawLayer, Shape
+from ..names import problem, shown
 
 RESERVED_NAMES = frozenset({"input"})
 # Attributes of torch's nn.Module (its public methods and `training`): a layer becomes a
@@ -37,29 +37,19 @@ MODULE_ATTRS = frozenset(_MODULE_ATTRS_TEXT.split())
 
 
 def _check_name(value: str) -> str:
-    if not value.isidentifier() or not value.isascii():
-        raise ValueError(
-            "a name must be letters, digits and underscores, not starting with a digit"
-        )
-    if value in RESERVED_NAMES:
+    reason = problem(value)
+    if reason is None and value in RESERVED_NAMES:
         raise ValueError(f"`{value}` is reserved for the network's input")
-    reason = (
-        "is a Python keyword"
-        if keyword.iskeyword(value)
-        else "starts with an underscore"
-        if value.startswith("_")
-        else "is an attribute of torch's nn.Module"
-        if value in MODULE_ATTRS
-        else None
-    )
+    if reason is None and value in MODULE_ATTRS:
+        reason = "is an attribute of torch's nn.Module"
     if reason:
-        raise ValueError(f"`{value}` cannot name a layer: it {reason}")
+        raise ValueError(f"`{shown(value)}` cannot be used as a name: it {reason}")
     return value
 
 
 def _check_ref(value: str) -> str:
     if not value.isidentifier() or not value.isascii():
-        raise ValueError(f"`{value}` is not a layer name")
+        raise ValueError(f"`{shown(value)}` is not a layer name")
     return value
 
 
