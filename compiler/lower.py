@@ -115,6 +115,11 @@ def lower(graph: ArchGraph) -> Container:
     for container in containers.values():
         if container.path and container.path not in first_index:
             continue
+        if container.path and container.output not in live:
+            # a block whose result reaches no output (lint warns): its modules are kept, as
+            # written, but nothing calls it
+            container.sequential = False
+            continue
         _forward(graph, container, containers, live, eval_live)
         if container.sequential and not _is_chain(container):
             container.sequential = False

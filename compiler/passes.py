@@ -356,13 +356,14 @@ def optimize(module: Any, mode: str = "inference", *, without: Collection[str] =
 
 
 def _fold_weights(old: dict, weights: dict, conv: str, bn: str, node: Node) -> None:
-    """`weights[conv]` := the conv with batch norm `bn` folded in."""
+    """`weights[conv]` := the conv with batch norm `bn` (its statistics from `old`) folded in."""
     import torch
 
+    # the conv as folded so far: conv -> bn -> bn folds twice
     scale = old[f"{bn}.weight"] / torch.sqrt(old[f"{bn}.running_var"] + node.args.eps)
-    bias = old.get(f"{conv}.bias")
+    bias = weights.get(f"{conv}.bias")
     bias = torch.zeros_like(scale) if bias is None else bias
-    weights[f"{conv}.weight"] = old[f"{conv}.weight"] * scale.reshape(-1, 1, 1, 1)
+    weights[f"{conv}.weight"] = weights[f"{conv}.weight"] * scale.reshape(-1, 1, 1, 1)
     weights[f"{conv}.bias"] = (bias - old[f"{bn}.running_mean"]) * scale + old[f"{bn}.bias"]
 
 

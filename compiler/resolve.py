@@ -338,6 +338,8 @@ class Resolver:
             repeat = fields.get("repeat", 1) if isinstance(fields, dict) else 1
             if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
                 repeat = 1  # an expression: the repeat itself is checked when it expands
+            if not isinstance(op, str):
+                return 1  # not a layer: reported when it is validated
             if op in self.blocks:
                 if op not in sizes:
                     if op in visiting:

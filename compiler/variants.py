@@ -104,7 +104,8 @@ class Merge:
         if isinstance(var.get("layers"), list):
             self.take(self.var, ("layers",), _copy(var["layers"]))
         self.lists[("layers",)] = self.entries(self.data.get("layers"), ("layers",))
-        for block, spec in (self.data.get("blocks") or {}).items():
+        blocks = self.data.get("blocks")
+        for block, spec in (blocks if isinstance(blocks, dict) else {}).items():
             if isinstance(spec, dict) and isinstance(spec.get("layers"), list):
                 prefix = ("blocks", block, "layers")
                 self.lists[prefix] = self.entries(spec["layers"], prefix)
