@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test generate bench clean
+.PHONY: setup demo test generate bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ generate: setup
 # (CI times nothing). About 6 minutes on 2 cores; docs/BENCHMARKS.md reads the latest run.
 bench: setup
 	$(BIN)/python bench/run.py
+
+# The property-based tests with the `fuzz` profile: 25 times CI's examples (about 51,000),
+# random, failures shrunk and kept in .hypothesis/; prints how many examples each test ran.
+fuzz: setup
+	YARCH_FUZZ=1 $(BIN)/pytest -q tests/test_properties.py --hypothesis-show-statistics
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

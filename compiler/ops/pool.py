@@ -60,18 +60,18 @@ class _Pool(Op):
         win = a.window()
         if win.padding != "same":
             for axis in (0, 1):
-                if 2 * win.padding[axis] > win.effective(axis):
+                # PyTorch compares with the kernel itself, dilation left out
+                if 2 * win.padding[axis] > win.kernel[axis]:
                     ctx.error(
                         "pool-padding",
                         f"`{ctx.name}` pads {win.padding[axis]} on each side, more than half "
-                        f"of its {win.effective(axis)}-wide window",
+                        f"of its {win.kernel[axis]}-wide kernel",
                         "padding",
                         label="padding too large",
                         notes=(
-                            "PyTorch rejects this: pad should be at most half of the "
-                            "effective kernel size",
+                            "PyTorch rejects this: pad should be at most half of the kernel size",
                         ),
-                        help=f"use padding {win.effective(axis) // 2} or less",
+                        help=f"use padding {win.kernel[axis] // 2} or less",
                     )
                     return None
         hw = window_out(ctx, cls.describe(a), (x[1], x[2]), win)

@@ -1,0 +1,570 @@
+"""Property-based tests (hypothesis), with the strategies of `tests/strategies.py`.
+
+- A random valid spec lints with no diagnostics at all, its inferred output shapes are the ones
+  the generator computed on its own, `compiler.build` compiles it, a forward pass gives exactly
+  those shapes, the summary counts the module's parameters, and the generated code, given the
+  built module's state_dict, computes exactly the same outputs.
+- A mutated spec (a library spec or a generated one, broken in one to three ways) never makes
+  `lint_file` or `lint_text` raise; when it still lints clean, `compiler.build` raises nothing but
+  `SpecError` and the module runs (on the meta device: shapes only) with the inferred shapes;
+  the command line answers with exit code 0, 1 or 2 and never a traceback.
+
+Profiles: `ci` (the default: derandomized, so CI is deterministic, no example database, no
+shrinking) runs 2,050 examples; `fuzz` (`YARCH_FUZZ=1` or `HYPOTHESIS_PROFILE=fuzz`, `make fuzz`)
+runs 25 times as many (`YARCH_FUZZ_SCALE=N` for N times), random, shrinks what fails and keeps it
+in `.hypothesis/`. The number of examples each test ran is printed at the end of the session.
+
+Bugs these tests found are pinned by `xfail(strict=True)` tests at the end of this file; the
+property tests recognise exactly those cases (`_known_bug`) and count them as events instead
+of failing. Bugs since fixed keep their failing example as a regression test.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import Phase, event, given, note, settings
+from hypothesis import strategies as st
+
+from compiler import lint_text
+from compiler.cli import cli
+from compiler.pipeline import lint_file
+
+from .strategies import LIBRARY, SPECS, Generated, Mutant, mutants, valid_specs
+
+# --- profiles and example counts ----------------------------------------------------------------
+
+settings.register_profile(
+    "ci",
+    deadline=None,  # a shared CI machine: timing is not what these tests are about
+    derandomize=True,  # the same examples on every run
+    database=None,  # nothing written to .hypothesis/
+    print_blob=True,
+    # no shrinking: a failing example of a whole network can take hypothesis its full five
+    # minutes to shrink; CI reports the example as found (its spec is in the failure's notes),
+    # and `make fuzz` or the printed blob shrinks it on a developer's machine
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target],
+)
+settings.register_profile("fuzz", deadline=None, print_blob=True)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or (
+    "fuzz" if os.environ.get("YARCH_FUZZ", "") not in ("", "0") else "ci"
+)
+# examples per test in the ci profile; `fuzz` multiplies them by SCALE (2,050 -> 51,250), or
+# by YARCH_FUZZ_SCALE
+SCALE = int(os.environ.get("YARCH_FUZZ_SCALE", "25")) if PROFILE == "fuzz" else 1
+COUNTS = {
+    "valid": 300,
+    "optimize": 100,
+    "mutant_lint": 1250,
+    "cli": 150,
+    "generated_mutant": 250,
+}
+RAN: collections.Counter[str] = collections.Counter()
+# a forward pass on the meta device costs about 0.5 ms a layer (PyTorch's Python meta kernels):
+# in CI only for clean mutants of the smaller specs (AlexNet, VGG, ResNet-18, the posts' nets)
+META_FORWARD_NODES = 10**9 if PROFILE == "fuzz" else 80
+
+
+def profile(test: str, **kwargs: Any) -> settings:
+    return settings(settings.get_profile(PROFILE), max_examples=COUNTS[test] * SCALE, **kwargs)
+
+
+class _ExampleReport:
+    """Prints how many examples each test ran, after pytest's own summary."""
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not RAN:
+            return
+        tr = terminalreporter
+        tr.write_sep("-", f"hypothesis examples run (profile {PROFILE})")
+        for name, n in sorted(RAN.items()):
+            tr.write_line(f"{n:>8,}  {name}")
+        tr.write_line(f"{sum(RAN.values()):>8,}  in total")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_examples(request: pytest.FixtureRequest) -> None:
+    manager = request.config.pluginmanager
+    if not manager.has_plugin("yarch-hypothesis-examples"):
+        manager.register(_ExampleReport(), "yarch-hypothesis-examples")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Any:
+    """The networks are tiny: torch's intra-op threads cost far more than they save (a forward
+    pass takes 50 ms with two threads on a busy 2-core machine, 3 ms with one)."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("properties")
+
+
+@pytest.fixture(scope="module")
+def library_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """specs/ copied, so that a mutant can sit next to the files it `extends:`."""
+    root = tmp_path_factory.mktemp("library") / "specs"
+    shutil.copytree(SPECS, root)
+    return root
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _render(result: Any) -> str:
+    return "\n".join(f"{d.code}: {d.message}" for d in result.diagnostics)
+
+
+def _outputs(out: Any) -> tuple:
+    return tuple(out) if isinstance(out, tuple) else (out,)
+
+
+def _load_generated(source: str, class_name: str) -> type:
+    namespace: dict[str, Any] = {"__name__": "yarch_generated"}
+    exec(compile(source, "<generated>", "exec"), namespace)
+    return namespace[class_name]
+
+
+def _place(m: Mutant, root: Path) -> Path:
+    """Write the mutant into the copy of the library; returns the file to lint."""
+    for rel, data in m.files().items():
+        (root / rel).write_bytes(data)
+    return root / m.entry
+
+
+def _unplace(m: Mutant, root: Path) -> None:
+    for rel in m.files():
+        (root / rel).unlink(missing_ok=True)
+
+
+def _check_diagnostics(result: Any) -> None:
+    for d in result.diagnostics:
+        assert d.code and d.message, d
+        assert d.severity is not None
+        assert d.span is None or (d.span.line >= 1 and d.span.column >= 1), d
+
+
+def _known_bug(graph: Any) -> str | None:
+    """A spec that lints clean but whose module PyTorch cannot run, for a bug pinned by an
+    xfail test at the end of this file; None for every other spec."""
+    for node in graph.nodes():
+        shapes = node.input_shapes
+        if not shapes or shapes[0] is None:
+            continue
+        if node.op.name == "softmax" and node.args.dim > len(shapes[0]):
+            return "softmax dim beyond the rank"
+        if node.op.name == "reshape" and node.args.shape[0] not in ("N", -1):
+            return "reshape with a number for the batch"
+    return None
+
+
+# --- valid specs --------------------------------------------------------------------------------
+
+
+# PyTorch's own note on a `same`-padded conv with an even kernel, not a problem
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@profile("valid")
+@given(gen=valid_specs())
+def test_valid_spec_lints_clean_builds_runs_and_generates_equal_code(
+    gen: Generated, workdir: Path
+) -> None:
+    torch = pytest.importorskip("torch")
+    import compiler
+    from compiler.codegen import codegen_file
+    from compiler.names import class_name
+    from compiler.summary import summarize
+
+    RAN["valid specs: lint, build, forward, codegen"] += 1
+    note(gen.text)
+    result = lint_text(gen.text, "gen.yaml")
+    assert result.diagnostics == [], _render(result)
+    graph = result.graph
+    assert graph is not None
+    static = {name: graph.node(node_id).shape for name, node_id in graph.outputs.items()}
+    assert static == gen.outputs  # yarch's shape inference agrees with the generator's
+    assert set(graph.train_only) == gen.train_only
+
+    path = workdir / "gen.yaml"
+    path.write_text(gen.text, encoding="utf-8")
+    torch.manual_seed(0)
+    model = compiler.build(path).eval()
+    assert summarize(graph).total_params == sum(p.numel() for p in model.parameters())
+    x = torch.randn(2, *gen.input_shape)
+    with torch.no_grad():
+        outs = _outputs(model(x))
+    assert len(outs) == len(static)
+    for (name, shape), y in zip(static.items(), outs, strict=True):
+        if name in gen.train_only:
+            assert y is None, name  # computed in train() mode only
+        else:
+            assert tuple(y.shape) == (2, *shape), name
+            assert torch.isfinite(y).all(), name  # small nets, random weights: no inf, no nan
+
+    source = codegen_file(result, "gen.yaml")
+    generated = _load_generated(source, class_name(graph.name))()
+    built_state = model.state_dict()
+    assert [(k, tuple(v.shape)) for k, v in generated.state_dict().items()] == [
+        (k, tuple(v.shape)) for k, v in built_state.items()
+    ]
+    generated.load_state_dict(built_state, strict=True)
+    with torch.no_grad():
+        again = _outputs(generated.eval()(x))
+    for name, a, b in zip(static, outs, again, strict=True):
+        assert (a is None and b is None) or torch.equal(a, b), name
+
+    if gen.train_only:  # the training-only outputs, in train() mode
+        model.train()
+        with torch.no_grad():
+            outs = _outputs(model(x))
+        for (name, shape), y in zip(static.items(), outs, strict=True):
+            assert tuple(y.shape) == (2, *shape), name
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@profile("optimize")
+@given(gen=valid_specs())
+def test_optimized_model_computes_the_same(gen: Generated, workdir: Path) -> None:
+    """`compiler.optimize(model, "inference")` (dropout removed, batch norm folded, channels
+    last) gives the plain model's outputs, with random batch-norm statistics."""
+    torch = pytest.importorskip("torch")
+    import compiler
+
+    RAN["valid specs: optimize"] += 1
+    note(gen.text)
+    path = workdir / "opt.yaml"
+    path.write_text(gen.text, encoding="utf-8")
+    torch.manual_seed(1)
+    model = compiler.build(path)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    model.eval()
+    fast = compiler.optimize(model, "inference")
+    x = torch.randn(2, *gen.input_shape)
+    with torch.no_grad():
+        want, got = _outputs(model(x)), _outputs(fast(x))
+    for a, b in zip(want, got, strict=True):
+        if a is None:
+            assert b is None
+            continue
+        tol = 1e-4 * max(1.0, a.abs().max().item())
+        assert torch.allclose(a, b, rtol=1e-4, atol=tol), (a - b).abs().max()
+
+
+# --- mutants ------------------------------------------------------------------------------------
+
+
+def _build_on_meta(path: Path, result: Any) -> None:
+    """`compiler.build` of a spec that linted clean: SpecError or a module; on the meta device
+    (no memory, no arithmetic), a forward pass gives the inferred shapes."""
+    torch = pytest.importorskip("torch")
+    import compiler
+
+    graph = result.graph
+    sizes = [math.prod(n.shape) for n in graph.nodes() if n.shape]
+    params = sum(n.params for n in graph.nodes())
+    if max(sizes, default=0) > 2**40 or params > 2**40:
+        event("clean mutant: too large to build")
+        return
+    with torch.device("meta"):
+        try:
+            model = compiler.build(path)
+        except compiler.SpecError:
+            event("clean mutant: SpecError from build")
+            return
+    bug = _known_bug(graph)
+    if bug is not None:
+        event(f"clean mutant: known bug ({bug})")
+        return
+    if len(graph.order) > META_FORWARD_NODES:
+        event("clean mutant: built (too many layers to run on meta)")
+        return
+    model.eval()
+    x = torch.empty(2, *graph.input_shape, device="meta")
+    with torch.no_grad():
+        outs = _outputs(model(x))
+    for (name, node_id), y in zip(graph.outputs.items(), outs, strict=True):
+        if name in graph.train_only:
+            assert y is None, name
+        else:
+            assert tuple(y.shape) == (2, *graph.node(node_id).shape), name
+    event("clean mutant: built and ran")
+
+
+def _lint_mutant(m: Mutant, library_copy: Path) -> None:
+    note(f"{m.source}: {m.ops}\n{m.data!r}")
+    event(f"mutant of {m.source}")
+    for op in m.ops:
+        event(f"mutation: {op}")
+    path = _place(m, library_copy)
+    try:
+        result = lint_file(path, display="mutant.yaml")  # any exception fails the test
+        _check_diagnostics(result)
+        text = m.text
+        if m.variant is None and text is not None and "extends" not in text:
+            # a file and its text lint alike
+            same = lint_text(text, "mutant.yaml")
+            _check_diagnostics(same)
+            assert [(d.code, d.message, d.span) for d in same.diagnostics] == [
+                (d.code, d.message, d.span) for d in result.diagnostics
+            ]
+        if result.errors or result.graph is None:
+            event("mutant has errors")
+            return
+        _build_on_meta(path, result)
+    finally:
+        _unplace(m, library_copy)
+
+
+@profile("mutant_lint")
+@given(m=mutants(generated=0))
+def test_mutated_library_spec_never_crashes(m: Mutant, library_copy: Path) -> None:
+    RAN["library mutants: lint (+ build when clean)"] += 1
+    _lint_mutant(m, library_copy)
+
+
+@profile("generated_mutant")
+@given(m=mutants(generated=1))
+def test_mutated_generated_spec_never_crashes(m: Mutant, library_copy: Path) -> None:
+    RAN["generated mutants: lint (+ build when clean)"] += 1
+    _lint_mutant(m, library_copy)
+
+
+COMMANDS = st.sampled_from(
+    [
+        ["lint", "--format", "text"],
+        ["lint", "--format", "json"],
+        ["lint", "--format", "concise", "--strict"],
+        ["lint", "--format", "github"],
+        ["summary"],
+        ["summary", "--format", "json"],
+        ["summary", "--format", "markdown", "--depth", "0"],
+        ["codegen"],
+        ["draw", "--format", "dot"],
+        ["diff"],
+    ]
+)
+
+
+@profile("cli")
+@given(m=mutants(), command=COMMANDS)
+def test_cli_on_mutants_never_shows_a_traceback(
+    m: Mutant, command: list[str], library_copy: Path, workdir: Path
+) -> None:
+    RAN["mutants through the CLI"] += 1
+    note(f"{m.source}: {m.ops}\n{m.data!r}")
+    path = _place(m, library_copy)
+    args = [*command, str(path)]
+    if command[0] == "draw":
+        args += ["-o", str(workdir / "mutant.dot")]
+    if command[0] == "diff":  # against the spec it came from
+        original = library_copy / m.source if m.source in LIBRARY else path
+        args = ["diff", str(original), str(path)]
+    try:
+        result = CliRunner().invoke(cli, args, catch_exceptions=True)
+    finally:
+        _unplace(m, library_copy)
+    event(f"yarch {command[0]}: exit {result.exit_code}")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code in (0, 1, 2), result.output
+    assert "Traceback" not in result.output
+    if command[:3] == ["lint", "--format", "json"]:
+        report = json.loads(result.stdout)
+        assert report["errors"] == sum(d["severity"] == "error" for d in report["diagnostics"])
+        assert (report["errors"] > 0) == (result.exit_code != 0)
+
+
+# --- bugs found by these tests: xfail(strict=True) while open, regression tests once fixed ------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: `softmax: {dim: d}` is not checked against its input's rank; a spec that "
+    "lints clean then fails in forward with IndexError (compiler/ops/activation.py, Softmax "
+    "has no `infer` of its own)",
+)
+@pytest.mark.parametrize(
+    "layers",
+    [
+        ["flatten", {"linear": 10}, {"softmax": 2}],  # a vector has one dimension
+        [{"flatten": 2}, {"softmax": 3}],  # a 3x64 matrix has two
+    ],
+    ids=["vector-dim2", "matrix-dim3"],
+)
+def test_softmax_dim_beyond_the_rank_is_an_error(layers: list[Any], workdir: Path) -> None:
+    torch = pytest.importorskip("torch")
+    import yaml
+
+    import compiler
+
+    text = yaml.safe_dump({"input": [3, 8, 8], "layers": layers}, sort_keys=False)
+    result = lint_text(text, "softmax.yaml")
+    if result.errors:
+        return  # fixed: lint reports it
+    path = workdir / "softmax.yaml"
+    path.write_text(text)
+    with torch.no_grad():
+        compiler.build(path).eval()(torch.randn(2, 3, 8, 8))
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        {"kernel": 3, "stride": 1, "dilation": 2, "padding": 2},
+        {"kernel": 2, "stride": 1, "dilation": 3, "padding": 2},
+    ],
+    ids=["k3-d2-p2", "k2-d3-p2"],
+)
+def test_pool_padding_beyond_half_the_kernel(pool: dict[str, int], workdir: Path) -> None:
+    torch = pytest.importorskip("torch")
+    import yaml
+
+    text = yaml.safe_dump({"input": [1, 8, 8], "layers": [{"maxpool": pool}]}, sort_keys=False)
+    result = lint_text(text, "pool.yaml")
+    assert [d.code for d in result.diagnostics] == ["pool-padding"]
+    # which PyTorch does reject
+    with pytest.raises(RuntimeError, match="pad should be smaller than or equal to half"):
+        torch.nn.functional.max_pool2d(
+            torch.randn(2, 1, 8, 8), pool["kernel"], 1, pool["padding"], pool["dilation"]
+        )
+
+
+def test_optimize_folds_two_batch_norms(workdir: Path) -> None:
+    """Found by test_optimized_model_computes_the_same: conv -> bn -> bn folds twice into the
+    conv, and the second fold started again from the original conv weights (compiler/passes.py,
+    _fold_weights), losing the first batch norm."""
+    torch = pytest.importorskip("torch")
+    import compiler
+
+    path = workdir / "two_bn.yaml"
+    path.write_text("input: [2, 5, 5]\nlayers:\n  - conv: {out: 2, kernel: 1}\n  - bn\n  - bn\n")
+    torch.manual_seed(0)
+    model = compiler.build(path)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    model.eval()
+    x = torch.randn(2, 2, 5, 5)
+    with torch.no_grad():
+        assert torch.allclose(model(x), compiler.optimize(model, "inference")(x), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "input: [3, 8, 8]\nlayers:\n  - seq: [[relu]]\n",
+        "input: [3, 8, 8]\nlayers:\n  - seq: {layers: [conv: {out: 4, kernel: 1}, [1, 2]]}\n",
+    ],
+    ids=["seq-primary", "seq-layers"],
+)
+def test_list_as_a_layer_of_a_seq_is_an_error(text: str) -> None:
+    """Found by the library mutants: a list written as a layer of a `seq` made lint raise
+    TypeError (unhashable type) in Resolver.check_size (compiler/resolve.py)."""
+    result = lint_text(text, "seq.yaml")
+    assert [d.code for d in result.diagnostics] == ["invalid-layer"]
+
+
+@pytest.mark.parametrize("block", ["user", "seq"])
+def test_unreachable_block_instance_builds(block: str, workdir: Path) -> None:
+    """Found by the library mutants: a block instance that reaches no output (only the
+    `unreachable-node` warning) made compiler.build and codegen raise KeyError in
+    compiler/lower.py (_forward of a container none of whose nodes is live)."""
+    pytest.importorskip("torch")
+    import compiler
+
+    text = {
+        "user": "input: [3, 8, 8]\n"
+        "blocks:\n  B:\n    layers: [conv: {out: 4, kernel: 1}, relu]\n"
+        "layers:\n  - conv: {name: c, out: 4, kernel: 1}\n  - B: {name: b, from: c}\n"
+        "  - relu: {from: c}\n",
+        "seq": "input: [3, 8, 8]\n"
+        "layers:\n  - conv: {name: c, out: 4, kernel: 1}\n"
+        "  - seq: {name: b, from: c, layers: [relu]}\n  - relu: {from: c}\n",
+    }[block]
+    result = lint_text(text, "dead.yaml")
+    assert [d.code for d in result.diagnostics] == ["unreachable-node"]
+    path = workdir / "dead.yaml"
+    path.write_text(text)
+    compiler.build(path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a reshape whose first (batch) dimension is a number passes lint whenever that "
+    "number times the rest equals one sample's values, and its inferred shape drops the number: "
+    "`[2, 128]` on a 1x16x16 map folds two rows of each sample into the batch (inferred 128), "
+    "`[256]` and `[1, 256]` fix the batch size; PyTorch fails on a batch of 2 "
+    "(compiler/ops/linear.py, Reshape.infer checks `dims[0] * per_row != numel` only)",
+)
+@pytest.mark.parametrize("shape", [[256], [1, 256], [2, 128]], ids=str)
+def test_reshape_with_a_number_for_the_batch(shape: list[int], workdir: Path) -> None:
+    torch = pytest.importorskip("torch")
+    import yaml
+
+    import compiler
+
+    text = yaml.safe_dump({"input": [1, 16, 16], "layers": [{"reshape": shape}]})
+    result = lint_text(text, "reshape.yaml")
+    if result.errors:
+        return  # fixed: lint reports it
+    path = workdir / "reshape.yaml"
+    path.write_text(text)
+    with torch.no_grad():
+        out = compiler.build(path).eval()(torch.randn(2, 1, 16, 16))
+    assert tuple(out.shape) == (2, *result.graph.node(result.graph.outputs["out"]).shape)
+
+
+@pytest.mark.parametrize("blocks", ["x", "[1]"])
+def test_variant_of_a_base_with_broken_blocks(blocks: str, workdir: Path) -> None:
+    """Found by the library mutants: a variant of a base whose `blocks:` is not a mapping made
+    lint raise AttributeError in Merge.run (compiler/variants.py)."""
+    folder = workdir / f"broken_blocks_{len(blocks)}"
+    folder.mkdir(exist_ok=True)
+    (folder / "base.yaml").write_text(f"input: [3, 8, 8]\nblocks: {blocks}\nlayers: [relu]\n")
+    (folder / "variant.yaml").write_text("extends: base.yaml\nname: variant\n")
+    assert lint_file(folder / "base.yaml").errors
+    result = lint_file(folder / "variant.yaml")
+    assert "invalid-value" in [d.code for d in result.diagnostics]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: `maxpool` with `padding: same` and a dilation can place a window on padding "
+    "only (kernel 2, dilation 2 on a 1x1 map: the pads are 1 and 1, the taps at -1 and +1), "
+    "and the -inf padding of compiler/ops/pool.py (_Pool.torch_pad) comes out as the result; "
+    "numeric padding that does this is PyTorch's `pad should be at most half of kernel size` "
+    "error, `same` is not checked",
+)
+def test_same_maxpool_reads_only_padding(workdir: Path) -> None:
+    torch = pytest.importorskip("torch")
+    import compiler
+
+    text = "input: [1, 1, 1]\nlayers:\n  - maxpool: {kernel: 2, padding: same, dilation: 2}\n"
+    result = lint_text(text, "same.yaml")
+    if result.errors:
+        return  # fixed: lint reports it
+    path = workdir / "same.yaml"
+    path.write_text(text)
+    with torch.no_grad():
+        out = compiler.build(path).eval()(torch.randn(2, 1, 1, 1))
+    assert torch.isfinite(out).all(), out
