@@ -69,8 +69,9 @@ COUNTS = {
 }
 RAN: collections.Counter[str] = collections.Counter()
 # a forward pass on the meta device costs about 0.5 ms a layer (PyTorch's Python meta kernels):
-# in CI only for clean mutants of the smaller specs (AlexNet, VGG, ResNet-18, the posts' nets)
-META_FORWARD_NODES = 10**9 if PROFILE == "fuzz" else 80
+# only for clean mutants of the smaller specs (AlexNet, VGG, ResNet-18, the posts' nets, the
+# generated ones); in the fuzz profile the GoogLeNets and ResNet-50 alone would add 6 minutes
+META_FORWARD_NODES = 80
 
 
 def profile(test: str, **kwargs: Any) -> settings:
@@ -549,21 +550,25 @@ def test_variant_of_a_base_with_broken_blocks(blocks: str, workdir: Path) -> Non
 
 @pytest.mark.xfail(
     strict=True,
-    reason="bug: `maxpool` with `padding: same` and a dilation can place a window on padding "
-    "only (kernel 2, dilation 2 on a 1x1 map: the pads are 1 and 1, the taps at -1 and +1), "
-    "and the -inf padding of compiler/ops/pool.py (_Pool.torch_pad) comes out as the result; "
-    "numeric padding that does this is PyTorch's `pad should be at most half of kernel size` "
-    "error, `same` is not checked",
+    reason="bug: a dilated `maxpool` can place a window on padding only, with `padding: same` "
+    "(yarch pads with -inf, compiler/ops/pool.py _Pool.torch_pad) or with a numeric padding "
+    "PyTorch accepts (at most half the kernel): kernel 2, dilation 2 on a 1x1 map reads the "
+    "positions -1 and +1, and the output is -inf (NaN after the next layer); lint says nothing. "
+    "A diagnostic when a window covers no pixel of its input would catch it",
 )
-def test_same_maxpool_reads_only_padding(workdir: Path) -> None:
+@pytest.mark.parametrize("padding", ["same", 1])
+def test_maxpool_window_reads_only_padding(padding: Any, workdir: Path) -> None:
     torch = pytest.importorskip("torch")
+    import yaml
+
     import compiler
 
-    text = "input: [1, 1, 1]\nlayers:\n  - maxpool: {kernel: 2, padding: same, dilation: 2}\n"
-    result = lint_text(text, "same.yaml")
-    if result.errors:
-        return  # fixed: lint reports it
-    path = workdir / "same.yaml"
+    pool = {"kernel": 2, "stride": 1, "padding": padding, "dilation": 2}
+    text = yaml.safe_dump({"input": [1, 1, 1], "layers": [{"maxpool": pool}]}, sort_keys=False)
+    result = lint_text(text, "window.yaml")
+    if result.diagnostics:
+        return  # fixed: lint reports it (an error or a warning)
+    path = workdir / "window.yaml"
     path.write_text(text)
     with torch.no_grad():
         out = compiler.build(path).eval()(torch.randn(2, 1, 1, 1))
