@@ -66,9 +66,8 @@ def axis_ok(n: int, k: int, s: int, p: int | str, d: int, ceil: bool, pool: bool
         return True
     assert isinstance(p, int)
     if pool and 2 * p > k:
-        # PyTorch's pools take padding up to half the kernel, dilation left out; yarch's
-        # `pool-padding` rule allows half the dilated window, a known bug kept out of valid
-        # specs here and pinned by test_properties.py::test_pool_padding_beyond_half_the_kernel
+        # PyTorch's pools, and yarch's `pool-padding` rule, take padding up to half the kernel,
+        # dilation left out (test_properties.py::test_pool_padding_beyond_half_the_kernel)
         return False
     if window_out(n, k, s, p, d, ceil) < 1:
         return False
