@@ -13,6 +13,7 @@ import networkx as nx
 
 from ..diagnostics import Diagnostic, warning
 from ..graph import ArchGraph
+from ..summary import DTYPE_BYTES, fmt_bytes, tensor_bytes
 
 # What `compiler.build` allocates without being asked for more (`max_params=`,
 # `max_activation_bytes=`): sized for a workstation. Lint warns past them.
@@ -60,31 +61,19 @@ def budget_problems(
     graph: ArchGraph, max_params: int = MAX_PARAMS, max_activation_bytes: int = MAX_ACTIVATION_BYTES
 ) -> list[str]:
     """What in `graph` is over the parameter or activation-memory budget, in words."""
-    params = activations = 0
-    for node in graph.nodes():
-        params += node.params
-        if node.shape is not None:
-            n = 4
-            for d in node.shape:
-                n *= d
-            activations += n
+    nodes = graph.nodes()
+    params = sum(node.params for node in nodes)
+    activations = sum(tensor_bytes(node.shape) for node in nodes)
     out = []
     if params > max_params:
-        out.append(f"{params:,} parameters ({_size(4 * params)}) exceed the {max_params:,} allowed")
+        size = fmt_bytes(params * DTYPE_BYTES)
+        out.append(f"{params:,} parameters ({size}) exceed the {max_params:,} allowed")
     if activations > max_activation_bytes:
         out.append(
-            f"the layer outputs of one sample take {_size(activations)}, over the "
-            f"{_size(max_activation_bytes)} allowed"
+            f"the layer outputs of one sample take {fmt_bytes(activations)}, over the "
+            f"{fmt_bytes(max_activation_bytes)} allowed"
         )
     return out
-
-
-def _size(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:,} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    raise AssertionError  # pragma: no cover
 
 
 def over_budget(graph: ArchGraph) -> list[Diagnostic]:
