@@ -381,26 +381,29 @@ def source_text(path: str | Path) -> str | None:
     """The text of a file for showing source lines, or None if it cannot be shown (missing,
     over the size limit, not UTF-8)."""
     try:
-        if Path(path).stat().st_size > MAX_BYTES:
-            return None
-        with open(path, "rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-        return None if len(raw) > MAX_BYTES else raw.decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError):
+        return _read_bounded(path, str(path)).decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError, LoadError):
         return None
+
+
+def _read_bounded(path: str | Path, name: str) -> bytes:
+    """The bytes of a file; `LoadError` past `MAX_BYTES`, known from its size before reading
+    or, for a device or a pipe (which has no size), after reading at most one byte more."""
+    size = Path(path).stat().st_size
+    if size > MAX_BYTES:
+        raise _too_large(name, size)
+    with open(path, "rb") as f:
+        raw = f.read(MAX_BYTES + 1)
+    if len(raw) > MAX_BYTES:
+        raise _too_large(name, len(raw))
+    return raw
 
 
 def load_file(path: str | Path, display: str | None = None) -> Document:
     """Read and parse a spec file. `display` is the name used in diagnostics."""
     name = display or str(path)
     try:
-        size = Path(path).stat().st_size
-        if size > MAX_BYTES:
-            raise _too_large(name, size)
-        with open(path, "rb") as f:  # a device or a pipe has no size: read at most the limit
-            raw = f.read(MAX_BYTES + 1)
-        if len(raw) > MAX_BYTES:
-            raise _too_large(name, len(raw))
+        raw = _read_bounded(path, name)
     except IsADirectoryError:
         raise LoadError(error("unreadable-file", f"`{name}` is a folder, not a file")) from None
     except FileNotFoundError:
