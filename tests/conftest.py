@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import time
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,3 +15,14 @@ SPECS = ROOT / "specs"
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+def measured(fn: Callable[[], Any]) -> tuple[Any, float, int]:
+    """`fn()`, the seconds it took and the most bytes Python had allocated meanwhile."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        value = fn()
+        return value, time.perf_counter() - started, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

@@ -6,14 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import tracemalloc
 
 import pytest
 
 from compiler import lint_text
 from compiler.resolve import MAX_LAYERS
 
-from .conftest import ROOT
+from .conftest import ROOT, measured
 
 BLOCKS = "".join(f"  B{i}:\n    layers: [B{i - 1}, B{i - 1}]\n" for i in range(1, 31))
 
@@ -38,20 +37,10 @@ HUGE = {
 }
 
 
-def _measured(fn):
-    tracemalloc.start()
-    started = time.perf_counter()
-    try:
-        value = fn()
-        return value, time.perf_counter() - started, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("name", sorted(HUGE))
 def test_huge_expansions_are_refused_before_expanding(name):
     text, line = HUGE[name]
-    result, seconds, peak = _measured(lambda: lint_text(text, "huge.yaml"))
+    result, seconds, peak = measured(lambda: lint_text(text, "huge.yaml"))
     codes = [(d.code, d.span.line if d.span else None) for d in result.diagnostics if d.is_error]
     assert codes == [("too-many-layers", line)], result.diagnostics
     assert f"the limit is {MAX_LAYERS:,}" in result.diagnostics[0].message
@@ -87,7 +76,7 @@ def test_build_refuses_a_model_over_the_budget_before_allocating():
             compiler.build(spec)
 
     compiler.build({"input": [1], "layers": [{"linear": 1}]})  # torch imported, outside timing
-    _, seconds, peak = _measured(attempt)
+    _, seconds, peak = measured(attempt)
     assert seconds < 1 and peak < 8 * 2**20, (seconds, peak)
 
 

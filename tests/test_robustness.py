@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import pytest
 from compiler import lint_text
 from compiler.pipeline import lint_file
 
-from .conftest import ROOT, SPECS
+from .conftest import ROOT, SPECS, measured
 
 BROKEN = {
     "syntax": "input: [3, 224, 224\nlayers: [relu]\n",
@@ -130,12 +128,7 @@ def test_a_50_mb_file_is_refused_before_reading(tmp_path):
     with path.open("wb") as f:
         f.write(b"input: [3, 8, 8]\nlayers:\n")
         f.write(b"  - relu\n" * (50 * 2**20 // 9))
-    tracemalloc.start()
-    started = time.perf_counter()
-    result = lint_file(path)
-    elapsed = time.perf_counter() - started
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    result, elapsed, peak = measured(lambda: lint_file(path))
     assert [d.code for d in result.diagnostics] == ["yaml-too-large"]
     assert "the file is 50.0 MB; a spec may be at most 16 MB" in result.diagnostics[0].message
     assert elapsed < 1 and peak < 2**20
