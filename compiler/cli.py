@@ -3,10 +3,9 @@ unreadable input. A user mistake never shows a Python traceback."""
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import gc
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -429,7 +428,12 @@ PARALLEL_FROM = 8  # files: below this, starting worker processes costs more tha
 def lint_many(jobs: list[tuple[Any, ...]]) -> list[Result]:
     """Lint many files on every core (processes forked after the imports), in order."""
     workers = min(os.cpu_count() or 1, 8)
-    if len(jobs) < PARALLEL_FROM or workers < 2 or "fork" not in mp.get_all_start_methods():
+    if len(jobs) < PARALLEL_FROM or workers < 2:
+        return [lint_for_report(job) for job in jobs]
+    import multiprocessing as mp  # here, not at the top: a one-file lint does not need it
+    from concurrent.futures import ProcessPoolExecutor
+
+    if "fork" not in mp.get_all_start_methods():
         return [lint_for_report(job) for job in jobs]
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
         return list(pool.map(lint_for_report, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
@@ -495,3 +499,7 @@ def main() -> None:
             err=True,
         )
         sys.exit(2)
+    finally:
+        # the process ends next: spare the interpreter's last collection from walking every
+        # object pydantic and the spec left behind (about 25 ms of a 0.25 s `yarch lint`)
+        gc.freeze()

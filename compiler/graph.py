@@ -1,20 +1,23 @@
 """The products of resolution: `RawLayer` (a layer as written, with spans) and `ArchGraph`.
 
-`ArchGraph` wraps a networkx `DiGraph` whose nodes are `Node` values: one per primitive op,
-with the block instances they belong to (`scope`) and the spans where their values were written.
+`ArchGraph` wraps a `DiGraph` (`digraph.py`: the part of networkx's `DiGraph` interface yarch
+uses, on plain dicts) whose nodes are `Node` values: one per primitive op, with the block
+instances they belong to (`scope`) and the spans where their values were written.
 Shape inference fills in `shape`, `params` and `macs`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
 from .diagnostics import Span
+from .digraph import DiGraph
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from .ops.base import NodeArgs, Op
 
 Shape = tuple[int, ...]
@@ -94,7 +97,7 @@ class Instance:
 class ArchGraph:
     name: str
     input_shape: Shape
-    graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    graph: DiGraph = field(default_factory=DiGraph)
     outputs: dict[str, str] = field(default_factory=dict)
     output_spans: dict[str, Span | None] = field(default_factory=dict)
     train_only: set[str] = field(default_factory=set)
@@ -114,6 +117,20 @@ class ArchGraph:
 
     def nodes(self) -> list[Node]:
         return [self.node(n) for n in self.order]
+
+    def upstream(self, node_ids: Iterable[str]) -> set[str]:
+        """The given nodes and every node they are computed from (ids not in the graph are
+        skipped)."""
+        out: set[str] = set()
+        for node_id in node_ids:
+            if node_id in self.graph and node_id not in out:
+                out |= self.graph.ancestors(node_id) | {node_id}
+        return out
+
+    def to_networkx(self) -> nx.DiGraph:
+        """The graph as a `networkx.DiGraph` (node attribute `node` holds the `Node`), for
+        networkx's algorithms; it imports networkx, which the lint path does not."""
+        return self.graph.to_networkx()
 
     def display(self, node_id: str) -> str:
         """The name a person knows a node by: a block instance's name for its output node."""

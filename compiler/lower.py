@@ -12,8 +12,6 @@ import keyword
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import networkx as nx
-
 from .graph import ArchGraph, Instance, Node
 from .names import AMBIGUOUS, BUILTINS, CODE_NAMES, class_name
 from .ops.base import TorchCall
@@ -78,14 +76,10 @@ def _is_sequential(inst: Instance) -> bool:
 
 def lower(graph: ArchGraph) -> Container:
     """The module tree of a graph that linted without errors."""
-    g = graph.graph
-    live: set[str] = set()
-    for node_id in graph.outputs.values():
-        live |= {node_id} | nx.ancestors(g, node_id)
-    eval_live: set[str] = set()
-    for name, node_id in graph.outputs.items():
-        if name not in graph.train_only:
-            eval_live |= {node_id} | nx.ancestors(g, node_id)
+    live = graph.upstream(graph.outputs.values())
+    eval_live = graph.upstream(
+        node_id for name, node_id in graph.outputs.items() if name not in graph.train_only
+    )
 
     root = Container("", (), "model", ArchGraph.INPUT, None)
     containers: dict[tuple[str, ...], Container] = {(): root}
@@ -112,6 +106,16 @@ def lower(graph: ArchGraph) -> Container:
             containers[path[:-1]].children.append(container)
     for container in containers.values():
         container.children.sort(key=lambda c: c.index)
+    # the live nodes inside each container (at any depth), in graph order: each container's
+    # forward reads its own list instead of walking the whole graph
+    inside: dict[tuple[str, ...], list[Node]] = {path: [] for path in containers}
+    for node_id in graph.order:
+        if node_id in live and node_id != ArchGraph.INPUT:
+            node = graph.node(node_id)
+            for depth in range(len(node.scope) + 1):
+                members = inside.get(node.scope[:depth])
+                if members is not None:
+                    members.append(node)
     for container in containers.values():
         if container.path and container.path not in first_index:
             continue
@@ -120,7 +124,7 @@ def lower(graph: ArchGraph) -> Container:
             # written, but nothing calls it
             container.sequential = False
             continue
-        _forward(graph, container, containers, live, eval_live)
+        _forward(graph, container, containers, inside[container.path], eval_live)
         if container.sequential and not _is_chain(container):
             container.sequential = False
         # an unnamed sequence, like nn.Sequential: its children are numbered 0, 1, 2 ...
@@ -144,19 +148,16 @@ def _forward(
     graph: ArchGraph,
     c: Container,
     containers: dict[tuple[str, ...], Container],
-    live: set[str],
+    inside: list[Node],
     eval_live: set[str],
 ) -> None:
-    """Straight-line statements for `c`, over its own children only."""
+    """Straight-line statements for `c`, over its own children only; `inside` are the live
+    nodes within `c`, in graph order."""
     steps: list[_Step] = []
     called: set[tuple[str, ...]] = set()
     depth = len(c.path)
-    for node_id in graph.order:
-        if node_id not in live or node_id == ArchGraph.INPUT:
-            continue
-        node = graph.node(node_id)
-        if node.scope[:depth] != c.path:
-            continue
+    for node in inside:
+        node_id = node.id
         training = not c.path and node_id not in eval_live
         if node.scope == c.path:
             leaf = c.child(node.name)

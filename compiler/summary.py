@@ -17,8 +17,6 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-import networkx as nx
-
 from .graph import ArchGraph, Node, Shape
 
 FORMATS = ("text", "json", "markdown")
@@ -85,11 +83,7 @@ def _chain(graph: ArchGraph, scope: Sequence[str]) -> list[str]:
 
 def _needed(graph: ArchGraph, outputs: list[str]) -> set[str]:
     """The nodes that computing `outputs` runs (the outputs and their ancestors, and `input`)."""
-    needed: set[str] = set()
-    for node_id in outputs:
-        if graph.graph.has_node(node_id):
-            needed |= nx.ancestors(graph.graph, node_id) | {node_id}
-    return needed
+    return graph.upstream(outputs)
 
 
 def _macs_of(graph: ArchGraph, outputs: list[str]) -> int:

@@ -10,7 +10,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import networkx as nx
 import pytest
 from click.testing import CliRunner
 
@@ -233,7 +232,7 @@ def test_html_and_quoted_strings_escape_everything():
 
 def rename(graph: ArchGraph, old: str, new: str) -> None:
     """Give a node an id no spec can produce (ids come from identifiers)."""
-    nx.relabel_nodes(graph.graph, {old: new}, copy=False)
+    graph.graph.rename_node(old, new)
     graph.node(new).id = new
     graph.order = [new if n == old else n for n in graph.order]
     for node in graph.nodes():

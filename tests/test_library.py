@@ -32,7 +32,7 @@ def _graph(name):
 
 def _main_path(graph, output):
     node = graph.outputs[output]
-    return {node} | nx.ancestors(graph.graph, node)
+    return {node} | nx.ancestors(graph.to_networkx(), node)
 
 
 def _weighted(graph):

@@ -30,7 +30,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -726,7 +725,7 @@ def hostile_graph(text: str) -> tuple[ArchGraph, list, str]:
     graph = result.graph
     assert graph is not None and not result.errors
     new = f"mid{text}"
-    nx.relabel_nodes(graph.graph, {"mid": new}, copy=False)
+    graph.graph.rename_node("mid", new)
     graph.node(new).id = graph.node(new).name = new
     graph.order = [new if n == "mid" else n for n in graph.order]
     for node in graph.nodes():

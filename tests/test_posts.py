@@ -68,7 +68,7 @@ def test_alexnet_text_says_which_input_tiles():
 
 def _main_path(graph, output):
     node = graph.outputs[output]
-    return {node} | nx.ancestors(graph.graph, node)
+    return {node} | nx.ancestors(graph.to_networkx(), node)
 
 
 def test_googlenet_reference_figures():

@@ -58,7 +58,7 @@ def needed(graph: ArchGraph, *, train: bool) -> set[str]:
     out: set[str] = set()
     for name, node_id in graph.outputs.items():
         if train or name not in graph.train_only:
-            out |= nx.ancestors(graph.graph, node_id) | {node_id}
+            out |= nx.ancestors(graph.to_networkx(), node_id) | {node_id}
     return out - {ArchGraph.INPUT}
 
 

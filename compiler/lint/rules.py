@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import networkx as nx
-
 from ..diagnostics import Diagnostic, warning
 from ..graph import ArchGraph
 from ..summary import DTYPE_BYTES, fmt_bytes, tensor_bytes
@@ -28,10 +26,7 @@ def unreachable_node(graph: ArchGraph) -> list[Diagnostic]:
     if not graph.complete:
         return []  # a broken layer or reference is reported already; do not cascade
     g = graph.graph
-    live: set[str] = set()
-    for node_id in graph.outputs.values():
-        live.add(node_id)
-        live |= nx.ancestors(g, node_id)
+    live = graph.upstream(graph.outputs.values())
     dead = [n for n in graph.order if n not in live and n != ArchGraph.INPUT]
     dead_set = set(dead)
     out = []
