@@ -79,10 +79,10 @@ class ProcessTime:
     returncode: int
 
 
-def run_process(cmd: list[str], env: dict[str, str] | None = None) -> ProcessTime:
+def run_process(cmd: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> ProcessTime:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -144,6 +144,11 @@ def measure(args: argparse.Namespace, only: list[str], tmp: Path) -> tuple[list,
                 "torch route / yarch summary, whole process, wall",
                 w["ratio_summary_wall"],
             ),
+            Row(
+                "floor_vs_torch_route",
+                "torch route / click+yaml+pydantic floor (the ceiling)",
+                w["ratio_floor_wall"],
+            ),
         ]
         measured += [
             Row("lint_process", "yarch lint googlenet.yaml, whole process, wall", w["lint_wall"]),
@@ -155,6 +160,11 @@ def measure(args: argparse.Namespace, only: list[str], tmp: Path) -> tuple[list,
             ),
             Row("lint_inprocess", "  of which: lint_file(googlenet.yaml)", w["lint_inprocess"]),
             Row("python_startup", "  of which: python -c pass", w["startup_wall"]),
+            Row(
+                "lint_floor",
+                "floor: python, import click+yaml+pydantic, 1 model",
+                w["floor_wall"],
+            ),
             Row("torch_route", "torch route (import, build by hand, count), wall", w["torch_wall"]),
             Row("torch_route_cpu", "torch route, CPU", w["torch_cpu"]),
             Row(
