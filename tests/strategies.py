@@ -58,10 +58,22 @@ def window_out(n: int, k: int, s: int, p: int | str, d: int = 1, ceil: bool = Fa
     return (n + 2 * p - ke) // s + 1
 
 
+def sees_input(n: int, k: int, s: int, p: int | str, d: int, ceil: bool) -> bool:
+    """Every window has a tap on an input pixel, not only on padding (a dilated max pool's
+    blind window outputs -inf: yarch's `pool-padding` error)."""
+    out = window_out(n, k, s, p, d, ceil)
+    left = max((out - 1) * s + d * (k - 1) + 1 - n, 0) // 2 if p == "same" else p
+    assert isinstance(left, int)
+    return all(any(0 <= o * s - left + j * d < n for j in range(k)) for o in range(out))
+
+
 def axis_ok(n: int, k: int, s: int, p: int | str, d: int, ceil: bool, pool: bool) -> bool:
     """The window fits, leaves at least one pixel and reads every pixel of the input (a stride
-    that leaves pixels unread at the end gets yarch's `stride-remainder` warning)."""
+    that leaves pixels unread at the end gets yarch's `stride-remainder` warning); a pool's
+    windows each read a pixel."""
     ke = d * (k - 1) + 1
+    if pool and window_out(n, k, s, p, d, ceil) >= 1 and not sees_input(n, k, s, p, d, ceil):
+        return False
     if p == "same":
         return True
     assert isinstance(p, int)
@@ -225,16 +237,17 @@ def draw_pool_window(g: Gen, hw: tuple[int, int], op: str) -> dict[str, Any] | N
         if op == "maxpool" and g.bool(0.15):
             dil = g.pick([(2, 2), (1, 2)])
         ceil = g.bool(0.3)
-        # a dilated window with padding can read nothing but padding (-inf), a known bug
-        # pinned by test_properties.py::test_maxpool_window_reads_only_padding: dilation only
-        # without padding here
-        if op == "maxpool" and dil == (1, 1) and g.bool(0.08):
+        if (
+            op == "maxpool"
+            and g.bool(0.08)
+            and all(axis_ok(hw[a], kernel[a], s[a], "same", dil[a], False, True) for a in (0, 1))
+        ):
             return {"kernel": kernel, "stride": stride, "padding": "same", "dilation": dil}
         pads = []
         for a in (0, 1):
             ok = [
                 p
-                for p in range(0, kernel[a] // 2 + 1 if dil[a] == 1 else 1)
+                for p in range(0, kernel[a] // 2 + 1)
                 if axis_ok(hw[a], kernel[a], s[a], p, dil[a], ceil, True)
             ]
             if not ok:

@@ -14,14 +14,15 @@ shrinking) runs 2,050 examples; `fuzz` (`YARCH_FUZZ=1` or `HYPOTHESIS_PROFILE=fu
 runs 25 times as many (`YARCH_FUZZ_SCALE=N` for N times), random, shrinks what fails and keeps it
 in `.hypothesis/`. The number of examples each test ran is printed at the end of the session.
 
-Bugs these tests found are pinned by `xfail(strict=True)` tests at the end of this file; the
-property tests recognise exactly those cases (`_known_bug`) and count them as events instead
-of failing. Bugs since fixed keep their failing example as a regression test.
+Bugs these tests found keep their failing example as a regression test at the end of this
+file (an open one would be pinned there by an `xfail(strict=True)` test, and recognised by the
+property tests until fixed; none is open).
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import math
 import os
@@ -162,20 +163,6 @@ def _check_diagnostics(result: Any) -> None:
         assert d.span is None or (d.span.line >= 1 and d.span.column >= 1), d
 
 
-def _known_bug(graph: Any) -> str | None:
-    """A spec that lints clean but whose module PyTorch cannot run, for a bug pinned by an
-    xfail test at the end of this file; None for every other spec."""
-    for node in graph.nodes():
-        shapes = node.input_shapes
-        if not shapes or shapes[0] is None:
-            continue
-        if node.op.name == "softmax" and node.args.dim > len(shapes[0]):
-            return "softmax dim beyond the rank"
-        if node.op.name == "reshape" and node.args.shape[0] not in ("N", -1):
-            return "reshape with a number for the batch"
-    return None
-
-
 # --- valid specs --------------------------------------------------------------------------------
 
 
@@ -291,10 +278,6 @@ def _build_on_meta(path: Path, result: Any) -> None:
         except compiler.SpecError:
             event("clean mutant: SpecError from build")
             return
-    bug = _known_bug(graph)
-    if bug is not None:
-        event(f"clean mutant: known bug ({bug})")
-        return
     if len(graph.order) > META_FORWARD_NODES:
         event("clean mutant: built (too many layers to run on meta)")
         return
@@ -394,15 +377,9 @@ def test_cli_on_mutants_never_shows_a_traceback(
         assert (report["errors"] > 0) == (result.exit_code != 0)
 
 
-# --- bugs found by these tests: xfail(strict=True) while open, regression tests once fixed ------
+# --- bugs found by these tests: regression tests (xfail(strict=True) while one is open) --------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: `softmax: {dim: d}` is not checked against its input's rank; a spec that "
-    "lints clean then fails in forward with IndexError (compiler/ops/activation.py, Softmax "
-    "has no `infer` of its own)",
-)
 @pytest.mark.parametrize(
     "layers",
     [
@@ -412,19 +389,23 @@ def test_cli_on_mutants_never_shows_a_traceback(
     ids=["vector-dim2", "matrix-dim3"],
 )
 def test_softmax_dim_beyond_the_rank_is_an_error(layers: list[Any], workdir: Path) -> None:
+    """Found by the mutants: `softmax: {dim: d}` was not checked against its input's rank; the
+    spec linted clean, then forward raised IndexError (compiler/ops/activation.py)."""
     torch = pytest.importorskip("torch")
     import yaml
 
-    import compiler
-
     text = yaml.safe_dump({"input": [3, 8, 8], "layers": layers}, sort_keys=False)
     result = lint_text(text, "softmax.yaml")
-    if result.errors:
-        return  # fixed: lint reports it
-    path = workdir / "softmax.yaml"
-    path.write_text(text)
-    with torch.no_grad():
-        compiler.build(path).eval()(torch.randn(2, 3, 8, 8))
+    assert [d.code for d in result.diagnostics] == ["rank-mismatch"]
+    span = result.diagnostics[0].span  # at the dim as written
+    assert span is not None
+    line = text.splitlines()[span.line - 1]
+    assert line[span.column - 1 : span.end_column - 1] == str(layers[-1]["softmax"])
+    # and PyTorch does fail on it
+    softmax = torch.nn.Softmax(dim=layers[-1]["softmax"])
+    x = torch.randn(2, 10) if len(layers) == 3 else torch.randn(2, 3, 64)
+    with pytest.raises(IndexError):
+        softmax(x)
 
 
 @pytest.mark.parametrize(
@@ -509,30 +490,21 @@ def test_unreachable_block_instance_builds(block: str, workdir: Path) -> None:
     compiler.build(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a reshape whose first (batch) dimension is a number passes lint whenever that "
-    "number times the rest equals one sample's values, and its inferred shape drops the number: "
-    "`[2, 128]` on a 1x16x16 map folds two rows of each sample into the batch (inferred 128), "
-    "`[256]` and `[1, 256]` fix the batch size; PyTorch fails on a batch of 2 "
-    "(compiler/ops/linear.py, Reshape.infer checks `dims[0] * per_row != numel` only)",
-)
 @pytest.mark.parametrize("shape", [[256], [1, 256], [2, 128]], ids=str)
 def test_reshape_with_a_number_for_the_batch(shape: list[int], workdir: Path) -> None:
+    """Found by the mutants: a reshape whose first (batch) dimension is a number passed lint
+    when that number times the rest equalled one sample's values, and its inferred shape
+    dropped the number (compiler/ops/linear.py, Reshape.infer); the module then ran only on a
+    batch of that size."""
     torch = pytest.importorskip("torch")
     import yaml
 
-    import compiler
-
     text = yaml.safe_dump({"input": [1, 16, 16], "layers": [{"reshape": shape}]})
     result = lint_text(text, "reshape.yaml")
-    if result.errors:
-        return  # fixed: lint reports it
-    path = workdir / "reshape.yaml"
-    path.write_text(text)
-    with torch.no_grad():
-        out = compiler.build(path).eval()(torch.randn(2, 1, 16, 16))
-    assert tuple(out.shape) == (2, *result.graph.node(result.graph.outputs["out"]).shape)
+    assert [d.code for d in result.diagnostics] == ["reshape-batch"]
+    assert f"fixes the batch size at {shape[0]}" in result.diagnostics[0].message
+    with pytest.raises(RuntimeError):  # PyTorch on a batch of 2
+        torch.randn(2, 1, 16, 16).reshape(*shape)
 
 
 @pytest.mark.parametrize("blocks", ["x", "[1]"])
@@ -548,28 +520,44 @@ def test_variant_of_a_base_with_broken_blocks(blocks: str, workdir: Path) -> Non
     assert "invalid-value" in [d.code for d in result.diagnostics]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a dilated `maxpool` can place a window on padding only, with `padding: same` "
-    "(yarch pads with -inf, compiler/ops/pool.py _Pool.torch_pad) or with a numeric padding "
-    "PyTorch accepts (at most half the kernel): kernel 2, dilation 2 on a 1x1 map reads the "
-    "positions -1 and +1, and the output is -inf (NaN after the next layer); lint says nothing. "
-    "A diagnostic when a window covers no pixel of its input would catch it",
-)
 @pytest.mark.parametrize("padding", ["same", 1])
 def test_maxpool_window_reads_only_padding(padding: Any, workdir: Path) -> None:
-    torch = pytest.importorskip("torch")
+    """Found by the valid-spec generator: a dilated `maxpool` could place a window on padding
+    only (kernel 2, dilation 2 on a 1x1 map reads the positions -1 and +1), whose output is
+    -inf, and lint said nothing (compiler/ops/pool.py)."""
     import yaml
-
-    import compiler
 
     pool = {"kernel": 2, "stride": 1, "padding": padding, "dilation": 2}
     text = yaml.safe_dump({"input": [1, 1, 1], "layers": [{"maxpool": pool}]}, sort_keys=False)
     result = lint_text(text, "window.yaml")
-    if result.diagnostics:
-        return  # fixed: lint reports it (an error or a warning)
-    path = workdir / "window.yaml"
-    path.write_text(text)
-    with torch.no_grad():
-        out = compiler.build(path).eval()(torch.randn(2, 1, 1, 1))
-    assert torch.isfinite(out).all(), out
+    assert [d.code for d in result.diagnostics] == ["pool-padding"]
+    assert "reading padding only" in result.diagnostics[0].message
+
+
+def test_blind_pool_windows_are_exactly_those_pytorch_fills_with_minus_infinity() -> None:
+    """`Window.blind` against PyTorch's max pool over every small case: sizes 1-11, kernels
+    1-5, strides 1-3, dilations 1-4, every padding PyTorch takes, ceil mode, and `same`."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    from compiler.ops.spatial import Window
+
+    checked = blind_cases = 0
+    for size, k, s, d in itertools.product(range(1, 12), range(1, 6), range(1, 4), range(1, 5)):
+        paddings = [(p, c) for p in range(k // 2 + 1) for c in (False, True)] + [("same", False)]
+        for p, ceil in paddings:
+            win = Window((k, k), (s, s), p if p == "same" else (p, p), (d, d), ceil)
+            if win.out_size(size, 0) <= 0:
+                continue
+            x = torch.randn(1, 1, size)
+            if p == "same":
+                left, right, _, _ = win.same_pads((size, size))
+                y = F.max_pool1d(F.pad(x, (left, right), value=float("-inf")), k, s, 0, d)
+            else:
+                y = F.max_pool1d(x, k, s, p, d, ceil_mode=ceil)
+            assert y.shape[-1] == win.out_size(size, 0)
+            expected = torch.nonzero(torch.isinf(y[0, 0])).flatten().tolist()
+            assert win.blind(size, 0) == expected, (size, k, s, p, d, ceil)
+            checked += 1
+            blind_cases += bool(expected)
+    assert checked > 2000 and blind_cases > 50

@@ -6,7 +6,17 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from .base import REQUIRED, Context, NodeArgs, Op, Shape, TorchCall, keywords, register
+from .base import (
+    REQUIRED,
+    Context,
+    NodeArgs,
+    Op,
+    Shape,
+    TorchCall,
+    fmt_shape,
+    keywords,
+    register,
+)
 
 
 class _Elementwise(Op):
@@ -61,6 +71,25 @@ class Softmax(_Elementwise):
     name = "softmax"
     Args = SoftmaxArgs
     primary = "dim"
+
+    @classmethod
+    def infer(cls, a: SoftmaxArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
+        (x,) = inputs
+        if a.dim > len(x):
+            gives = (
+                f"{x[0]} features, one dimension"
+                if len(x) == 1
+                else f"{fmt_shape(x)}, {len(x)} dimensions"
+            )
+            ctx.error(
+                "rank-mismatch",
+                f"`{ctx.name}` normalises over dimension {a.dim}, but `{ctx.source(0)}` gives "
+                f"{gives} after the batch",
+                "dim",
+                help=f"`dim: 1` normalises over the {'features' if len(x) == 1 else 'channels'}",
+            )
+            return None
+        return x
 
     @classmethod
     def torch_module(cls, a: SoftmaxArgs, inputs: list[Shape]) -> TorchCall:

@@ -193,12 +193,20 @@ class Reshape(Op):
                 help=f"reshape to `[N, -1]` ({numel} features), or reduce the map to "
                 f"{per_row} values per sample first",
             )
-        elif dims[0] != -1 and dims[0] * per_row != numel:
+        elif dims[0] != -1:
+            # even when the numbers add up for one sample ([1, 256] on a 1x16x16 map), the
+            # module then runs only on batches of exactly that size
             ctx.error(
                 "reshape-batch",
-                f"`{ctx.name}` reshapes to {written}, which fixes the batch size at {dims[0]}",
+                f"`{ctx.name}` reshapes to {written}, which fixes the batch size at {dims[0]}: "
+                "the model would run only on batches of that size",
                 "shape",
-                help="write `N` (or -1) for the batch dimension",
+                help="write `N` for the batch dimension: "
+                + (
+                    f"`[N, {', '.join(map(str, rest))}]`"
+                    if rest and per_row == numel
+                    else f"`[N, -1]` ({numel} values per sample)"
+                ),
             )
             return None
         return tuple(rest) if rest else (1,)

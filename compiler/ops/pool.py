@@ -75,7 +75,27 @@ class _Pool(Op):
                     )
                     return None
         hw = window_out(ctx, cls.describe(a), (x[1], x[2]), win)
-        return None if hw is None else (x[0], *hw)
+        if hw is None:
+            return None
+        for axis, size in ((0, x[1]), (1, x[2])):
+            blind = win.blind(size, axis)
+            if blind:
+                ctx.error(
+                    "pool-padding",
+                    f"`{ctx.name}` ({cls.describe(a)} dilation {fmt_pair(win.dilation)}) has "
+                    f"{len(blind)} of its {hw[axis]} windows along the "
+                    f"{('height', 'width')[axis]} reading padding only: its taps skip the "
+                    f"{size} input pixel{'s' if size > 1 else ''}",
+                    "dilation",
+                    label="these windows see no input",
+                    notes=(
+                        "max pooling pads with -inf, so those outputs are -inf (NaN after "
+                        "the next layer)",
+                    ),
+                    help="use a smaller dilation, or pool a larger map",
+                )
+                return None
+        return (x[0], *hw)
 
     @classmethod
     def torch_pad(cls, a: Any, inputs: list[Shape]) -> tuple[tuple[int, ...], float] | None:

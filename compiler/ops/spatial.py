@@ -47,6 +47,25 @@ class Window:
             pads += [total // 2, total - total // 2]
         return tuple(pads)  # type: ignore[return-value]
 
+    def blind(self, size: int, axis: int) -> list[int]:
+        """Output positions along an axis whose window reads padding only (no input pixel).
+
+        Only a dilated window can: its taps skip over the pixels between them, so on a small
+        map they can land on the padding on both sides (kernel 2, dilation 2 on 1 pixel, padded
+        by 1, reads the positions -1 and +1).
+        """
+        k, d, s = self.kernel[axis], self.dilation[axis], self.stride[axis]
+        if d == 1:
+            return []
+        out = self.out_size(size, axis)
+        if self.padding == "same":
+            left = max((out - 1) * s + self.effective(axis) - size, 0) // 2
+        else:
+            left = self.padding[axis]
+        return [
+            o for o in range(out) if not any(0 <= o * s - left + j * d < size for j in range(k))
+        ]
+
     def dropped(self, size: int, axis: int) -> int:
         """Input pixels (not padding) that no window reads, at the end of the axis.
 
