@@ -428,15 +428,15 @@ PARALLEL_FROM = 8  # files: below this, starting worker processes costs more tha
 def lint_many(jobs: list[tuple[Any, ...]]) -> list[Result]:
     """Lint many files on every core (processes forked after the imports), in order."""
     workers = min(os.cpu_count() or 1, 8)
-    if len(jobs) < PARALLEL_FROM or workers < 2:
-        return [lint_for_report(job) for job in jobs]
-    import multiprocessing as mp  # here, not at the top: a one-file lint does not need it
-    from concurrent.futures import ProcessPoolExecutor
+    if len(jobs) >= PARALLEL_FROM and workers >= 2:
+        import multiprocessing as mp  # here, not at the top: a one-file lint does not need it
+        from concurrent.futures import ProcessPoolExecutor
 
-    if "fork" not in mp.get_all_start_methods():
-        return [lint_for_report(job) for job in jobs]
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-        return list(pool.map(lint_for_report, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+        if "fork" in mp.get_all_start_methods():
+            chunk = max(1, len(jobs) // (4 * workers))
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+                return list(pool.map(lint_for_report, jobs, chunksize=chunk))
+    return [lint_for_report(job) for job in jobs]
 
 
 def report(result: Result) -> int:

@@ -108,9 +108,6 @@ class DiGraph:
     def out_degree(self, n: Hashable) -> int:
         return len(self._succ[n])
 
-    def in_degree(self, n: Hashable) -> int:
-        return len(self._pred[n])
-
     # -- algorithms ----------------------------------------------------------------------------
     def ancestors(self, n: Hashable) -> set[Hashable]:
         """Every node with a path to `n`, `n` excluded (`networkx.ancestors`)."""
@@ -130,12 +127,15 @@ class DiGraph:
         """Nodes in an order where every edge points forward, the smallest `key` first among the
         nodes that are ready (`networkx.lexicographical_topological_sort`). `only` restricts it
         to the subgraph those nodes induce. Raises `CycleError` on a cycle."""
-        members: Any = self._node if only is None else set(only)
-        nodes = self._node if only is None else [n for n in self._node if n in members]
         if only is None:
-            indegree = {n: len(self._pred[n]) for n in nodes}
+            indegree = {n: len(preds) for n, preds in self._pred.items()}
         else:
-            indegree = {n: sum(p in members for p in self._pred[n]) for n in nodes}
+            members = set(only)
+            indegree = {
+                n: sum(p in members for p in preds)
+                for n, preds in self._pred.items()
+                if n in members
+            }
         ready = [(key(n), i, n) for i, (n, d) in enumerate(indegree.items()) if d == 0]
         heapq.heapify(ready)
         order: list[Hashable] = []

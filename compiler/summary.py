@@ -81,14 +81,9 @@ def _chain(graph: ArchGraph, scope: Sequence[str]) -> list[str]:
     return [p for p in prefixes if p in graph.instances]
 
 
-def _needed(graph: ArchGraph, outputs: list[str]) -> set[str]:
-    """The nodes that computing `outputs` runs (the outputs and their ancestors, and `input`)."""
-    return graph.upstream(outputs)
-
-
 def _macs_of(graph: ArchGraph, outputs: list[str]) -> int:
     """MACs of the nodes that computing `outputs` runs."""
-    return sum(graph.node(n).macs for n in _needed(graph, outputs) if n != ArchGraph.INPUT)
+    return sum(graph.node(n).macs for n in graph.upstream(outputs) if n != ArchGraph.INPUT)
 
 
 def tensor_bytes(shape: Shape | None) -> int:
@@ -106,7 +101,7 @@ def buffer_bytes(node: Node) -> int:
 
 def _activation_bytes_of(graph: ArchGraph, outputs: list[str]) -> int:
     """The bytes of every layer output that computing `outputs` produces, one sample."""
-    needed = _needed(graph, outputs) - {ArchGraph.INPUT}
+    needed = graph.upstream(outputs) - {ArchGraph.INPUT}
     return sum(tensor_bytes(graph.node(n).shape) for n in needed)
 
 
@@ -121,7 +116,7 @@ def _peak_activation_bytes(graph: ArchGraph, outputs: list[str]) -> int:
     temporary workspaces and the allocator's caching are left out: an estimate of the
     activation memory a forward pass needs, not a measurement.
     """
-    needed = _needed(graph, outputs)
+    needed = graph.upstream(outputs)
     order = [n for n in graph.order if n in needed and n != ArchGraph.INPUT]
     last_read: dict[str, float] = {}
     for step, node_id in enumerate(order):

@@ -29,7 +29,7 @@ from compiler.draw import (
 )
 from compiler.graph import ArchGraph
 
-from .conftest import ROOT, SPECS
+from .conftest import ROOT, SPECS, rename
 
 HAS_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAS_DOT, reason="Graphviz's `dot` is not installed")
@@ -228,16 +228,6 @@ def test_html_and_quoted_strings_escape_everything():
     assert _quote("a:b") == '"a:b"'
     assert _quote("two\nlines\x1b") == '"two\\nlines\\\\x1b"'
     assert len(_quote("x" * 50_000)) < MAX_LABEL
-
-
-def rename(graph: ArchGraph, old: str, new: str) -> None:
-    """Give a node an id no spec can produce (ids come from identifiers)."""
-    graph.graph.rename_node(old, new)
-    graph.node(new).id = new
-    graph.order = [new if n == old else n for n in graph.order]
-    for node in graph.nodes():
-        node.inputs = [new if n == old else n for n in node.inputs]
-    graph.outputs = {k: new if v == old else v for k, v in graph.outputs.items()}
 
 
 def nasty_graph() -> tuple[ArchGraph, list, str]:

@@ -43,7 +43,7 @@ from compiler.graph import ArchGraph
 from compiler.names import MAX_NAME, class_name, safe_identifier
 from compiler.pipeline import Result
 
-from .conftest import ROOT
+from .conftest import ROOT, rename
 
 HAS_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAS_DOT, reason="Graphviz's `dot` is not installed")
@@ -725,11 +725,8 @@ def hostile_graph(text: str) -> tuple[ArchGraph, list, str]:
     graph = result.graph
     assert graph is not None and not result.errors
     new = f"mid{text}"
-    graph.graph.rename_node("mid", new)
-    graph.node(new).id = graph.node(new).name = new
-    graph.order = [new if n == "mid" else n for n in graph.order]
-    for node in graph.nodes():
-        node.inputs = [new if n == "mid" else n for n in node.inputs]
+    rename(graph, "mid", new)
+    graph.node(new).name = new
     graph.instances["blk"].block = text
     graph.outputs = {text: graph.outputs["logits"], "features": graph.outputs["features"]}
     graph.name = text

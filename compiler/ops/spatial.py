@@ -38,12 +38,16 @@ class Window:
             return out
         return (size + 2 * p - k) // s + 1
 
+    def same_total(self, size: int, axis: int) -> int:
+        """The padding `same` adds along an axis, both sides together."""
+        out = self.out_size(size, axis)
+        return max((out - 1) * self.stride[axis] + self.effective(axis) - size, 0)
+
     def same_pads(self, hw: tuple[int, ...]) -> tuple[int, int, int, int]:
         """F.pad's (left, right, top, bottom) for `same`: the extra pixel goes right/bottom."""
         pads = []
         for axis in (1, 0):  # F.pad lists the last dimension first
-            out = self.out_size(hw[axis], axis)
-            total = max((out - 1) * self.stride[axis] + self.effective(axis) - hw[axis], 0)
+            total = self.same_total(hw[axis], axis)
             pads += [total // 2, total - total // 2]
         return tuple(pads)  # type: ignore[return-value]
 
@@ -57,13 +61,11 @@ class Window:
         k, d, s = self.kernel[axis], self.dilation[axis], self.stride[axis]
         if d == 1:
             return []
-        out = self.out_size(size, axis)
-        if self.padding == "same":
-            left = max((out - 1) * s + self.effective(axis) - size, 0) // 2
-        else:
-            left = self.padding[axis]
+        left = self.same_total(size, axis) // 2 if self.padding == "same" else self.padding[axis]
         return [
-            o for o in range(out) if not any(0 <= o * s - left + j * d < size for j in range(k))
+            o
+            for o in range(self.out_size(size, axis))
+            if not any(0 <= o * s - left + j * d < size for j in range(k))
         ]
 
     def dropped(self, size: int, axis: int) -> int:
