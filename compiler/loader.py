@@ -298,7 +298,18 @@ def _check_depth(file: str, text: str) -> None:
                     )
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        # PyYAML 6.0.2 and later stop at their own flow nesting limit (1,000 levels), which
+        # can come before our 101st level has been seen as an event
+        if getattr(exc, "problem", None) == "exceeded maximum nesting depth":
+            mark = exc.problem_mark
+            raise LoadError(
+                error(
+                    "yaml-too-deep",
+                    f"the document nests deeper than {MAX_DEPTH} levels",
+                    _point(file, mark.line, mark.column) if mark else Span(file, 1, 1, 1, 2),
+                )
+            ) from None
         return  # composing reports it, with the same position
 
 
