@@ -3,25 +3,53 @@ unreadable input. A user mistake never shows a Python traceback."""
 
 from __future__ import annotations
 
+import fnmatch
 import gc
+import math
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from . import draw
-from .diagnostics import SourceCache, render_concise, render_github, render_json, render_text
-from .files import spec_label, write_atomic
-from .pipeline import Result, lint_file, lint_for_report
+from .diagnostics import (
+    SourceCache,
+    render_concise,
+    render_github,
+    render_json,
+    render_text,
+    terminal_safe,
+)
+from .files import (
+    folder_lock,
+    generated_from,
+    inside,
+    project_root,
+    regular_file_problem,
+    spec_label,
+    write_atomic,
+)
+from .loader import LoadError, load_value
+from .pipeline import Job, Result, lint_for_report, lint_safely, not_a_spec
 from .summary import FORMATS as SUMMARY_FORMATS
 from .summary import render, summarize
 
 FORMATS = ("text", "concise", "json", "github")
 SPEC_SUFFIXES = (".yaml", ".yml")
 MAX_SHOWN = 200
+# Folders `yarch lint DIR` never descends into, besides hidden ones and what git ignores.
+SKIPPED_FOLDERS = frozenset({"node_modules", "venv", "__pycache__", "site-packages"})
+BUILD_LOCK_WAIT = 600.0  # seconds a build waits for another one writing to the same folder
+
+
+def echo(text: str = "", err: bool = False, nl: bool = True) -> None:
+    """`click.echo`, with every character a terminal would act on escaped: file names and
+    values from a spec reach the terminal."""
+    click.echo(terminal_safe(text), err=err, nl=nl)
 
 
 def parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
@@ -29,13 +57,25 @@ def parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip().isidentifier():
-            raise click.BadParameter(f"`{item}` is not of the form key=value", param_hint="--set")
+            raise click.BadParameter(
+                terminal_safe(f"`{item[:100]}` is not of the form key=value"), param_hint="--set"
+            )
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+            value = load_value(raw, f"--set {key.strip()}") if raw.strip() else ""
+        except LoadError as exc:
+            d = exc.diagnostic
+            raise click.BadParameter(
+                terminal_safe(f"`{key.strip()}`: {d.message}" + (f" ({d.help})" if d.help else "")),
+                param_hint="--set",
+            ) from None
         out[key.strip()] = value
     return out
+
+
+def _seconds(_ctx: Any, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value) or not 0 < value <= 86_400:
+        raise click.BadParameter("must be a number of seconds above 0 and at most 86400")
+    return value
 
 
 _set = click.option(
@@ -63,19 +103,98 @@ def chosen_scale() -> str | None:
     return click.get_current_context().meta.get("yarch.scale")
 
 
-def find_specs(paths: tuple[str, ...]) -> list[tuple[Path, str]]:
-    """Files as given, and `*.yaml` / `*.yml` under folders (recursively), in sorted order."""
-    found: list[tuple[Path, str]] = []
+def find_specs(
+    paths: tuple[str, ...], exclude: tuple[str, ...] = ()
+) -> list[tuple[Path, str, bool]]:
+    """Files as given, and the specs under folders, in sorted order: (path, how diagnostics
+    name it, whether it was found in a folder rather than named)."""
+    found: list[tuple[Path, str, bool]] = []
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            specs = sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
+            specs = discover(path, exclude)
             if not specs:
-                raise click.UsageError(f"no spec files (*.yaml) under `{given}`")
-            found += [(p, str(p)) for p in specs]
+                raise click.UsageError(terminal_safe(f"no spec files (*.yaml) under `{given}`"))
+            found += [(p, str(p), True) for p in specs]
         else:
-            found.append((path, given))
+            found.append((path, given, False))
     return found
+
+
+def discover(folder: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
+    """The `*.yaml` and `*.yml` files under `folder`, except: what git ignores, hidden files and
+    folders, virtual environments and `node_modules`, paths matching an `exclude` glob, and
+    files that are not regular or whose symbolic links lead out of the project (the same rule
+    as for `extends:`: its git repository, else its `pyproject.toml` folder)."""
+    root = project_root(folder)
+    listed = _git_files(folder)
+    if listed is None:
+        listed = []
+        for dirpath, dirnames, filenames in os.walk(folder):  # symbolic links not followed
+            dirnames[:] = [d for d in dirnames if not _skipped_folder(Path(dirpath) / d)]
+            listed += [Path(dirpath) / name for name in filenames]
+    specs = []
+    for path in listed:
+        relative = path.relative_to(folder)
+        if path.suffix not in SPEC_SUFFIXES or any(
+            part.startswith(".") or part in SKIPPED_FOLDERS for part in relative.parts
+        ):
+            continue
+        if _excluded(relative, exclude) or regular_file_problem(path) or not path.is_file():
+            continue
+        if not inside(path, root):
+            echo(f"yarch: skipped `{path}`: it leads outside the project folder", err=True)
+            continue
+        specs.append(path)
+    return sorted(specs)
+
+
+def _skipped_folder(path: Path) -> bool:
+    return (
+        path.name.startswith(".")
+        or path.name in SKIPPED_FOLDERS
+        or (path / "pyvenv.cfg").is_file()  # a virtual environment by any name
+    )
+
+
+def _excluded(relative: Path, patterns: tuple[str, ...]) -> bool:
+    """Whether a path (relative to the folder searched) matches an --exclude glob: the glob
+    against the whole path (`specs/old/*`), or against any one name in it (`old`, `*_wip.yaml`)."""
+    text = relative.as_posix()
+    return any(
+        fnmatch.fnmatchcase(text, pattern)
+        or any(fnmatch.fnmatchcase(part, pattern) for part in relative.parts)
+        for pattern in patterns
+    )
+
+
+def _git_files(folder: Path) -> list[Path] | None:
+    """The files under `folder` that git does not ignore (tracked, or untracked and not
+    ignored), or None outside a git repository or without git."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        done = subprocess.run(
+            [git, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."],
+            cwd=folder,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    names = sorted({n for n in done.stdout.decode("utf-8", "surrogateescape").split("\0") if n})
+    out = []
+    for name in names:
+        path = folder / name
+        # git lists a deleted tracked file too; a virtual environment committed by mistake
+        # is still a virtual environment
+        if not any(_skipped_folder(folder / p) for p in Path(name).parents if p.parts):
+            out.append(path)
+    return out
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,47 +219,76 @@ def cli() -> None:
     is_flag=True,
     help="Lint a spec with `scales` once for every row of the table.",
 )
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Skip files and folders found in a folder whose path or name matches GLOB"
+    " (repeatable), e.g. --exclude 'old/*' --exclude '*_wip.yaml'.",
+)
 @set_option
 def lint(
-    paths: tuple[str, ...], fmt: str, strict: bool, all_scales: bool, sets: tuple[str, ...]
+    paths: tuple[str, ...],
+    fmt: str,
+    strict: bool,
+    all_scales: bool,
+    exclude: tuple[str, ...],
+    sets: tuple[str, ...],
 ) -> None:
-    """Check spec files and folders: schema, references, shapes and channels."""
+    """Check spec files and folders: schema, references, shapes and channels.
+
+    In a folder, `*.yaml` files are found recursively, except what git ignores, hidden files
+    and folders, virtual environments, node_modules and --exclude globs; YAML files that are
+    not specs (no `layers`, `blocks` or `extends` key) are skipped with a note.
+    """
     overrides = parse_sets(sets)
-    files = find_specs(paths)
+    files = find_specs(paths, exclude)
+    jobs: list[Job] = [
+        (p, overrides, display, chosen_scale(), found) for p, display, found in files
+    ]
     if all_scales:
         results = []
-        for path, display in files:
+        for path, _overrides, display, _scale, found in jobs:
+            reason = not_a_spec(path) if found else None
+            if reason is not None:
+                results.append(Result(display, skipped=reason))
+                continue
             # the first lint uses the table's first row and tells which rows there are
-            first = lint_file(path, overrides, display)
+            first = lint_safely(path, overrides, display)
             scales = [k for k, v in first.spec.scales.items() if v] if first.spec else []
             for scale in scales or [None]:
                 if scale is None or scale == scales[0]:
                     result = first
                 else:
-                    result = lint_file(path, overrides, display, scale)
+                    result = lint_safely(path, overrides, display, scale)
                 if scale is not None:
                     result.diagnostics = [
                         d.with_note(f"with scale `{scale}`") for d in result.diagnostics
                     ]
                 results.append(result)
     else:
-        jobs = [(path, overrides, display, chosen_scale()) for path, display in files]
         results = lint_many(jobs)
+    skipped = [r for r in results if r.skipped]
+    results = [r for r in results if not r.skipped]
     diagnostics = [d for r in results for d in r.diagnostics]
+    if fmt != "json":
+        for r in skipped:
+            echo(f"note: skipped `{r.file}`: {r.skipped}", err=True)
     if fmt == "json":
-        click.echo(render_json(diagnostics, len({r.file for r in results})))
+        files = len({r.file for r in results})
+        echo(render_json(diagnostics, files, {r.file: r.skipped or "" for r in skipped}))
     elif fmt == "github":
         if diagnostics:
-            click.echo(render_github(diagnostics))
+            echo(render_github(diagnostics))
     elif fmt == "concise":
         if diagnostics:
-            click.echo(render_concise(diagnostics))
-        click.echo(_summary(results))
+            echo(render_concise(diagnostics))
+        echo(_summary(results, len(skipped)))
     else:
         sources = SourceCache.of(*(r.sources for r in results))
         if diagnostics:
-            click.echo(render_text(diagnostics, sources, MAX_SHOWN) + "\n")
-        click.echo(_summary(results))
+            echo(render_text(diagnostics, sources, MAX_SHOWN) + "\n")
+        echo(_summary(results, len(skipped)))
     sys.exit(exit_code(results, strict))
 
 
@@ -164,11 +312,11 @@ def lint(
 @set_option
 def summary_command(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...]) -> None:
     """Per-layer table of a spec: shapes, parameters and MACs, with totals."""
-    result = lint_file(spec, parse_sets(sets), spec, chosen_scale())
+    result = lint_safely(spec, parse_sets(sets), spec, chosen_scale())
     code = report(result)  # on stderr, so that stdout stays the summary (`> out.json`)
     if code or result.graph is None:
         sys.exit(code or 1)
-    click.echo(render(summarize(result.graph), fmt, depth))
+    echo(render(summarize(result.graph), fmt, depth))
 
 
 @cli.command("draw")
@@ -210,7 +358,8 @@ def summary_command(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=float,
+    callback=_seconds,
     default=draw.DOT_TIMEOUT,
     show_default=True,
     metavar="SECONDS",
@@ -242,7 +391,7 @@ def draw_command(
     Graphviz's `dot`, when it takes longer than --timeout, or for a diagram of more than
     --max-nodes nodes, the DOT source is written instead (exit code 2, except for --format dot).
     """
-    result = lint_file(spec, parse_sets(sets), spec, chosen_scale())
+    result = lint_safely(spec, parse_sets(sets), spec, chosen_scale())
     code = report(result)
     if code == 2 or result.graph is None or result.spec is None:
         sys.exit(code or 1)  # nothing to draw: the spec did not get as far as a graph
@@ -253,17 +402,18 @@ def draw_command(
         rankdir.upper(),
         draw.caption_of(result.spec),
         fold_activations=not no_fold,
+        source=spec_label(Path(spec)),
     )
     path = Path(output) if output else Path(f"{result.graph.name}.{fmt}")
     try:
         problem = draw.render(source, path, fmt, timeout, max_nodes)
     except OSError as exc:
-        click.echo(f"yarch: cannot write `{path}`: {exc.strerror or exc}", err=True)
+        echo(f"yarch: cannot write `{path}`: {exc.strerror or exc}", err=True)
         sys.exit(2)
     if problem:
-        click.echo(f"yarch: {problem}", err=True)
+        echo(f"yarch: {problem}", err=True)
         sys.exit(2)
-    click.echo(f"wrote {path}", err=True)
+    echo(f"wrote {path}", err=True)
     sys.exit(code)
 
 
@@ -288,7 +438,7 @@ def codegen_command(
     spec: str, output: str | None, optimize: str | None, sets: tuple[str, ...]
 ) -> None:
     """Standalone PyTorch code for a spec: one file that imports only torch."""
-    result = lint_file(spec, parse_sets(sets), spec, chosen_scale())
+    result = lint_safely(spec, parse_sets(sets), spec, chosen_scale())
     code = report(result)
     if code or result.graph is None:
         sys.exit(code or 1)
@@ -296,10 +446,10 @@ def codegen_command(
 
     text = codegen_file(result, spec_label(Path(spec)), optimize)
     if output is None:
-        click.echo(text, nl=False)
+        echo(text, nl=False)
         return
     _write(Path(output), text.encode())
-    click.echo(f"wrote {output}", err=True)
+    echo(f"wrote {output}", err=True)
 
 
 @cli.command("build")
@@ -324,51 +474,133 @@ def codegen_command(
 def build_command(specs: tuple[str, ...], out_dir: str, depth: int, sets: tuple[str, ...]) -> None:
     """The main job: lint, print the summary, write generated/<name>.py and <name>.svg.
 
-    With no SPEC, every spec under specs/ is built, and files in the output folder that no
-    spec produced any more are removed; specs with errors are reported, not built (exit 1).
+    With no SPEC, every spec under specs/ is built, and the files in the output folder that
+    yarch generated (they say so at the top) and that no spec produces any more are removed;
+    nothing else there is ever removed or overwritten. Specs with errors are reported, not
+    built (exit 1). Two builds into one folder wait for each other.
     """
-    from .codegen import codegen_file  # Jinja2 is not needed for linting
-
     out = Path(out_dir)
     paths = find_specs(specs or ("specs",))
     overrides = parse_sets(sets)
+    if not specs:  # the library's build (specs/ of the working folder) stays in its project
+        root = project_root(Path.cwd())
+        if not inside(out, root):
+            raise click.UsageError(
+                terminal_safe(
+                    f"`{out}` leads outside the project folder `{root}`: a build of every spec "
+                    "writes and cleans only inside the project (name the folder with -o and the "
+                    "specs to build, to write elsewhere)"
+                )
+            )
+    targets: dict[str, str] = {}
+    for path, display, _found in paths:
+        other = targets.setdefault(path.stem, display)
+        if other != display:
+            raise click.UsageError(
+                terminal_safe(
+                    f"`{other}` and `{display}` would both be written to `{out / path.stem}.py`:"
+                    " build them into different folders (-o), or rename one"
+                )
+            )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise click.UsageError(f"cannot create `{out}`: {exc.strerror or exc}") from None
+        message = f"cannot create `{out}`: {exc.strerror or exc}"
+        raise click.UsageError(terminal_safe(message)) from None
+    foreign = [
+        target
+        for stem in targets
+        for target in (out / f"{stem}.py", out / f"{stem}.svg")
+        if (target.exists() or target.is_symlink()) and generated_from(target) is None
+    ]
+    if foreign:
+        raise click.UsageError(
+            terminal_safe(
+                f"`{foreign[0]}` exists and was not generated by yarch; it is not overwritten"
+                + (f" (nor {len(foreign) - 1} more)" if len(foreign) > 1 else "")
+                + ": move it, or build into another folder with -o"
+            )
+        )
+    waiting = f"yarch: waiting for another `yarch build` writing to `{out}`"
+    try:
+        with folder_lock(out, lambda: echo(waiting, err=True), BUILD_LOCK_WAIT):
+            code = _build_all(paths, out, depth, overrides, clean=not specs)
+    except TimeoutError:
+        echo(f"yarch: `{out}` stayed locked by another build for {BUILD_LOCK_WAIT:g} s", err=True)
+        sys.exit(2)
+    sys.exit(code)
+
+
+def _remove_stale(out: Path, written: list[Path], built: set[str]) -> None:
+    """Remove what yarch generated in `out` that no spec produces any more: files it did not
+    write in this run whose spec (named at their top) is gone, or was built in this run and
+    has errors now. A file yarch did not generate, and one made from a spec elsewhere that
+    still exists (`yarch build other/net.yaml`), stay."""
+    for path in sorted({*out.glob("*.py"), *out.glob("*.svg")} - set(written)):
+        source = generated_from(path)
+        if source is None or not inside(path, out.resolve()):
+            continue
+        if source and source not in built and _exists(source):
+            continue
+        path.unlink()
+        echo(f"removed {path} (no spec produces it any more)")
+
+
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _build_all(
+    paths: list[tuple[Path, str, bool]],
+    out: Path,
+    depth: int,
+    overrides: dict[str, Any],
+    clean: bool,
+) -> int:
+    from .codegen import codegen_file  # Jinja2 is not needed for linting
+
     written: list[Path] = []
     broken: list[str] = []
     code = 0
-    for path, display in paths:
-        result = lint_file(path, overrides, display, chosen_scale())
+    for path, display, _found in paths:
+        result = lint_safely(path, overrides, display, chosen_scale())
         status = report(result)
         if status or result.graph is None or result.spec is None:
             broken.append(display)
             code = max(code, status or 1)
             continue
-        click.echo(render(summarize(result.graph), "text", depth))
-        stem = path.stem
-        python = out / f"{stem}.py"
+        echo(render(summarize(result.graph), "text", depth))
+        python = out / f"{path.stem}.py"
         _write(python, codegen_file(result, spec_label(path)).encode())
-        diagram = out / f"{stem}.svg"
-        dot = draw.to_dot(result.graph, result.diagnostics, caption=draw.caption_of(result.spec))
-        problem = draw.render(dot, diagram, "svg")
         written.append(python)
+        diagram = out / f"{path.stem}.svg"
+        dot = draw.to_dot(
+            result.graph,
+            result.diagnostics,
+            caption=draw.caption_of(result.spec),
+            source=spec_label(path),
+        )
+        try:
+            problem = draw.render(dot, diagram, "svg")
+        except OSError as exc:
+            problem = f"cannot write `{diagram}`: {exc.strerror or exc}"
         if problem:
-            click.echo(f"yarch: {problem}", err=True)
+            echo(f"yarch: {problem}", err=True)
             code = 2
+            echo(f"wrote {python}\n")
         else:
             written.append(diagram)
-        click.echo(f"wrote {python} and {diagram}\n")
-    if not specs:  # the whole library: files no spec produces any more are stale
-        for stale in sorted({*out.glob("*.py"), *out.glob("*.svg")} - set(written)):
-            stale.unlink()
-            click.echo(f"removed {stale} (no spec produces it any more)")
+            echo(f"wrote {python} and {diagram}\n")
+    if clean:
+        _remove_stale(out, written, {spec_label(path) for path, _, _ in paths})
     built = len(paths) - len(broken)
-    click.echo(f"Built {_plural(built, 'spec')} into {out}/.")
+    echo(f"Built {_plural(built, 'spec')} into {out}/.")
     if broken:
-        click.echo(f"Not built, with errors: {', '.join(broken)}.")
-    sys.exit(code)
+        echo(f"Not built, with errors: {', '.join(broken)}.")
+    return code
 
 
 @cli.command("diff")
@@ -394,12 +626,12 @@ def diff_command(spec_a: str, spec_b: str, fmt: str, sets: tuple[str, ...]) -> N
     from .diff import diff_graphs, render_diff
 
     overrides = parse_sets(sets)
-    results = [lint_file(spec, overrides, spec, chosen_scale()) for spec in (spec_a, spec_b)]
+    results = [lint_safely(spec, overrides, spec, chosen_scale()) for spec in (spec_a, spec_b)]
     codes = [report(result) for result in results]  # on stderr: stdout stays the diff
     a, b = (result.graph for result in results)
     if any(codes) or a is None or b is None:
         sys.exit(max(codes) or 1)
-    click.echo(render_diff(diff_graphs(a, b, spec_a, spec_b), fmt))
+    echo(render_diff(diff_graphs(a, b, spec_a, spec_b), fmt))
 
 
 @cli.command("schema")
@@ -416,27 +648,40 @@ def schema_command(output: str | None) -> None:
 
     text = render_schema()
     if output is None:
-        click.echo(text, nl=False)
+        echo(text, nl=False)
         return
     _write(Path(output), text.encode())
-    click.echo(f"wrote {output}", err=True)
+    echo(f"wrote {output}", err=True)
 
 
 PARALLEL_FROM = 8  # files: below this, starting worker processes costs more than it saves
 
 
-def lint_many(jobs: list[tuple[Any, ...]]) -> list[Result]:
+def lint_many(jobs: list[Job]) -> list[Result]:
     """Lint many files on every core (processes forked after the imports), in order."""
     workers = min(os.cpu_count() or 1, 8)
     if len(jobs) >= PARALLEL_FROM and workers >= 2:
         import multiprocessing as mp  # here, not at the top: a one-file lint does not need it
-        from concurrent.futures import ProcessPoolExecutor
 
         if "fork" in mp.get_all_start_methods():
             chunk = max(1, len(jobs) // (4 * workers))
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-                return list(pool.map(lint_for_report, jobs, chunksize=chunk))
+            pool = mp.get_context("fork").Pool(workers, initializer=_quiet_worker)
+            try:
+                results = list(pool.imap(lint_for_report, jobs, chunksize=chunk))
+                pool.close()
+            finally:
+                pool.terminate()  # at once, on an interrupt too: workers hold no files
+                pool.join()
+            return results
     return [lint_for_report(job) for job in jobs]
+
+
+def _quiet_worker() -> None:
+    """Ctrl-C and SIGTERM are the parent's to handle: it stops the workers."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def report(result: Result) -> int:
@@ -444,9 +689,9 @@ def report(result: Result) -> int:
     code = exit_code([result])
     if result.diagnostics:
         sources = SourceCache.of(result.sources)
-        click.echo(render_text(result.diagnostics, sources, MAX_SHOWN) + "\n", err=True)
+        echo(render_text(result.diagnostics, sources, MAX_SHOWN) + "\n", err=True)
         if code:
-            click.echo(_summary([result]), err=True)
+            echo(_summary([result]), err=True)
     return code
 
 
@@ -454,7 +699,7 @@ def _write(path: Path, data: bytes) -> None:
     try:
         write_atomic(path, data)
     except OSError as exc:
-        click.echo(f"yarch: cannot write `{path}`: {exc.strerror or exc}", err=True)
+        echo(f"yarch: cannot write `{path}`: {exc.strerror or exc}", err=True)
         sys.exit(2)
 
 
@@ -470,10 +715,12 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _summary(results: list[Result]) -> str:
+def _summary(results: list[Result], skipped: int = 0) -> str:
     errors = sum(r.errors for r in results)
     warnings = sum(r.warnings for r in results)
     files = _plural(len({r.file for r in results}), "file")
+    if skipped:
+        files += f"; {skipped} not {'a spec' if skipped == 1 else 'specs'}, skipped"
     if not errors and not warnings:
         return f"All checks passed ({files})."
     bad = len({r.file for r in results if r.diagnostics})
@@ -482,17 +729,15 @@ def _summary(results: list[Result]) -> str:
     )
 
 
-def main() -> None:
-    """Console entry point. A bug in yarch is reported in one line, not as a traceback
-    (set YARCH_DEBUG=1 to see the traceback)."""
+def run() -> None:
+    """The command line, with a bug in yarch reported in one line rather than a traceback
+    (set YARCH_DEBUG=1 to see the traceback). `compiler.entry.main` calls it."""
     try:
         cli(standalone_mode=True)
-    except KeyboardInterrupt:  # pragma: no cover - interactive
-        sys.exit(130)
     except Exception as exc:  # pragma: no cover - only reached through a bug
         if os.environ.get("YARCH_DEBUG"):
             raise
-        click.echo(
+        echo(
             f"yarch: internal error: {type(exc).__name__}: {exc}\n"
             "This is a bug in yarch, not in your spec; please report it with the spec "
             "(YARCH_DEBUG=1 shows the traceback).",
@@ -503,3 +748,10 @@ def main() -> None:
         # the process ends next: spare the interpreter's last collection from walking every
         # object pydantic and the spec left behind (about 25 ms of a 0.25 s `yarch lint`)
         gc.freeze()
+
+
+def main() -> None:
+    """The console entry point (kept for `compiler.cli:main`): see `compiler.entry`."""
+    from .entry import main as entry_main
+
+    entry_main()

@@ -32,6 +32,32 @@ class Span:
     end_column: int
 
 
+# What a terminal would act on rather than show: C0 and C1 control characters but the newline
+# and the tab (an escape sequence can retitle the window or clear the screen), the bidirectional
+# overrides that make text read differently from its bytes, and lone surrogates.
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+# Values from a spec are echoed in messages: none may flood the terminal (a 16 MB string).
+MAX_TEXT = 1_000
+# Source lines longer than this are shown as a window around the caret.
+MAX_LINE = 160
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every character a terminal would act on written as an escape (`\\x1b`)."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(lambda m: ascii(m.group(0))[1:-1], text)
+
+
+def cap(text: str, limit: int = MAX_TEXT) -> str:
+    """`text`, cut to `limit` characters with a note of how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     code: str
@@ -45,6 +71,17 @@ class Diagnostic:
     # secondary places, each with its label: where the channels a layer receives were made
     # (`65 channels come from here` under the `out: 65` of the layer before)
     related: tuple[tuple[Span, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        # bounded here, once, so that every rendering (and the JSON) is bounded too
+        if len(self.message) > MAX_TEXT:
+            object.__setattr__(self, "message", cap(self.message))
+        if self.help is not None and len(self.help) > MAX_TEXT:
+            object.__setattr__(self, "help", cap(self.help))
+        if any(len(n) > MAX_TEXT for n in self.notes):
+            object.__setattr__(self, "notes", tuple(cap(n) for n in self.notes))
+        if self.label is not None and len(self.label) > MAX_TEXT:
+            object.__setattr__(self, "label", cap(self.label))
 
     def with_note(self, note: str) -> Diagnostic:
         return replace(self, notes=(*self.notes, note))
@@ -138,15 +175,33 @@ def _location(span: Span | None) -> str:
     return f"{span.file}:{span.line}:{span.column}"
 
 
-def _marker(span: Span, src: str, mark: str, label: str | None) -> str:
+def _window(src: str, column: int) -> tuple[str, int]:
+    """A long source line as shown: at most `MAX_LINE` characters around `column` (1-based),
+    with `...` where it was cut, and the number of columns the shown text is shifted left."""
+    if len(src) <= MAX_LINE:
+        return src, 0
+    start = max(0, min(column - 1 - MAX_LINE // 3, len(src) - MAX_LINE))
+    shown = src[start : start + MAX_LINE]
+    if start:
+        shown = "..." + shown
+    if start + MAX_LINE < len(src):
+        shown += "..."
+    return shown, start - (3 if start else 0)
+
+
+def _marker(span: Span, src: str, mark: str, label: str | None, shift: int = 0) -> str:
     """The line under `src` with `mark` under the span (to the end of its code when it goes on
-    over more lines) and the label after it."""
+    over more lines) and the label after it; `src` is shown shifted `shift` columns left."""
     start = span.column - 1
     if span.end_line == span.line:
         width = max(1, span.end_column - span.column)
     else:  # to the end of the first line, not over its comment
         code = src.split(" #", 1)[0].rstrip()
         width = max(1, len(code) - start)
+    if shift:
+        end = min(start + width, shift + MAX_LINE + 3)
+        start = max(start - shift, 3 if shift > 0 else 0)
+        width = max(1, end - shift - start)
     text = " " * start + mark * width
     return f"{text} {label}" if label else text
 
@@ -175,22 +230,25 @@ def _snippet(d: Diagnostic, sources: SourceCache) -> tuple[str, list[str], list[
     gutter = " " * width
     body = [f"{gutter} |"]
     previous = None
+    shift = 0
     for span, mark, label in here:
         line = sources.line(span.file, span.line) or ""
         if previous is not None and span.line > previous + 1:
             body.append("...")
         if span.line != previous:
-            body.append(f"{span.line:>{width}} | {line}")
-        body.append(f"{gutter} | {_marker(span, line, mark, label)}")
+            shown, shift = _window(line, span.column)
+            body.append(f"{span.line:>{width}} | {shown}")
+        body.append(f"{gutter} | {_marker(span, line, mark, label, shift)}")
         previous = span.line
     for span, label in elsewhere:
         line = sources.line(span.file, span.line) or ""
+        shown, shift = _window(line, span.column)
         body += [
             f"{gutter} |",
             f"{gutter}::: {_location(span)}",
             f"{gutter} |",
-            f"{span.line:>{width}} | {line}",
-            f"{gutter} | {_marker(span, line, '-', label)}",
+            f"{span.line:>{width}} | {shown}",
+            f"{gutter} | {_marker(span, line, '-', label, shift)}",
         ]
     return gutter, body, missing
 
@@ -225,12 +283,14 @@ def render_text(
         parts.append("\n".join(lines))
     if max_shown is not None and len(diagnostics) > max_shown:
         parts.append(f"... and {len(diagnostics) - max_shown} more")
-    return "\n\n".join(parts)
+    return terminal_safe("\n\n".join(parts))
 
 
 def render_concise(diagnostics: Sequence[Diagnostic]) -> str:
-    return "\n".join(
-        f"{_location(d.span)}: {d.severity.value}[{d.code}] {d.message}" for d in diagnostics
+    return terminal_safe(
+        "\n".join(
+            f"{_location(d.span)}: {d.severity.value}[{d.code}] {d.message}" for d in diagnostics
+        )
     )
 
 
@@ -261,14 +321,20 @@ def as_dict(d: Diagnostic) -> dict:
     }
 
 
-def render_json(diagnostics: Sequence[Diagnostic], files: int) -> str:
+def render_json(
+    diagnostics: Sequence[Diagnostic], files: int, skipped: dict[str, str] | None = None
+) -> str:
+    """The documented object; `skipped` (files found in a folder that are not specs, with the
+    reason) adds a `skipped` list when there are any."""
     errors = sum(d.is_error for d in diagnostics)
-    payload = {
+    payload: dict[str, object] = {
         "files": files,
         "errors": errors,
         "warnings": len(diagnostics) - errors,
         "diagnostics": [as_dict(d) for d in diagnostics],
     }
+    if skipped:
+        payload["skipped"] = [{"file": f, "reason": r} for f, r in skipped.items()]
     return json.dumps(payload, indent=2, sort_keys=True)
 
 
@@ -302,4 +368,4 @@ def render_github(diagnostics: Sequence[Diagnostic]) -> str:
         if d.help:
             body += f"\nhelp: {d.help}"
         out.append(f"::{d.severity.value} {','.join(props)}::{_github_escape(body)}")
-    return "\n".join(out)
+    return terminal_safe("\n".join(out))

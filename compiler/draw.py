@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import resource
 import shutil
 import subprocess
 import textwrap
@@ -24,8 +25,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .diagnostics import Diagnostic, Span
-from .files import write_atomic
+from .diagnostics import Diagnostic, Span, cap, terminal_safe
+from .files import GENERATED_MARK, comment_safe, write_atomic
 from .graph import ArchGraph, RawLayer, Shape
 from .ops.base import BrokenOp
 
@@ -38,6 +39,13 @@ DOT_TIMEOUT = 60.0  # seconds; a diagram of a few hundred nodes takes well under
 # nodes in Inception modules take 1.8 s and 5,600 take 10 s. A diagram that big is unreadable
 # anyway: `--depth` draws blocks as single nodes.
 MAX_NODES = 5_000
+# Clusters cost `dot` far more than nodes: 700 blocks nested in one another (a 251-byte spec)
+# kept it busy 44 s, and a 408-byte spec took it to 3.2 GB. Deeper nesting or more clusters
+# than this is not laid out (the DOT source is written instead), and `dot` may not use more
+# memory than DOT_MEMORY in any case.
+MAX_CLUSTERS = 1_000
+MAX_CLUSTER_DEPTH = 24
+DOT_MEMORY = 1 << 30
 INSTALL_HINT = (
     "Graphviz's `dot` was not found on PATH; install it with `apt-get install graphviz` "
     "(Debian, Ubuntu), `brew install graphviz` (macOS) or from https://graphviz.org/download/"
@@ -350,6 +358,7 @@ def to_dot(
     rankdir: str = "TB",
     caption: str | None = None,
     fold_activations: bool = True,
+    source: str | None = None,
 ) -> str:
     """DOT source of the graph: the same graph gives the same bytes.
 
@@ -357,7 +366,8 @@ def to_dot(
     top-level block). `caption`: text under the title (the spec's source or description).
     Errors among `diagnostics` whose `node` is drawn colour it red and show their message.
     `fold_activations`: an activation right after the only layer that feeds it is drawn in that
-    layer's box (`conv 3x3 pad 1, 192 + relu`).
+    layer's box (`conv 3x3 pad 1, 192 + relu`). `source`: the spec's path, named in the mark
+    (an SVG comment) that tells `yarch build` the diagram is its own.
     """
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, not {rankdir!r}")
@@ -365,7 +375,8 @@ def to_dot(
     layout = _layout(graph, depth, fold_activations)
     problems = _problems(graph, diagnostics, layout)
     out = [f"digraph {_id(graph.name)} {{"]
-    out += _header(graph, diagnostics, rankdir, caption, problems)
+    mark = GENERATED_MARK + (f" from {comment_safe(source)}" if source else "")
+    out += _header(graph, diagnostics, rankdir, caption, problems, mark)
     out += _items(graph, layout, problems, None, 1)
     out += _terminals(graph, layout)
     out += _edges(graph, layout)
@@ -381,6 +392,7 @@ def _header(
     rankdir: str,
     caption: str | None,
     problems: dict[str, list[str]],
+    mark: str,
 ) -> list[str]:
     rows = [("title", _clip(graph.name))]
     lines = [_clip(line, 300) for line in (caption or "").splitlines() if line.strip()]
@@ -400,6 +412,8 @@ def _header(
         "  "
         + "graph "
         + _attrs(
+            # the mark that tells `yarch build` a diagram is its own to replace or remove
+            comment=mark,
             label=_label(rows),
             labelloc="t",
             rankdir=rankdir,
@@ -709,6 +723,16 @@ def count_nodes(dot_source: str) -> int:
 
 
 _NODE_STATEMENT = re.compile(r'^[ \t]*"(?:[^"\\]|\\.)*" \[', re.MULTILINE)
+_CLUSTER_STATEMENT = re.compile(r'^([ \t]*)subgraph "cluster_', re.MULTILINE)
+
+
+def count_clusters(dot_source: str) -> tuple[int, int]:
+    """The clusters a DOT source declares and how deep they nest, as `to_dot` writes them:
+    one statement a line, indented two spaces a level."""
+    depths = [len(m.group(1)) // 2 for m in _CLUSTER_STATEMENT.finditer(dot_source)]
+    return len(depths), max(depths, default=0)
+
+
 DEPTH_HINT = "`yarch draw --depth 0` (or 1, 2 ...) draws blocks as single nodes"
 
 
@@ -737,10 +761,18 @@ def render(
         write_atomic(path, data)
         return None
     nodes = count_nodes(dot_source)
+    clusters, nesting = count_clusters(dot_source)
+    problem: bytes | str
     if nodes > max_nodes:
-        problem: bytes | str = (
+        problem = (
             f"the diagram has {nodes:,} nodes, more than `dot` lays out in reasonable time "
             f"(at most {max_nodes:,}; {DEPTH_HINT})"
+        )
+    elif clusters > MAX_CLUSTERS or nesting > MAX_CLUSTER_DEPTH:
+        problem = (
+            f"the diagram has {clusters:,} blocks nested up to {nesting} deep, more than `dot` "
+            f"lays out in reasonable time (at most {MAX_CLUSTERS:,} blocks, "
+            f"{MAX_CLUSTER_DEPTH} deep; {DEPTH_HINT})"
         )
     else:
         problem = _run_dot(data, fmt, timeout)
@@ -750,6 +782,11 @@ def render(
     fallback = path.with_suffix(".dot")
     write_atomic(fallback, data)
     return f"{problem}; wrote the DOT source to {fallback} instead"
+
+
+def _limit_memory() -> None:
+    """In the `dot` child before it starts: a bound on its address space."""
+    resource.setrlimit(resource.RLIMIT_AS, (DOT_MEMORY, DOT_MEMORY))
 
 
 def _run_dot(data: bytes, fmt: str, timeout: float) -> bytes | str:
@@ -762,8 +799,14 @@ def _run_dot(data: bytes, fmt: str, timeout: float) -> bytes | str:
     devices = ["png:cairo:gd", "png"] if fmt == "png" else [fmt]
     for device in devices:
         try:
+            # an interrupt or SIGTERM raised in yarch while this waits kills `dot` too
             done = subprocess.run(
-                [exe, f"-T{device}"], input=data, capture_output=True, timeout=timeout, check=False
+                [exe, f"-T{device}"],
+                input=data,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+                preexec_fn=_limit_memory,
             )
         except subprocess.TimeoutExpired:
             return f"`dot` did not finish within {timeout:g} seconds ({DEPTH_HINT})"
@@ -772,5 +815,7 @@ def _run_dot(data: bytes, fmt: str, timeout: float) -> bytes | str:
         if done.returncode == 0 and done.stdout:
             return done.stdout
     err = done.stderr.decode("utf-8", "replace").strip().splitlines()
-    detail = f": {err[-1]}" if err else ""
+    detail = f": {terminal_safe(cap(err[-1], 200))}" if err else ""
+    if done.returncode < 0 or any("memory" in line.lower() for line in err[-3:]):
+        detail += f" (`dot` may use at most {DOT_MEMORY >> 20:,} MB; {DEPTH_HINT})"
     return f"`dot -T{fmt}` failed (exit code {done.returncode}){detail}"

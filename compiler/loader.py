@@ -7,7 +7,9 @@ and every value can be found again by its path from the root (`("layers", 3, "co
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -341,6 +343,30 @@ def _decode(file: str, raw: bytes) -> str:
         ) from None
 
 
+def _compose(text: str, file: str) -> yaml.Node | None:
+    _check_depth(file, text)
+    try:
+        return yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise LoadError(_yaml_error(file, text, exc)) from None
+    except RecursionError:
+        raise LoadError(
+            error("yaml-too-deep", "the document nests too deeply to read", Span(file, 1, 1, 1, 1))
+        ) from None
+
+
+def load_value(text: str, file: str = "<command line>") -> Any:
+    """One YAML value (a `--set` value), with the checks every value in a spec gets: no tags,
+    no recursive aliases, bounded size and depth, no YAML 1.1 surprises."""
+    if len(text) > MAX_BYTES:
+        raise _too_large(file, len(text.encode("utf-8", "surrogatepass")))
+    root = _compose(text, file)
+    if root is None:
+        return None
+    _check_expansion(file, root)
+    return _Builder(file).build(root, ())
+
+
 def load_text(text: str, file: str = "<string>") -> Document:
     """Parse YAML text into a `Document`; raises `LoadError` with a positioned diagnostic."""
     if len(text) > MAX_BYTES:
@@ -356,15 +382,7 @@ def load_text(text: str, file: str = "<string>") -> Document:
                 help="a spec needs at least `input:` and `layers:`",
             )
         )
-    _check_depth(file, text)
-    try:
-        root = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise LoadError(_yaml_error(file, text, exc)) from None
-    except RecursionError:
-        raise LoadError(
-            error("yaml-too-deep", "the document nests too deeply to read", Span(file, 1, 1, 1, 1))
-        ) from None
+    root = _compose(text, file)
     if root is None:
         raise LoadError(error("empty-spec", "the spec is empty", Span(file, 1, 1, 1, 1)))
     if not isinstance(root, yaml.MappingNode):
@@ -393,19 +411,27 @@ def source_text(path: str | Path) -> str | None:
     over the size limit, not UTF-8)."""
     try:
         return _read_bounded(path, str(path)).decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError, LoadError):
+    except (OSError, ValueError, LoadError):  # UnicodeDecodeError is a ValueError
         return None
 
 
 def _read_bounded(path: str | Path, name: str) -> bytes:
-    """The bytes of a file; `LoadError` past `MAX_BYTES`, known from its size before reading
-    or, for a device or a pipe (which has no size), after reading at most one byte more."""
-    size = Path(path).stat().st_size
-    if size > MAX_BYTES:
-        raise _too_large(name, size)
-    with open(path, "rb") as f:
+    """The bytes of a regular file; `LoadError` past `MAX_BYTES` (known from its size before
+    reading) or for a named pipe, a device or a socket, which could block or never end: the
+    file is opened without blocking and checked before anything is read from it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with open(fd, "rb", closefd=True) as f:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(mode):
+            kind = "a named pipe" if stat.S_ISFIFO(mode) else "a device or a socket"
+            raise LoadError(error("unreadable-file", f"`{name}` is {kind}, not a regular file"))
+        size = os.fstat(fd).st_size
+        if size > MAX_BYTES:
+            raise _too_large(name, size)
         raw = f.read(MAX_BYTES + 1)
-    if len(raw) > MAX_BYTES:
+    if len(raw) > MAX_BYTES:  # it grew while being read
         raise _too_large(name, len(raw))
     return raw
 
@@ -419,6 +445,8 @@ def load_file(path: str | Path, display: str | None = None) -> Document:
         raise LoadError(error("unreadable-file", f"`{name}` is a folder, not a file")) from None
     except FileNotFoundError:
         raise LoadError(error("unreadable-file", f"`{name}` does not exist")) from None
+    except ValueError:  # a NUL character in the path
+        raise LoadError(error("unreadable-file", f"`{name}` is not a valid path")) from None
     except OSError as exc:
         raise LoadError(
             error("unreadable-file", f"cannot read `{name}`: {exc.strerror or exc}")

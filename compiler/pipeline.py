@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +27,9 @@ from .schema import BlockSpec, OutputSpec, Spec, to_diagnostics
 from .shapes import infer_shapes
 from .variants import chain_note, load_spec
 
-# Diagnostics that mean the input could not be read at all: exit code 2, not 1.
-UNREADABLE = frozenset({"unreadable-file", "invalid-encoding"})
+# Diagnostics that mean the input could not be read at all, or that yarch failed on it: exit
+# code 2, not 1.
+UNREADABLE = frozenset({"unreadable-file", "invalid-encoding", "internal-error"})
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Result:
     graph: ArchGraph | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     texts: dict[str, str] | None = None  # the sources, when there is no document to hold them
+    skipped: str | None = None  # why a file found in a folder was not linted (not a spec)
 
     @property
     def sources(self) -> dict[str, str]:
@@ -172,9 +176,66 @@ def lint_text(text: str, file: str = "<string>", overrides: dict[str, Any] | Non
         return lint_document(doc, overrides)
 
 
-def lint_for_report(job: tuple[str | Path, dict[str, Any] | None, str, str | None]) -> Result:
-    """`lint_file` for a worker process: the diagnostics and the texts they point into, without
-    the graph (which the parent would otherwise have to receive)."""
-    path, overrides, display, scale = job
-    full = lint_file(path, overrides, display, scale)
+def lint_safely(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    display: str | None = None,
+    scale: str | None = None,
+) -> Result:
+    """`lint_file`, with a failure of yarch itself (a bug) reported as an `internal-error`
+    diagnostic on the file instead of raised, so that the files after it are still linted."""
+    name = display or str(path)
+    try:
+        return lint_file(path, overrides, display, scale)
+    except Exception as exc:
+        if os.environ.get("YARCH_DEBUG"):
+            raise
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return Result(
+            name,
+            diagnostics=[
+                error(
+                    "internal-error",
+                    f"yarch failed on this file ({reason})",
+                    Span(name, 1, 1, 1, 1),
+                    help="this is a bug in yarch, not in your spec: please report it with the "
+                    "spec (YARCH_DEBUG=1 shows the traceback)",
+                )
+            ],
+        )
+
+
+# A spec has at least one of these top-level keys (block style, or a flow mapping).
+_SPEC_KEY = re.compile(r"""^(?:\{.*)?["']?\b(?:layers|blocks|extends)["']?[ \t]*:""", re.MULTILINE)
+_SCHEMA_LINE = re.compile(r"^#\s*yaml-language-server:\s*\$schema=(\S+)", re.MULTILINE)
+
+
+def not_a_spec(path: str | Path) -> str | None:
+    """Why a YAML file found in a folder is not a yarch spec (a CI workflow, a Kubernetes
+    manifest), or None when it may be one: it has no `layers`, `blocks` or `extends` key, or
+    its schema line names another schema."""
+    text = source_text(path)
+    if text is None:
+        return None  # unreadable: linting it says why
+    schema = _SCHEMA_LINE.search(text[:4096])
+    if schema and not schema.group(1).endswith("spec.schema.json"):
+        return f"its schema line names another schema (`{schema.group(1)}`)"
+    if _SPEC_KEY.search(text) is None:
+        return "not a spec (no `layers`, `blocks` or `extends` key)"
+    return None
+
+
+Job = tuple[str | Path, dict[str, Any] | None, str, str | None, bool]
+
+
+def lint_for_report(job: Job) -> Result:
+    """`lint_safely` for the command line and its worker processes: the diagnostics and the
+    texts they point into, without the graph (which the parent would otherwise have to
+    receive). A file found in a folder (`discovered`) that is not a spec is skipped."""
+    path, overrides, display, scale, discovered = job
+    if discovered:
+        reason = not_a_spec(path)
+        if reason is not None:
+            return Result(display, skipped=reason)
+    full = lint_safely(path, overrides, display, scale)
     return Result(full.file, full.text, diagnostics=full.diagnostics, texts=full.sources)

@@ -76,11 +76,39 @@ def instantiate(c: Container, model_name: str) -> nn.Module:
     return module
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this process could still take: the kernel's estimate of what is
+    available, bounded by the cgroup's limit (a container) when there is one; None if unknown."""
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
+        if limit != "max":
+            found.append(max(0, int(limit) - int(used)))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def default_max_params() -> int:
+    """The parameter budget of `build` by default: half the available memory as float32
+    weights (the other half for activations and the rest of the process), at most MAX_PARAMS."""
+    memory = available_memory()
+    return MAX_PARAMS if memory is None else min(MAX_PARAMS, memory // 2 // 4)
+
+
 def build(
     path_or_spec: str | Path | dict,
     *,
     scale: str | None = None,
-    max_params: int = MAX_PARAMS,
+    max_params: int | None = None,
     max_activation_bytes: int = MAX_ACTIVATION_BYTES,
     **params: Any,
 ) -> nn.Module:
@@ -89,9 +117,10 @@ def build(
     Keyword arguments override the spec's parameters (`num_classes=10`); `scale` picks a row of
     its `scales` table. A spec with errors raises `SpecError`, whose message is the
     diagnostics as `yarch lint` prints them. So does a model over the budget, checked from the
-    static shapes before anything is allocated: `max_params` parameters (default 2e9) and
-    `max_activation_bytes` of layer outputs per sample (default 8 GiB); raise them to build
-    bigger models.
+    static shapes before anything is allocated: `max_params` parameters (by default as many
+    as half the memory available now holds as float32, at most 2e9) and `max_activation_bytes`
+    of layer outputs per sample (default 8 GiB); raise them to build bigger models. Running
+    out of memory all the same raises `SpecError` too.
     """
     if isinstance(path_or_spec, dict):
         result = lint_document(Document("<spec>", "", path_or_spec), params, scale)
@@ -99,6 +128,8 @@ def build(
         result = lint_file(path_or_spec, params, scale=scale)
     if result.errors or result.graph is None:
         raise SpecError(result)
+    if max_params is None:
+        max_params = default_max_params()
     over = budget_problems(result.graph, max_params, max_activation_bytes)
     if over:
         reason = "; ".join(over) + " (raise max_params= or max_activation_bytes= to build it)"
@@ -108,6 +139,13 @@ def build(
         module = instantiate(root, result.graph.name)
     except BuildError as exc:
         raise SpecError(result, str(exc)) from None
+    except (MemoryError, RuntimeError) as exc:
+        # torch's allocator raises RuntimeError ("DefaultCPUAllocator: can't allocate memory")
+        if isinstance(exc, RuntimeError) and "alloc" not in str(exc).lower():
+            raise
+        raise SpecError(
+            result, f"not enough memory to allocate the model's weights ({type(exc).__name__})"
+        ) from None
     # the resolved graph travels with the module, for `compiler.optimize`
     module.__dict__["yarch_graph"] = result.graph
     return module

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .diagnostics import Diagnostic, Span, error
+from .files import project_root
 from .loader import Document, LoadError, PathKey, load_file
 from .ops import OPS
 from .ops.base import did_you_mean
@@ -278,18 +279,6 @@ def _display(variant_display: str, ref: str) -> str:
 Check = Callable[[Document], list[Diagnostic]]
 
 
-def project_root(spec: Path) -> Path:
-    """The folder `extends:` may not leave: the git repository holding the spec, else the
-    working folder if it holds the spec, else the spec's own folder. A spec from a pull request
-    cannot make `yarch lint` in CI read (and print) files outside the checkout."""
-    here = spec.resolve().parent
-    for folder in (here, *here.parents):
-        if (folder / ".git").exists():
-            return folder
-    cwd = Path.cwd().resolve()
-    return cwd if here == cwd or cwd in here.parents else here
-
-
 def load_spec(
     path: Path,
     display: str,
@@ -323,17 +312,31 @@ def load_spec(
                 help="write the base's path relative to the folder of this spec",
             )
         ]
+    if "\0" in ref or any(len(part.encode()) > 255 for part in Path(ref).parts):
+        return None, [
+            error(
+                "missing-base",
+                "`extends` names a path that no file can have"
+                + (" (it holds a NUL character)" if "\0" in ref else " (a name over 255 bytes)"),
+                span,
+                help="the path is relative to the folder of the spec that extends it",
+            )
+        ]
     root = root or project_root(path)
     base_path = path.parent / ref
     try:
         here, target = path.resolve(strict=True), base_path.resolve()
-    except (OSError, RuntimeError):  # a symlink loop
+    except RuntimeError:  # a symlink loop
         return None, [
             error(
                 "extends-cycle",
                 f"`extends` names `{ref}`, which runs through a symbolic link cycle",
                 span,
             )
+        ]
+    except OSError as exc:
+        return None, [
+            error("missing-base", f"`extends` names `{ref}`: {exc.strerror or exc}", span)
         ]
     seen = (*chain, here)
     if target in seen or len(seen) > MAX_CHAIN:
@@ -347,11 +350,12 @@ def load_spec(
                 f"`extends` names `{ref}`, which is outside the project folder "
                 f"`{root.name or root}`",
                 span,
-                help="a spec may extend only specs in its own repository "
+                help="a spec may extend only specs in its own project: its git repository, "
+                "else the nearest folder with a `pyproject.toml`, else its own folder "
                 "(symbolic links are followed before this check)",
             )
         ]
-    if not base_path.is_file():
+    if not _is_file(base_path):
         return None, [
             error(
                 "missing-base",
@@ -369,6 +373,13 @@ def load_spec(
     merge = Merge(base, doc)
     merged = merge.run()
     return merged, diags + merge.diags
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # too long, not permitted
+        return False
 
 
 def chain_note(doc: Document, d: Diagnostic) -> Diagnostic:

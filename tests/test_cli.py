@@ -182,7 +182,7 @@ def test_a_folder_of_many_specs_is_linted_on_every_core_in_order(tmp_path, run):
     parallel = json.loads(result.output)["diagnostics"]
     serial = [
         (d.span.file, d.span.line, d.code)
-        for path, display in find_specs((str(tmp_path),))
+        for path, display, _found in find_specs((str(tmp_path),))
         for d in lint_file(path, display=display).diagnostics
     ]
     assert [(d["file"], d["line"], d["code"]) for d in parallel] == serial

@@ -49,7 +49,10 @@ def test_generated_diagram_is_fresh(path, tmp_path):
     if version is None or made_by is None or made_by.group(1) != version:
         pytest.skip(f"the diagrams were drawn by graphviz {made_by and made_by.group(1)}")
     result = lint_file(path)
-    source = draw.to_dot(result.graph, result.diagnostics, caption=draw.caption_of(result.spec))
+    label = path.relative_to(ROOT).as_posix()
+    source = draw.to_dot(
+        result.graph, result.diagnostics, caption=draw.caption_of(result.spec), source=label
+    )
     assert draw.render(source, tmp_path / "d.svg", "svg") is None
     fresh = (tmp_path / "d.svg").read_text()
     assert committed == fresh, f"generated/{path.stem}.svg is stale: run `make generate`"
