@@ -495,9 +495,23 @@ def nested_blocks(depth: int) -> str:
     return f"input: [3, 8, 8]\nblocks:\n{blocks}\nlayers: [B{depth - 1}]\n"
 
 
-def test_deeply_nested_blocks_are_not_handed_to_dot(tmp_path):
+MANY = (
+    "input: [3, 8, 8]\nblocks:\n  B:\n    layers: [{conv: {out: 3, kernel: 1}}, bn]\n"
+    f"layers:\n  - B: {{repeat: {draw.MAX_CLUSTERS}}}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (nested_blocks(draw.MAX_CLUSTER_DEPTH + 1), f"nested up to {draw.MAX_CLUSTER_DEPTH + 1}"),
+        (MANY, f"has {draw.MAX_CLUSTERS + 2:,} clusters"),  # the repeat and the legend too
+    ],
+    ids=["deep", "many"],
+)
+def test_too_many_clusters_are_not_handed_to_dot(text, words, tmp_path):
     spec = tmp_path / "deep.yaml"
-    spec.write_text(nested_blocks(draw.MAX_CLUSTER_DEPTH + 1))
+    spec.write_text(text)
     env = fake_dot(tmp_path, f"touch {tmp_path}/ran\nexit 1\n")
     child = subprocess.run(
         [sys.executable, "-m", "compiler", "draw", str(spec), "-o", str(tmp_path / "d.svg")],
@@ -508,13 +522,18 @@ def test_deeply_nested_blocks_are_not_handed_to_dot(tmp_path):
         check=False,
     )
     assert child.returncode == 2, child.stderr
-    assert f"nested up to {draw.MAX_CLUSTER_DEPTH + 1} deep" in child.stderr
+    assert words in child.stderr
     assert not (tmp_path / "ran").exists()
     assert (tmp_path / "d.dot").is_file()
-    shallow = tmp_path / "shallow.yaml"
-    shallow.write_text(nested_blocks(3))
-    source = (tmp_path / "d.dot").read_text()
-    assert draw.count_clusters(source)[1] == draw.MAX_CLUSTER_DEPTH + 1
+
+
+def test_a_few_clusters_are_drawn(tmp_path):
+    spec = tmp_path / "shallow.yaml"
+    spec.write_text(nested_blocks(3))
+    assert (
+        invoke("draw", str(spec), "-o", str(tmp_path / "d.dot"), "--format", "dot").exit_code == 0
+    )
+    assert draw.count_clusters((tmp_path / "d.dot").read_text()) == (4, 3)  # and the legend
 
 
 def test_dot_runs_with_a_memory_limit(tmp_path, monkeypatch):
