@@ -52,10 +52,13 @@ def terminal_safe(text: str) -> str:
 
 
 def cap(text: str, limit: int = MAX_TEXT) -> str:
-    """`text`, cut to `limit` characters with a note of how much was left out."""
+    """`text` in at most about `limit` characters: its start and its end (where a message
+    says what it is about a value: `cannot read `777...777` as !!int`), with a note of how
+    much was left out between them."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+    head, tail = limit * 3 // 4, limit // 4
+    return f"{text[:head]}... ({len(text) - head - tail:,} more characters) ...{text[-tail:]}"
 
 
 @dataclass(frozen=True)

@@ -134,11 +134,12 @@ def test_a_50_mb_file_is_refused_before_reading(tmp_path):
     assert elapsed < 1 and peak < 2**20
 
 
-def test_a_device_without_a_size_is_read_up_to_the_limit():
+def test_a_device_is_refused_before_reading():
     if not Path("/dev/zero").exists():  # pragma: no cover - not Linux
         pytest.skip("no /dev/zero")
     result = lint_file("/dev/zero")
-    assert [d.code for d in result.diagnostics] == ["yaml-too-large"]
+    assert [d.code for d in result.diagnostics] == ["unreadable-file"]
+    assert "is a device or a socket, not a regular file" in result.diagnostics[0].message
 
 
 # values that make PyYAML's constructors raise something other than a YAML error
