@@ -4,24 +4,78 @@ The lint path (`lint_file`, `lint_text`) is pure Python and never imports torch;
 `compiler.build(spec, **params)` compiles a spec into a torch module.
 """
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
 from .diagnostics import Diagnostic, Severity, Span
 from .pipeline import Result, lint_file, lint_text
 
 __all__ = [
     "Diagnostic",
+    "MissingTorchError",
     "Result",
     "Severity",
     "Span",
     "build",
+    "data_path",
     "lint_file",
     "lint_text",
     "optimize",
 ]
 __version__ = "0.1.0"
 
+# What `data_path` serves: the top-level folders of the repository a wheel carries copies of
+BUNDLED = ("specs", "schema")
+# The names that need PyTorch (the `torch` extra); everything else works without it
+NEEDS_TORCH = ("build", "optimize", "SpecError")
+
+
+class MissingTorchError(ModuleNotFoundError):
+    """`compiler.build` or `compiler.optimize` was used where PyTorch is not installed."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"compiler.{what} needs PyTorch: pip install 'yarch[torch]'", name="torch")
+
+
+def data_path(name: str) -> Path:
+    """The folder of bundled data: `data_path("specs")` (the spec library) or
+    `data_path("schema")` (`spec.schema.json`)."""
+    if name not in BUNDLED:
+        raise ValueError(f"bundled data is {' or '.join(BUNDLED)}, not {name!r}")
+    # A wheel carries copies (setup.py puts them there); a checkout, and so an editable
+    # install, reads the originals at the top of the repository, which stay the source of truth
+    packaged = Path(__file__).parent / "data" / name
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / name
+
+
+def _torch_missing() -> bool:
+    try:
+        import torch  # noqa: F401  (build and optimize import it anyway)
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":  # torch is there but broken: its own error says why
+            raise
+        return True
+    return False
+
+
+def _stand_in(what: str) -> Callable[..., NoReturn]:
+    # a function, not an error on attribute access: `from compiler import *` and
+    # `from compiler import build` keep working; only the call fails, and says what to install
+    def needs_torch(*args: object, **kwargs: object) -> NoReturn:
+        raise MissingTorchError(what)
+
+    needs_torch.__name__ = needs_torch.__qualname__ = what
+    needs_torch.__doc__ = f"`compiler.{what}`, which needs PyTorch: pip install 'yarch[torch]'"
+    return needs_torch
+
 
 def __getattr__(name: str) -> object:
     # `compiler.build` imports torch; importing `compiler` for linting must not
+    if name in NEEDS_TORCH and _torch_missing():
+        if name == "SpecError":  # only `build` raises it: nothing to catch without torch
+            raise MissingTorchError(name)
+        return _stand_in(name)
     if name in ("build", "SpecError"):
         from . import torchbuild
 
