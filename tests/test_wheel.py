@@ -54,9 +54,9 @@ class Installed:
         return self.run("python", "-c", code)
 
 
-def _check(*cmd: str | Path, cwd: Path | None = None) -> None:
+def _check(*cmd: str | Path) -> None:
     out = subprocess.run(
-        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+        [str(c) for c in cmd], capture_output=True, text=True, timeout=300, check=False
     )
     assert out.returncode == 0, f"{cmd}\n{out.stdout}\n{out.stderr}"
 
