@@ -17,7 +17,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .diagnostics import Diagnostic, Span, error, merge_duplicates, sort_key
+from .diagnostics import (
+    Diagnostic,
+    SourceCache,
+    Span,
+    error,
+    merge_duplicates,
+    render_text,
+    sort_key,
+)
 from .graph import ArchGraph
 from .lint import run_rules
 from .loader import Document, LoadError, load_text, source_text
@@ -63,6 +71,18 @@ class Result:
     @property
     def unreadable(self) -> bool:
         return any(d.code in UNREADABLE for d in self.diagnostics)
+
+
+class SpecError(ValueError):
+    """The spec has errors (raised by `compiler.build`); the message is the rendered
+    diagnostics. It needs no torch: code that catches it runs without torch too."""
+
+    def __init__(self, result: Result, reason: str | None = None) -> None:
+        sources = SourceCache.of(result.sources)  # a variant's bases too
+        errors = [d for d in result.diagnostics if d.is_error]
+        detail = reason or render_text(errors, sources, 20)
+        super().__init__(f"{result.file} cannot be built:\n\n{detail}")
+        self.result = result
 
 
 def _known_fields(path: tuple) -> list[str]:

@@ -15,25 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .diagnostics import SourceCache, render_text
 from .lint.rules import MAX_ACTIVATION_BYTES, MAX_PARAMS, budget_problems
 from .loader import Document
 from .lower import Container, lower, render_forward
 from .names import class_name
 from .ops.base import BuildError
-from .pipeline import Result, lint_document, lint_file
-
-
-class SpecError(ValueError):
-    """The spec has errors; the message is the rendered diagnostics."""
-
-    def __init__(self, result: Result, reason: str | None = None) -> None:
-        sources = SourceCache.of(result.sources)  # a variant's bases too
-        errors = [d for d in result.diagnostics if d.is_error]
-        detail = reason or render_text(errors, sources, 20)
-        super().__init__(f"{result.file} cannot be built:\n\n{detail}")
-        self.result = result
-
+from .pipeline import SpecError, lint_document, lint_file
 
 _CLASSES: dict[tuple[str, str, tuple[str, ...] | None], type[nn.Module]] = {}
 
