@@ -160,6 +160,12 @@ def test_variant_copied_from_the_package(installed: Installed) -> None:
     )
     lint = installed.run("yarch", "lint", "variants/googlenet_keras5x5.yaml", cwd=copy)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+    # and where the wheel put it: specs/yarch.toml makes the library one project
+    bundled = installed.python(
+        "import compiler; print(compiler.data_path('specs') / 'variants' / 'googlenet_keras5x5.yaml')"
+    )
+    in_place = installed.run("yarch", "lint", bundled.stdout.strip())
+    assert in_place.returncode == 0, in_place.stdout + in_place.stderr
     posts = installed.run("yarch", "lint", "posts/", cwd=copy)
     assert posts.returncode == 1  # the posts' mistakes, as README's table lists them
     assert "shape-mismatch" in posts.stdout + posts.stderr
