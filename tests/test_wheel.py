@@ -162,7 +162,8 @@ def test_variant_copied_from_the_package(installed: Installed) -> None:
     assert lint.returncode == 0, lint.stdout + lint.stderr
     # and where the wheel put it: specs/yarch.toml makes the library one project
     bundled = installed.python(
-        "import compiler; print(compiler.data_path('specs') / 'variants' / 'googlenet_keras5x5.yaml')"
+        "import compiler; print(compiler.data_path('specs') / 'variants' / 'googlenet_keras5x5"
+        ".yaml')"
     )
     in_place = installed.run("yarch", "lint", bundled.stdout.strip())
     assert in_place.returncode == 0, in_place.stdout + in_place.stderr
