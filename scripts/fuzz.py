@@ -370,8 +370,8 @@ def slots(data: Any, limit: int = 4000) -> list[tuple[Any, Any]]:
     seen = set()
     while queue and len(out) < limit:
         item = queue.pop(0)
-        if id(item) in seen or isinstance(item, Dup):
-            continue
+        if id(item) in seen or not isinstance(item, dict | list):
+            continue  # a Dup is written as it is
         seen.add(id(item))
         keys = list(item) if isinstance(item, dict) else range(len(item))
         for key in keys:
