@@ -94,7 +94,7 @@ def test_a_case_over_the_memory_limit_is_over_memory(monkeypatch):
 def test_an_exception_is_an_internal_error_with_its_frame(monkeypatch, tmp_path):
     def broken(case, folder, stage):
         stage[0] = "lint_file"
-        {}["missing"]  # noqa: B018 - raises KeyError
+        raise KeyError("missing")
 
     monkeypatch.setattr(fuzz, "exercise", broken)
     record = fuzz.run_case(5, tmp_path)
