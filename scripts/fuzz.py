@@ -1019,9 +1019,8 @@ def run_case(seed: int, work: Path) -> dict[str, Any]:
         record["label"] = case.label
         record["mutations"] = case.mutations
         exercise(case, work, stage)
-    except MemoryError:
-        record["outcome"] = "over-memory"
-        record["stage"] = stage[0]
+    except MemoryError as exc:
+        record.update(_failure(exc, stage[0]), outcome="over-memory")
     except RecursionError as exc:  # its message and frames are long: keep the ends
         record.update(_failure(exc, stage[0]))
     except Exception as exc:
@@ -1047,12 +1046,17 @@ def _failure(exc: BaseException, stage: str) -> dict[str, Any]:
 # --- the worker pool -------------------------------------------------------------------------
 
 
-def _worker(conn: Connection, work: str) -> None:
-    folder = Path(work)
-    folder.mkdir(parents=True, exist_ok=True)
+def limit_memory() -> None:
+    """At most MEMORY_LIMIT bytes of address space more than this process has now."""
     size = _status().get("VmSize", 0)
     if size:
         resource.setrlimit(resource.RLIMIT_AS, (size + MEMORY_LIMIT, size + MEMORY_LIMIT))
+
+
+def _worker(conn: Connection, work: str) -> None:
+    folder = Path(work)
+    folder.mkdir(parents=True, exist_ok=True)
+    limit_memory()
     while True:
         try:
             seed = conn.recv()
@@ -1214,7 +1218,7 @@ def report(records: list[dict[str, Any]], elapsed: float, out: Any = sys.stdout)
     for (outcome, _, where), rs in sorted(groups.items(), key=lambda g: -len(g[1])):
         seeds = sorted(r["seed"] for r in rs)
         first = next(r for r in rs if r["seed"] == seeds[0])
-        print(f"- {outcome} x{len(rs)}: {first.get('error', '')}", file=out)
+        print(f"- {outcome} x{len(rs)}: {first.get('error', '')[:160]}", file=out)
         if where:
             print(f"    at {where} (stage {first.get('stage')})", file=out)
         if first.get("last") and first["last"] != where:
@@ -1238,7 +1242,7 @@ def save_failures(records: list[dict[str, Any]], folder: Path) -> None:
 
 
 def replay(seed: int) -> int:
-    """One case in this process, without limits, with the whole traceback."""
+    """One case in this process, with the whole traceback: no time limit, the memory limit."""
     with tempfile.TemporaryDirectory(prefix="yarch-replay-") as tmp:
         folder = Path(tmp)
         case = generate(seed, folder)
@@ -1250,6 +1254,7 @@ def replay(seed: int) -> int:
             shown = text if len(text) < 3000 else text[:3000] + f"\n... ({len(text)} characters)"
             print(f"--- {name}\n{shown}")
         stage = ["generate"]
+        limit_memory()
         start = time.perf_counter()
         try:
             exercise(case, folder, stage)
