@@ -62,10 +62,20 @@ generate: setup
 bench: setup
 	$(BIN)/python bench/run.py
 
-# The property-based tests with the `fuzz` profile: 25 times CI's examples (about 51,000),
-# random, failures shrunk and kept in .hypothesis/; prints how many examples each test ran.
+# The structural fuzzer (scripts/fuzz.py): FUZZ_CASES hostile specs from a random seed (or
+# FUZZ_SEED) through lint and every renderer, in worker processes with time and memory limits
+# (failing cases are written to build/fuzz-failures/SEED/);
+# then the property-based tests with the `fuzz` profile: 25 times CI's examples (about 51,000),
+# failures shrunk and kept in .hypothesis/. Both run; either failing fails the target.
+FUZZ_CASES ?= 100000
+FUZZ_SEED ?=
 fuzz: setup
-	YARCH_FUZZ=1 $(BIN)/pytest -q tests/test_properties.py --hypothesis-show-statistics
+	@status=0; \
+	$(BIN)/python scripts/fuzz.py --cases $(FUZZ_CASES) --progress 10000 \
+		$(if $(FUZZ_SEED),--seed $(FUZZ_SEED)) --save-failures build/fuzz-failures || status=1; \
+	YARCH_FUZZ=1 $(BIN)/pytest -q tests/test_properties.py --hypothesis-show-statistics \
+		|| status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) $(LOCK).new .pytest_cache .ruff_cache *.egg-info
