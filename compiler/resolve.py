@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, create_model
 
 from .diagnostics import Diagnostic, Span, error, warning
 from .digraph import CycleError
-from .expr import ExprError, is_reference, substitute
+from .expr import MAX_MAGNITUDE, ExprError, fmt_number, is_reference, substitute
 from .graph import ArchGraph, Instance, Loc, Node, RawLayer
 from .loader import Document
 from .names import class_name, problem, shadows, shown
@@ -512,11 +512,16 @@ class Resolver:
             value = self.subst(value, env, span, lambda loc, s=span: s)
             if value is _BROKEN:
                 return ()
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or not 1 <= value <= MAX_MAGNITUDE
+            ):
+                got = fmt_number(value) if isinstance(value, int) else repr(value)
                 self.diags.append(
                     error(
                         "invalid-value",
-                        f"input sizes must be whole numbers >= 1, got {value!r}",
+                        f"input sizes must be whole numbers from 1 to {MAX_MAGNITUDE:,}, got {got}",
                         span,
                     )
                 )
