@@ -20,6 +20,8 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .names import shown as shown_name
+
 
 class ExprError(Exception):
     """A reference or expression that cannot be evaluated; `name` is set for unknown names."""
@@ -87,7 +89,7 @@ def evaluate(text: str, lookup: Callable[[str], Any], functions: Functions | Non
     """Evaluate `$name` or `${expr}`; `lookup(name)` returns a parameter's value or raises.
 
     `functions` adds callables to the built-in ones (the scale's `w` and `d`)."""
-    shown = text if len(text) <= _SHOWN else f"{text[: _SHOWN - 4]}...}}"
+    shown = shown_name(text, _SHOWN)  # control characters escaped, a long one cut
     if text.startswith("${") and text.endswith("}"):
         source = text[2:-1].strip()
     elif text.startswith("$"):
@@ -119,7 +121,11 @@ def _parse(source: str) -> ast.expr | str:
         tree = ast.parse(source, mode="eval")
     except (RecursionError, MemoryError):  # the parser's own nesting limits
         return f"nests deeper than {MAX_DEPTH} levels"
-    except (SyntaxError, ValueError):  # ValueError: a NUL character
+    except SyntaxError as exc:
+        if "too many nested parentheses" in str(exc.msg):  # the parser stops at 200
+            return f"nests deeper than {MAX_DEPTH} levels"
+        return "is not a valid expression"
+    except ValueError:  # a NUL character
         return "is not a valid expression"
     # measured without recursion, so that `_eval`'s recursion is bounded by MAX_DEPTH
     stack = [(tree.body, 1)]

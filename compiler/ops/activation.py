@@ -48,7 +48,7 @@ Identity = _simple("identity", "Identity", "passes its input through")
 
 
 class LeakyReluArgs(NodeArgs):
-    negative_slope: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.01
+    negative_slope: Annotated[float, Field(ge=0)] = 0.01
 
 
 @register
@@ -97,7 +97,7 @@ class Softmax(_Elementwise):
 
 
 class DropoutArgs(NodeArgs):
-    p: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.5
+    p: Annotated[float, Field(ge=0, lt=1)] = 0.5
 
 
 @register

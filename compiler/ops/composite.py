@@ -86,7 +86,7 @@ class InceptionArgs(NodeArgs):
     pool_proj: PosInt | None = None
     in_: PosInt | None = Field(None, alias="in")
     bn: Bool = False  # Conv -> BatchNorm -> ReLU in every branch, as torchvision
-    bn_eps: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1e-5
+    bn_eps: Annotated[float, Field(gt=0)] = 1e-5
     c5_kernel: Literal[3, 5] = 5  # torchvision uses 3x3 here (pytorch/vision#906)
     pool: Literal["max", "avg"] = "max"
     pool_ceil: Bool = False

@@ -22,8 +22,8 @@ from .base import (
 
 
 class BatchNormArgs(NodeArgs):
-    eps: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1e-5
-    momentum: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.1
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    momentum: Annotated[float, Field(ge=0, le=1)] = 0.1
     affine: Annotated[bool, Field(strict=True)] = True
     in_: PosInt | None = Field(None, alias="in")
 
@@ -67,9 +67,9 @@ class BatchNorm(Op):
 
 class LrnArgs(NodeArgs):
     size: PosInt = 5
-    alpha: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1e-4
-    beta: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.75
-    k: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    alpha: Annotated[float, Field(ge=0)] = 1e-4
+    beta: Annotated[float, Field(ge=0)] = 0.75
+    k: Annotated[float, Field(gt=0)] = 1.0
 
 
 @register
