@@ -141,9 +141,10 @@ def fmt_number(value: int | float, spec: str = "") -> str:
     """A number for a message, as the format `spec` has it (`.3g`: `1e+16`); a whole number too
     long to print (and too large for the float that `.3g` makes) is `a 400-digit number`."""
     if isinstance(value, int) and abs(value) >= 10**21:
-        if value.bit_length() > 10_000:  # str() refuses more than 4,300 digits
+        try:
+            return f"a {len(str(abs(value))):,}-digit number"
+        except ValueError:  # str() refuses more than 4,300 digits
             return f"a number of about {int(value.bit_length() * math.log10(2)):,} digits"
-        return f"a {len(str(abs(value))):,}-digit number"
     return format(value, spec)
 
 
