@@ -39,7 +39,7 @@ MAX_MAGNITUDE = 10**15  # the largest number an expression may use or produce
 MAX_TEXT = 4_096  # characters in a text an expression uses or builds
 MAX_ITEMS = 10_000  # items in a list an expression uses or builds
 MAX_SOURCE = 1_000  # characters between `${` and `}`
-MAX_DEPTH = 100  # levels of the expression's syntax tree (`-(-(1))` is 5)
+MAX_DEPTH = 100  # levels of the expression's syntax tree (`planes * 4` is 3)
 MAX_NDIGITS = 30  # `round(x, n)`: Python builds 10**abs(n), so `n` is bounded
 MAX_EXPONENT = 64
 _SHOWN = 60  # characters of a longer expression quoted in a message
@@ -89,7 +89,8 @@ def evaluate(text: str, lookup: Callable[[str], Any], functions: Functions | Non
     """Evaluate `$name` or `${expr}`; `lookup(name)` returns a parameter's value or raises.
 
     `functions` adds callables to the built-in ones (the scale's `w` and `d`)."""
-    shown = shown_name(text, _SHOWN)  # control characters escaped, a long one cut
+    # for messages: control characters escaped, a long one cut (first: it may be megabytes)
+    shown = shown_name(text[: _SHOWN + 1], _SHOWN)
     if text.startswith("${") and text.endswith("}"):
         source = text[2:-1].strip()
     elif text.startswith("$"):
@@ -101,7 +102,7 @@ def evaluate(text: str, lookup: Callable[[str], Any], functions: Functions | Non
     if not source.isascii():  # Python's parser folds `ﬁlter` into `filter` (NFKC)
         raise ExprError(f"`{shown}` is not plain ASCII; parameter names are ASCII identifiers")
     if source.isidentifier() and not keyword.iskeyword(source):
-        return lookup(source)  # `$name`: the parameter's value as it is
+        return lookup(source)  # `$name`: the parameter's value as it is, without parsing
     if len(source) > MAX_SOURCE:
         raise ExprError(
             f"`{shown}` is {len(source):,} characters long; "
