@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, create_model
 
 from .diagnostics import Diagnostic, Span, error, warning
 from .digraph import CycleError
-from .expr import ExprError, is_reference, substitute
+from .expr import MAX_MAGNITUDE, ExprError, fmt_number, is_reference, substitute
 from .graph import ArchGraph, Instance, Loc, Node, RawLayer
 from .loader import Document
 from .names import class_name, problem, shadows, shown
@@ -512,11 +512,16 @@ class Resolver:
             value = self.subst(value, env, span, lambda loc, s=span: s)
             if value is _BROKEN:
                 return ()
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or not 1 <= value <= MAX_MAGNITUDE
+            ):
+                got = fmt_number(value) if isinstance(value, int) else repr(value)
                 self.diags.append(
                     error(
                         "invalid-value",
-                        f"input sizes must be whole numbers >= 1, got {value!r}",
+                        f"input sizes must be whole numbers from 1 to {MAX_MAGNITUDE:,}, got {got}",
                         span,
                     )
                 )
@@ -953,10 +958,17 @@ class Resolver:
 
     # --- references --------------------------------------------------------------------------
 
-    def lookup(self, ref: Ref, seen: tuple[str, ...] = ()) -> str | None:
+    def lookup(self, ref: Ref) -> str | None:
+        # aliases (`if: false` layers, groups, block outputs) are followed in a loop, not by
+        # recursion: a chain of a thousand disabled layers would exhaust Python's stack
         key = qual(ref.scope, ref.name)
+        chain: dict[str, None] = {}  # the aliases followed, in order, to name a cycle
+        while key not in self.memo and key not in chain and isinstance(self.targets.get(key), Ref):
+            chain[key] = None
+            ref = self.targets[key]
+            key = qual(ref.scope, ref.name)
         if key in self.memo:
-            return self.memo[key]
+            return self.remember(chain, self.memo[key])
         target = self.targets.get(key)
         result: str | None
         if target is None or target is _BROKEN:
@@ -980,16 +992,19 @@ class Resolver:
             result = None
         elif isinstance(target, str):
             result = target
-        else:
-            if key in seen:
-                chain = " -> ".join(f"`{k}`" for k in (*seen[seen.index(key) :], key))
-                self.diags.append(
-                    error("cyclic-reference", f"references form a cycle: {chain}", ref.span)
-                )
-                result = None
-            else:
-                result = self.lookup(target, (*seen, key))
+        else:  # an alias already followed: a cycle
+            names = list(chain)
+            cycle = " -> ".join(f"`{k}`" for k in (*names[names.index(key) :], key))
+            self.diags.append(
+                error("cyclic-reference", f"references form a cycle: {cycle}", ref.span)
+            )
+            result = None
         self.memo[key] = result
+        return self.remember(chain, result)
+
+    def remember(self, chain: dict[str, None], result: str | None) -> str | None:
+        for key in chain:
+            self.memo[key] = result
         return result
 
     def link(self) -> None:

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .diagnostics import Diagnostic, Span, error
+from .expr import MAX_MAGNITUDE, fmt_number
 from .names import shown
 from .ops.base import Name, closest, did_you_mean
 
@@ -40,7 +41,9 @@ class BlockSpec(BaseModel):
     output: Name | None = None
 
 
-Positive = Annotated[float, Field(gt=0)]
+# `.inf` passes `gt=0`, and `w(c)` would turn it into an OverflowError
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Bounded = Annotated[int, Field(ge=1, le=MAX_MAGNITUDE, strict=True)]
 
 
 class Scale(BaseModel):
@@ -51,8 +54,8 @@ class Scale(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     width: Positive = 1.0
     depth: Positive = 1.0
-    max_channels: Annotated[int, Field(ge=1, strict=True)] | None = None
-    divisor: Annotated[int, Field(ge=1, strict=True)] = 8
+    max_channels: Bounded | None = None
+    divisor: Bounded = 8
 
 
 class Insert(BaseModel):
@@ -159,6 +162,8 @@ def _fmt_value(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, dict | list):
         return "a mapping" if isinstance(value, dict) else "a list"
+    if isinstance(value, int):
+        return fmt_number(value)
     return str(value)
 
 
@@ -167,7 +172,9 @@ def _message(err: dict, label: str, value: Any) -> str:
     got = f", got {_fmt_value(value)}"
     for key, sym in _OPS.items():
         if key in ctx and kind.startswith(("greater", "less")):
-            return f"`{label}` must be {sym} {ctx[key]}{got}"
+            bound = ctx[key]
+            bound = f"{bound:,}" if isinstance(bound, int) and abs(bound) >= 10_000 else bound
+            return f"`{label}` must be {sym} {bound}{got}"
     if kind == "literal_error":
         return f"`{label}` must be {ctx.get('expected', 'one of the allowed values')}{got}"
     if kind == "too_short" and not ctx:
@@ -184,6 +191,8 @@ def _message(err: dict, label: str, value: Any) -> str:
         return f"`{label}` must be a whole number{got}"
     if kind in ("float_type", "float_parsing"):
         return f"`{label}` must be a number{got}"
+    if kind == "finite_number":
+        return f"`{label}` must be a finite number{got}"
     if kind in ("bool_type", "bool_parsing"):
         return f"`{label}` must be true or false{got}"
     if kind in ("string_type",):

@@ -232,12 +232,14 @@ def fmt_bytes(n: int) -> str:
     """`512 B`, `37.0 KiB`, `51.0 MiB`, `1.2 GiB`: binary units, one decimal."""
     if n < 1024:
         return f"{n} B"
+    if n.bit_length() > 1000:  # beyond a float; sizes are bounded, so a hostile spec at most
+        return f"about 2^{n.bit_length() - 1} B"
     value = float(n)
     for unit in ("KiB", "MiB", "GiB", "TiB"):
         value /= 1024
         if round(value, 1) < 1024 or unit == "TiB":
             break
-    return f"{value:.1f} {unit}"
+    return f"{value:.1f} {unit}" if value < 1e6 else f"{value:.3g} {unit}"
 
 
 def _exact(n: int) -> str:

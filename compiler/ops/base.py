@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from ..expr import MAX_MAGNITUDE
 from ..graph import RawLayer, Shape
 from ..names import problem, shown
 
@@ -55,8 +56,10 @@ def _check_ref(value: str) -> str:
 
 Name = Annotated[str, AfterValidator(_check_name)]
 RefName = Annotated[str, AfterValidator(_check_ref)]
-PosInt = Annotated[int, Field(ge=1, strict=True)]
-NonNegInt = Annotated[int, Field(ge=0, strict=True)]
+# bounded as expression values are: a 400-digit `out:` would otherwise reach the summary's
+# byte counts, which go through floats
+PosInt = Annotated[int, Field(ge=1, le=MAX_MAGNITUDE, strict=True)]
+NonNegInt = Annotated[int, Field(ge=0, le=MAX_MAGNITUDE, strict=True)]
 
 
 def _pair(value: Any) -> Any:

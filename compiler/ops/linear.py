@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from ..expr import MAX_MAGNITUDE
 from .base import Context, NodeArgs, Op, PosInt, Shape, TorchCall, fmt_shape, keywords, register
 
 
@@ -122,7 +123,9 @@ BatchDim = Literal["N"]
 
 class ReshapeArgs(NodeArgs):
     # the full shape as `Tensor.view` takes it, batch included: `[-1, 1024]`, `[N, -1]`
-    shape: list[Annotated[int, Field(ge=-1, strict=True)] | BatchDim] = Field(min_length=1)
+    shape: list[Annotated[int, Field(ge=-1, le=MAX_MAGNITUDE, strict=True)] | BatchDim] = Field(
+        min_length=1
+    )
 
 
 @register
