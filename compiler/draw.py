@@ -15,6 +15,7 @@ dashed; nodes (or clusters) that lint errors are about in red, with the message.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import resource
@@ -189,11 +190,13 @@ class _Layout:
     chains: dict[str, list[str]] = field(default_factory=dict)
     depth: int | None = None
     folded: dict[str, list[str]] = field(default_factory=dict)  # node -> activations drawn in it
+    placed: set[tuple[str | None, tuple[str, str]]] = field(default_factory=set)
 
     def add(self, item: tuple[str, str], parent: str | None) -> None:
-        siblings = self.children.setdefault(parent, [])
-        if item not in siblings:
-            siblings.append(item)
+        # a set, not the list, answers "already there?": a cluster of 100,000 layers
+        if (parent, item) not in self.placed:
+            self.placed.add((parent, item))
+            self.children.setdefault(parent, []).append(item)
 
 
 def _chain(graph: ArchGraph, scope: Sequence[str]) -> list[str]:
@@ -270,17 +273,27 @@ def _problems(
     """DOT id of a drawn node, or `cluster:<instance>` -> the error messages about it."""
     out: dict[str, list[str]] = {}
     broken = [n for n in layout.drawn if graph.node(n).op is BrokenOp]
-    for node_id in broken:  # drawn red even if no diagnostic can be traced to them
+    # where each broken layer was written: (file, line) -> (column it starts at there, node),
+    # sorted, so that an error is looked for among the few layers written just before it on
+    # its line, not among all of them (a flow list of 100,000 broken layers is one line)
+    starts: dict[tuple[str, int], list[tuple[int, int, str]]] = {}
+    for rank, node_id in enumerate(broken):  # drawn red even if no error is traced to them
         out[layout.drawn[node_id]] = []
+        layer = graph.node(node_id).layer
+        for outer in (layer.span, *layer.spans.values(), *layer.key_spans.values()):
+            if outer is not None:
+                for line in range(outer.line, outer.end_line + 1):
+                    column = outer.column if line == outer.line else 0
+                    starts.setdefault((outer.file, line), []).append((column, rank, node_id))
+    for entries in starts.values():
+        entries.sort()
     for d in diagnostics:
         if not d.is_error:
             continue
         if d.node is None:
             # a schema error (`stride: 0`) names no node; the layer it broke is drawn as
             # "invalid", found by the span the error points into
-            key = next(
-                (layout.drawn[n] for n in broken if _within(d.span, graph.node(n).layer)), None
-            )
+            key = _broken_at(d.span, starts, graph, layout)
             if key is None:
                 continue
         elif d.node in layout.drawn:
@@ -296,6 +309,23 @@ def _problems(
         if d.message not in out.setdefault(key, []):
             out[key].append(d.message)
     return out
+
+
+def _broken_at(
+    span: Span | None,
+    starts: dict[tuple[str, int], list[tuple[int, int, str]]],
+    graph: ArchGraph,
+    layout: _Layout,
+) -> str | None:
+    """The DOT id of the broken layer `span` lies in (the innermost, if several), or None."""
+    if span is None:
+        return None
+    entries = starts.get((span.file, span.line), [])
+    at = bisect.bisect_right(entries, (span.column, len(entries), ""))
+    for _column, _rank, node_id in reversed(entries[max(0, at - 16) : at]):
+        if _within(span, graph.node(node_id).layer):
+            return layout.drawn[node_id]
+    return None
 
 
 def _within(span: Span | None, layer: RawLayer) -> bool:
