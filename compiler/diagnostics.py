@@ -21,7 +21,7 @@ class Severity(StrEnum):
     WARNING = "warning"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)  # one per value of a spec: keep it small
 class Span:
     """A region of a source file; lines and columns are 1-based, the end is exclusive."""
 

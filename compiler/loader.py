@@ -116,8 +116,9 @@ def _yaml_error(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
 
 
 class _Builder:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, shared: bool = True) -> None:
         self.file = file
+        self.shared = shared  # some nodes are reached through aliases
         self.spans: dict[PathKey, Span] = {}
         self.key_spans: dict[PathKey, Span] = {}
         self.constructor = yaml.constructor.SafeConstructor()
@@ -127,7 +128,11 @@ class _Builder:
         if not node.style:  # plain, unquoted: where YAML 1.1 surprises happen
             self.check_yaml11(node)
         try:
-            return self.constructor.construct_object(node, deep=True)
+            value = self.constructor.construct_object(node, deep=True)
+            # the constructor remembers every node it made a value of, which would keep the
+            # whole composed tree alive: each scalar is built once per place anyway
+            self.constructor.constructed_objects.clear()
+            return value
         except Exception:  # any constructor failure is the user's value, not our bug
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             raise LoadError(
@@ -186,9 +191,14 @@ class _Builder:
         return self.collection(node, path, depth)
 
     def collection(self, node: yaml.Node, path: PathKey, depth: int) -> Any:
+        # without aliases each child leaves the composed tree once built: the tree (a node and
+        # two marks per value) is freed as the data grows, so the two are never whole at once
+        # (an aliased node is built once per place, so its children must stay)
+        children = list(node.value) if self.shared else node.value
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
+            for i, (key_node, value_node) in enumerate(children):
+                children[i] = None
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise LoadError(
                         error(
@@ -215,7 +225,11 @@ class _Builder:
                 self.key_spans[(*path, key)] = _span(self.file, key_node)
                 out[key] = self.build(value_node, (*path, key), depth + 1)
             return out
-        return [self.build(v, (*path, i), depth + 1) for i, v in enumerate(node.value)]
+        items = []
+        for i, value_node in enumerate(children):
+            children[i] = None
+            items.append(self.build(value_node, (*path, i), depth + 1))
+        return items
 
 
 def _check_expansion(file: str, root: yaml.Node) -> None:
@@ -280,13 +294,17 @@ def _check_expansion(file: str, root: yaml.Node) -> None:
         sizes[key] = total
 
 
-def _check_depth(file: str, text: str) -> None:
+def _check_depth(file: str, text: str) -> bool:
     """Refuse deep nesting before composing: the parser keeps its own stack, but composing is
-    recursive (PyYAML's C composer crashes the process at about 30,000 levels)."""
+    recursive (PyYAML's C composer crashes the process at about 30,000 levels). True if the
+    document has an alias (only then can it expand past its own size)."""
     depth = 0
+    aliases = False
     try:
         for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, yaml.CollectionStartEvent):
+            if isinstance(event, yaml.AliasEvent):
+                aliases = True
+            elif isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise LoadError(
@@ -310,7 +328,8 @@ def _check_depth(file: str, text: str) -> None:
                     _point(file, mark.line, mark.column) if mark else Span(file, 1, 1, 1, 2),
                 )
             ) from None
-        return  # composing reports it, with the same position
+        return True  # composing reports it, with the same position
+    return aliases
 
 
 def _too_large(file: str, size: int) -> LoadError:
@@ -356,7 +375,7 @@ def load_text(text: str, file: str = "<string>") -> Document:
                 help="a spec needs at least `input:` and `layers:`",
             )
         )
-    _check_depth(file, text)
+    aliases = _check_depth(file, text)
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
@@ -377,8 +396,9 @@ def load_text(text: str, file: str = "<string>") -> Document:
                 help="start the file with `input:` and `layers:` keys",
             )
         )
-    _check_expansion(file, root)
-    builder = _Builder(file)
+    if aliases:  # without one, every node is written out: the file's size bounds them
+        _check_expansion(file, root)
+    builder = _Builder(file, shared=aliases)
     try:
         data = builder.build(root, ())
     except RecursionError:
