@@ -24,13 +24,16 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 
 PathKey = tuple[Hashable, ...]
 
-# Bound the work an alias-heavy document can cause ("billion laughs"): a spec of a few thousand
-# layers has tens of thousands of nodes.
-MAX_NODES = 2_000_000
+# The largest file yarch reads. Loading costs about 2 µs and 200 bytes per value (node) it
+# holds, and a value can take as little as two bytes (`[0,0,0,...]`): at 2 MB the worst file
+# lints in about 5 s and 0.5 GB. Real specs are far smaller: the lint benchmark's 100,000-layer
+# spec (Inception modules and residual blocks, written out) is 0.7 MB, and one of 250,000 layers,
+# the most a spec may expand to, 1.8 MB.
+MAX_BYTES = 2 * 1024 * 1024
+# Aliases ("billion laughs") may not make a document bigger than the largest file can be
+# written out: a node through an alias costs what a written one does.
+MAX_NODES = MAX_BYTES // 2
 MAX_DEPTH = 100
-# A spec of 100,000 layers is a few MB; anything far bigger is not a spec, and refusing it
-# before reading keeps a 50 MB file from costing seconds and hundreds of MB.
-MAX_BYTES = 16 * 1024 * 1024
 
 # YAML 1.1 (PyYAML) reads some plain scalars other than a person, or YAML 1.2, would
 _OCTAL = re.compile(r"[-+]?0[0-7_]+")
@@ -39,6 +42,10 @@ _EXPONENT = re.compile(r"[-+]?([0-9][0-9_]*(\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]
 _OCTAL_12 = re.compile(r"0o[0-7]+")
 _TRUE_FALSE = frozenset(("true", "false", "True", "False", "TRUE", "FALSE"))
 
+
+_STR = "tag:yaml.org,2002:str"
+# how the plain strings `_EXPONENT` and `_OCTAL_12` match begin
+_NUMBER_START = frozenset("0123456789+-.")
 
 SAFE_TAGS = frozenset(
     f"tag:yaml.org,2002:{t}"
@@ -124,15 +131,18 @@ class _Builder:
         self.constructor = yaml.constructor.SafeConstructor()
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
+        tag = node.tag
+        if tag == _STR:  # most scalars: names, ops, expressions; their value is the text
+            if not node.style and node.value[:1] in _NUMBER_START:
+                self.check_yaml11(node)
+            return node.value
         self.check_tag(node)
         if not node.style:  # plain, unquoted: where YAML 1.1 surprises happen
             self.check_yaml11(node)
         try:
-            value = self.constructor.construct_object(node, deep=True)
-            # the constructor remembers every node it made a value of, which would keep the
-            # whole composed tree alive: each scalar is built once per place anyway
-            self.constructor.constructed_objects.clear()
-            return value
+            # the constructor's own (not `construct_object`, which remembers every node it
+            # made a value of and so would keep the whole composed tree alive)
+            return self.constructor.yaml_constructors[tag](self.constructor, node)
         except Exception:  # any constructor failure is the user's value, not our bug
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             raise LoadError(
@@ -338,7 +348,8 @@ def _too_large(file: str, size: int) -> LoadError:
             "yaml-too-large",
             f"the file is {size / 2**20:.1f} MB; a spec may be at most {MAX_BYTES // 2**20} MB",
             Span(file, 1, 1, 1, 2),
-            help="a spec of 100,000 layers is a few MB: is this the right file?",
+            help="a spec of 250,000 layers, the most a spec may have, is under 2 MB written "
+            "out: is this the right file?",
         )
     )
 
