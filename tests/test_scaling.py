@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from compiler import lint_text
-from compiler.diagnostics import SourceCache, render_text
+from compiler.diagnostics import SourceCache, Span, error, merge_duplicates, render_text
 from compiler.loader import MAX_BYTES, MAX_NODES, load_text
 from compiler.lower import lower
 from compiler.ops import base
@@ -231,3 +231,27 @@ def test_the_densest_file_loads_in_bounded_memory_per_byte():
 def test_a_file_over_the_cap_is_refused():
     result = lint_text("input: [4, 8, 8]\nlayers: [" + "relu," * (MAX_BYTES // 5) + "relu]\n")
     assert [d.code for d in result.diagnostics] == ["yaml-too-large"]
+
+
+# --- diagnostics -------------------------------------------------------------------------------
+
+
+def test_merging_many_instances_keeps_each_related_place_once():
+    """50,000 instances of one mistake, each told its count came from a different place (a
+    block called from 50,000 sites): merged into one diagnostic in linear time (comparing
+    each place with all the earlier ones took minutes)."""
+    place = Span("f.yaml", 1, 1, 1, 2)
+    n = 50_000
+
+    def came_from(i: int) -> tuple[tuple[Span, str], ...]:
+        return ((Span("f.yaml", 2 + i % n, 1, 2 + i % n, 2), "from here"),)
+
+    diags = [
+        error("channel-mismatch", f"`b{i}` gets 3 channels", place, related=came_from(i))
+        for i in range(n + 10)  # the last ten repeat places already seen
+    ]
+    started = time.perf_counter()
+    (merged,) = merge_duplicates(diags)
+    assert time.perf_counter() - started < 10  # a hang, not a speed target
+    assert merged.related == tuple(came_from(i)[0] for i in range(n))
+    assert merged.notes == (f"the same place also affects `b1`, `b2`, `b3`, `b4` and {n + 5} more",)
