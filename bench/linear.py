@@ -97,7 +97,7 @@ kind, path = sys.argv[1], sys.argv[2]
 # what every size pays once (lazy imports, torch's), outside the timing: the per-item ratio
 # is then of the work that grows with the size
 from compiler import lint_text
-lint_text("input: [4, 8, 8]\nlayers: [relu, {conv: {out: 4, kernel: 1}}]\n")
+lint_text("input: [4, 8, 8]\\nlayers: [relu, {conv: {out: 4, kernel: 1}}]\\n")
 if kind == "build":
     import compiler.torchbuild
 t0 = time.perf_counter()
