@@ -531,8 +531,9 @@ class Resolver:
         if suggestion:
             return suggestion
         # a spec may declare thousands of parameters: name a few, as `... and N more` does
-        known = env.names()[:KNOWN_SHOWN]
-        more = f" and {count - len(known)} more" if count > len(known) else ""
+        names = env.names()
+        known = names[:KNOWN_SHOWN]
+        more = f" and {len(names) - len(known)} more" if len(names) > len(known) else ""
         return "known parameters: " + ", ".join(f"`{n}`" for n in known) + more
 
     def input_shape(self, env: Env) -> tuple[int, ...]:
