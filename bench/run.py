@@ -5,7 +5,10 @@ Prints a table of ratios (median of the rounds, with min and max, against the ta
 measurements behind them, and writes both to bench/results.json (sorted keys). Contestants are
 timed in rotating rounds, so that machine noise hits them alike. Not a test: CI times nothing.
 
-    .venv/bin/python bench/run.py [--quick] [--only lint,scaling,folder,build,forward]
+    .venv/bin/python bench/run.py [--quick] [--only lint,scaling,linear,folder,build,forward]
+
+`--only linear` runs only the rows of the paths that were quadratic (issue 13): undefined
+references, a variant of a large base, building a long repeat, the largest accepted file.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 from common import BENCH, Stat, machine, machine_busy, own_cpu
 
-SECTIONS = ("lint", "scaling", "folder", "build", "forward", "optimize")
+SECTIONS = ("lint", "scaling", "linear", "folder", "build", "forward", "optimize")
 SIZES = (1_000, 10_000, 100_000)
 
 
@@ -212,6 +215,55 @@ def measure(args: argparse.Namespace, only: list[str], tmp: Path) -> tuple[list,
                 ),
                 Row(f"lint_{size}_per_node", "  per node", sc["per_node"][size]),
             ]
+
+    if "linear" in only:
+        import linear
+
+        rounds = 1 if q else 3
+        settings["linear_rounds"] = rounds
+        with Section(settings, "linear", f"quadratic paths, now linear: {rounds} rounds ..."):
+            li = linear.measure(tmp, rounds, q)
+            big = linear.largest(tmp, rounds)
+        labels = {
+            "undefined": "lint, undefined `from:` references",
+            "undefined_params": "lint, undefined `$param`s among as many declared",
+            "variant": "load + merge a variant changing 1/10 of its base's layers",
+            "build_repeat": "compiler.build of a repeat",
+        }
+        for key, label in labels.items():
+            small, large = li[key]["sizes"]
+            ratio = li[key]["ratio"]
+            ratios.append(
+                Row(
+                    f"linear_{key}",
+                    f"{label}: time per item, {large:,} / {small:,}",
+                    ratio,
+                    "<= 2",
+                    ratio.median <= 2,
+                )
+            )
+            for n in (small, large):
+                measured.append(Row(f"linear_{key}_{n}", f"{label}, {n:,}", li[key]["seconds"][n]))
+        for shape, st in big.items():
+            key = "largest_" + shape.replace(" ", "_")
+            size = f"{st['bytes'].median / 2**20:.2f} MB"
+            ratios += [
+                Row(
+                    f"{key}_wall",
+                    f"yarch lint, largest accepted file ({shape}, {size}), wall s",
+                    st["wall"],
+                    "< 5",
+                    st["wall"].median < 5,
+                ),
+                Row(
+                    f"{key}_rss",
+                    f"yarch lint, largest accepted file ({shape}), peak RSS MB",
+                    st["rss"],
+                    "< 1024",
+                    st["rss"].median < 1024,
+                ),
+            ]
+            measured.append(Row(f"{key}_cpu", f"yarch lint, {shape}, CPU s", st["cpu"]))
 
     if "folder" in only:
         copies, reps = 40, 1 if q else 3

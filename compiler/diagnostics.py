@@ -21,7 +21,7 @@ class Severity(StrEnum):
     WARNING = "warning"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)  # one per value of a spec: keep it small
 class Span:
     """A region of a source file; lines and columns are 1-based, the end is exclusive."""
 
@@ -147,19 +147,27 @@ def merge_duplicates(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     """
     first: dict[tuple, Diagnostic] = {}
     also: dict[tuple, list[str]] = {}
+    # the related places of each, as a set and in order: instances of a block at 100,000 call
+    # sites may each add one, and a scan of the tuple per instance would be quadratic
+    related: dict[tuple, tuple[set, list]] = {}
     for d in diagnostics:
         key = (d.code, d.span) if d.span is not None else (d.code, d.message)
         if key in first:
             if d.message != first[key].message:
                 also[key].append(d.message)
-            extra = tuple(r for r in d.related if r not in first[key].related)
-            if extra:  # another instance received its count from elsewhere
-                first[key] = replace(first[key], related=(*first[key].related, *extra))
+            if d.related:
+                seen, order = related.setdefault(key, (set(first[key].related), []))
+                extra = [r for r in d.related if r not in seen]
+                seen.update(extra)
+                order += extra  # another instance received its count from elsewhere
             continue
         first[key] = d
         also[key] = []
     out = []
     for key, d in first.items():
+        extra = related.get(key, (None, []))[1]
+        if extra:
+            d = replace(d, related=(*d.related, *extra))
         others = [_subject(m) for m in also[key]]
         if others:
             shown = ", ".join(others[:4])

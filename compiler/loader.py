@@ -26,13 +26,16 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 
 PathKey = tuple[Hashable, ...]
 
-# Bound the work an alias-heavy document can cause ("billion laughs"): a spec of a few thousand
-# layers has tens of thousands of nodes.
-MAX_NODES = 2_000_000
+# The largest file yarch reads. Loading costs about 2 µs and 200 bytes per value (node) it
+# holds, and a value can take as little as two bytes (`[0,0,0,...]`): at 2 MB the worst file
+# lints in about 5 s and 0.5 GB. Real specs are far smaller: the lint benchmark's 100,000-layer
+# spec (Inception modules and residual blocks, written out) is 0.7 MB, and one of 250,000 layers,
+# the most a spec may expand to, 1.8 MB.
+MAX_BYTES = 2 * 1024 * 1024
+# Aliases ("billion laughs") may not make a document bigger than the largest file can be
+# written out: a node through an alias costs what a written one does.
+MAX_NODES = MAX_BYTES // 2
 MAX_DEPTH = 100
-# A spec of 100,000 layers is a few MB; anything far bigger is not a spec, and refusing it
-# before reading keeps a 50 MB file from costing seconds and hundreds of MB.
-MAX_BYTES = 16 * 1024 * 1024
 
 # YAML 1.1 (PyYAML) reads some plain scalars other than a person, or YAML 1.2, would
 _OCTAL = re.compile(r"[-+]?0[0-7_]+")
@@ -41,6 +44,10 @@ _EXPONENT = re.compile(r"[-+]?([0-9][0-9_]*(\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]
 _OCTAL_12 = re.compile(r"0o[0-7]+")
 _TRUE_FALSE = frozenset(("true", "false", "True", "False", "TRUE", "FALSE"))
 
+
+_STR = "tag:yaml.org,2002:str"
+# how the plain strings `_EXPONENT` and `_OCTAL_12` match begin
+_NUMBER_START = frozenset("0123456789+-.")
 
 SAFE_TAGS = frozenset(
     f"tag:yaml.org,2002:{t}"
@@ -118,18 +125,26 @@ def _yaml_error(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
 
 
 class _Builder:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, shared: bool = True) -> None:
         self.file = file
+        self.shared = shared  # some nodes are reached through aliases
         self.spans: dict[PathKey, Span] = {}
         self.key_spans: dict[PathKey, Span] = {}
         self.constructor = yaml.constructor.SafeConstructor()
 
     def scalar(self, node: yaml.ScalarNode) -> Any:
+        tag = node.tag
+        if tag == _STR:  # most scalars: names, ops, expressions; their value is the text
+            if not node.style and node.value[:1] in _NUMBER_START:
+                self.check_yaml11(node)
+            return node.value
         self.check_tag(node)
         if not node.style:  # plain, unquoted: where YAML 1.1 surprises happen
             self.check_yaml11(node)
         try:
-            return self.constructor.construct_object(node, deep=True)
+            # the constructor's own (not `construct_object`, which remembers every node it
+            # made a value of and so would keep the whole composed tree alive)
+            return self.constructor.yaml_constructors[tag](self.constructor, node)
         except Exception:  # any constructor failure is the user's value, not our bug
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             raise LoadError(
@@ -188,9 +203,14 @@ class _Builder:
         return self.collection(node, path, depth)
 
     def collection(self, node: yaml.Node, path: PathKey, depth: int) -> Any:
+        # without aliases each child leaves the composed tree once built: the tree (a node and
+        # two marks per value) is freed as the data grows, so the two are never whole at once
+        # (an aliased node is built once per place, so its children must stay)
+        children = list(node.value) if self.shared else node.value
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
+            for i, (key_node, value_node) in enumerate(children):
+                children[i] = None
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise LoadError(
                         error(
@@ -217,7 +237,11 @@ class _Builder:
                 self.key_spans[(*path, key)] = _span(self.file, key_node)
                 out[key] = self.build(value_node, (*path, key), depth + 1)
             return out
-        return [self.build(v, (*path, i), depth + 1) for i, v in enumerate(node.value)]
+        items = []
+        for i, value_node in enumerate(children):
+            children[i] = None
+            items.append(self.build(value_node, (*path, i), depth + 1))
+        return items
 
 
 def _check_expansion(file: str, root: yaml.Node) -> None:
@@ -282,13 +306,17 @@ def _check_expansion(file: str, root: yaml.Node) -> None:
         sizes[key] = total
 
 
-def _check_depth(file: str, text: str) -> None:
+def _check_depth(file: str, text: str) -> bool:
     """Refuse deep nesting before composing: the parser keeps its own stack, but composing is
-    recursive (PyYAML's C composer crashes the process at about 30,000 levels)."""
+    recursive (PyYAML's C composer crashes the process at about 30,000 levels). True if the
+    document has an alias (only then can it expand past its own size)."""
     depth = 0
+    aliases = False
     try:
         for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, yaml.CollectionStartEvent):
+            if isinstance(event, yaml.AliasEvent):
+                aliases = True
+            elif isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise LoadError(
@@ -312,7 +340,8 @@ def _check_depth(file: str, text: str) -> None:
                     _point(file, mark.line, mark.column) if mark else Span(file, 1, 1, 1, 2),
                 )
             ) from None
-        return  # composing reports it, with the same position
+        return True  # composing reports it, with the same position
+    return aliases
 
 
 def _too_large(file: str, size: int) -> LoadError:
@@ -321,7 +350,8 @@ def _too_large(file: str, size: int) -> LoadError:
             "yaml-too-large",
             f"the file is {size / 2**20:.1f} MB; a spec may be at most {MAX_BYTES // 2**20} MB",
             Span(file, 1, 1, 1, 2),
-            help="a spec of 100,000 layers is a few MB: is this the right file?",
+            help="a spec of 250,000 layers, the most a spec may have, is under 2 MB written "
+            "out: is this the right file?",
         )
     )
 
@@ -343,10 +373,11 @@ def _decode(file: str, raw: bytes) -> str:
         ) from None
 
 
-def _compose(text: str, file: str) -> yaml.Node | None:
-    _check_depth(file, text)
+def _compose(text: str, file: str) -> tuple[yaml.Node | None, bool]:
+    """The composed document, and whether it has aliases."""
+    aliases = _check_depth(file, text)
     try:
-        return yaml.compose(text, Loader=_Loader)
+        return yaml.compose(text, Loader=_Loader), aliases
     except yaml.YAMLError as exc:
         raise LoadError(_yaml_error(file, text, exc)) from None
     except RecursionError:
@@ -360,11 +391,12 @@ def load_value(text: str, file: str = "<command line>") -> Any:
     no recursive aliases, bounded size and depth, no YAML 1.1 surprises."""
     if len(text) > MAX_BYTES:
         raise _too_large(file, len(text.encode("utf-8", "surrogatepass")))
-    root = _compose(text, file)
+    root, aliases = _compose(text, file)
     if root is None:
         return None
-    _check_expansion(file, root)
-    return _Builder(file).build(root, ())
+    if aliases:
+        _check_expansion(file, root)
+    return _Builder(file, shared=aliases).build(root, ())
 
 
 def load_text(text: str, file: str = "<string>") -> Document:
@@ -382,7 +414,7 @@ def load_text(text: str, file: str = "<string>") -> Document:
                 help="a spec needs at least `input:` and `layers:`",
             )
         )
-    root = _compose(text, file)
+    root, aliases = _compose(text, file)
     if root is None:
         raise LoadError(error("empty-spec", "the spec is empty", Span(file, 1, 1, 1, 1)))
     if not isinstance(root, yaml.MappingNode):
@@ -395,8 +427,9 @@ def load_text(text: str, file: str = "<string>") -> Document:
                 help="start the file with `input:` and `layers:` keys",
             )
         )
-    _check_expansion(file, root)
-    builder = _Builder(file)
+    if aliases:  # without one, every node is written out: the file's size bounds them
+        _check_expansion(file, root)
+    builder = _Builder(file, shared=aliases)
     try:
         data = builder.build(root, ())
     except RecursionError:

@@ -61,8 +61,18 @@ class Container:
     # the model only: statements before the first layer (`x = x.contiguous(...)`)
     prologue: list[str] = field(default_factory=list)
 
+    # `child` by attr, over the first `_indexed` children: a repeat of 200,000 layers asks for
+    # every child of one container, which a scan made quadratic
+    _by_attr: dict[str, Leaf | Container] = field(default_factory=dict, repr=False)
+    _indexed: int = field(default=-1, repr=False)
+
     def child(self, attr: str) -> Leaf | Container:
-        return next(c for c in self.children if c.attr == attr)
+        if self._indexed != len(self.children):  # children were added since
+            self._by_attr = {}
+            for c in self.children:
+                self._by_attr.setdefault(c.attr, c)
+            self._indexed = len(self.children)
+        return self._by_attr[attr]
 
 
 def attribute(attr: str) -> str:

@@ -29,6 +29,7 @@ from .ops.base import (
     BrokenOp,
     InputOp,
     PosInt,
+    Suggestions,
     did_you_mean,
     field_names,
     suggest_op,
@@ -61,6 +62,9 @@ class Env:
 
     params: dict[str, Param]
     parent: Env | None = None
+    # `names()` by `count()`: every undefined parameter's help needs them, and a spec may have
+    # thousands of both (parameters are only ever added, so the count tells a stale list)
+    _names: tuple[int, list[str]] = field(default=(-1, []), repr=False, compare=False)
 
     def get(self, name: str) -> Param | None:
         env: Env | None = self
@@ -71,15 +75,29 @@ class Env:
         return None
 
     def names(self) -> list[str]:
-        out: set[str] = set()
+        count = self.count()
+        if self._names[0] != count:
+            out: set[str] = set()
+            env: Env | None = self
+            while env is not None:
+                out.update(env.params)
+                env = env.parent
+            self._names = (count, sorted(out))
+        return self._names[1]
+
+    def count(self) -> int:
+        """How many names `names()` has at most (a name shadowed in a block counts twice)."""
+        total = 0
         env: Env | None = self
         while env is not None:
-            out.update(env.params)
+            total += len(env.params)
             env = env.parent
-        return sorted(out)
+        return total
 
 
 MAX_NESTING = 64
+# how many parameters a help line names when there is no close match
+KNOWN_SHOWN = 10
 # The most primitive layers a spec may expand to. The largest real networks have a few
 # thousand; the benchmarks lint 100,000. Refused as soon as it is known, before the memory is
 # spent: a repeat's total is predicted from its first copy.
@@ -285,6 +303,7 @@ class Resolver:
         self.graph = ArchGraph(spec.name or "model", ())
         self.blocks: dict[str, Block] = {}
         self.stack: list[str] = []  # block types being expanded, to refuse recursion
+        self.suggest = Suggestions()
 
     # --- entry point -------------------------------------------------------------------------
 
@@ -432,7 +451,9 @@ class Resolver:
                         "undefined-parameter",
                         f"scale `{name}` sets `{shown(str(key))}`, which is not a parameter",
                         span,
-                        help=did_you_mean(key, list(self.spec.params)),
+                        help=self.suggest(
+                            key, lambda: list(self.spec.params), len(self.spec.params)
+                        ),
                     )
                 )
                 continue
@@ -495,15 +516,25 @@ class Resolver:
                         "undefined-parameter",
                         f"`{exc.name}` is not a parameter here",
                         where,
-                        help=did_you_mean(exc.name, env.names())
-                        or "known parameters: " + ", ".join(f"`{n}`" for n in env.names())
-                        if env.names()
-                        else "declare it under `params:`",
+                        help=self.param_help(exc.name, env),
                     )
                 )
             else:
                 self.diags.append(error("invalid-expression", str(exc), where))
             return _BROKEN
+
+    def param_help(self, name: str, env: Env) -> str:
+        count = env.count()
+        if not count:
+            return "declare it under `params:`"
+        suggestion = self.suggest(name, env.names, count)
+        if suggestion:
+            return suggestion
+        # a spec may declare thousands of parameters: name a few, as `... and N more` does
+        names = env.names()
+        known = names[:KNOWN_SHOWN]
+        more = f" and {len(names) - len(known)} more" if len(names) > len(known) else ""
+        return "known parameters: " + ", ".join(f"`{n}`" for n in known) + more
 
     def input_shape(self, env: Env) -> tuple[int, ...]:
         dims = []
@@ -974,17 +1005,19 @@ class Resolver:
         if target is None or target is _BROKEN:
             self.graph.complete = False
         if target is None:
-            names = [n for n in self.scope_names.get(ref.scope, []) if n != ref.name]
             where = f" in `{'.'.join(ref.scope)}`" if ref.scope else ""
+            help = "name a layer with `name:` to refer to it"
+            if ref.scope:
+                names = self.scope_names.get(ref.scope, [])
+                help = self.suggest(
+                    ref.name, lambda: [*(n for n in names if n != ref.name), "input"], len(names)
+                ) or ("a block's layers can refer to each other and to `input` only")
             self.diags.append(
                 error(
                     "undefined-reference",
                     f"no layer named `{ref.name}`{where}",
                     ref.span,
-                    help=did_you_mean(ref.name, [*names, "input"])
-                    or "a block's layers can refer to each other and to `input` only"
-                    if ref.scope
-                    else "name a layer with `name:` to refer to it",
+                    help=help,
                 )
             )
             result = None

@@ -20,7 +20,7 @@ from .loader import Document
 from .lower import Container, lower, render_forward
 from .names import class_name
 from .ops.base import BuildError
-from .pipeline import SpecError, lint_document, lint_file
+from .pipeline import SpecError, no_cyclic_gc, lint_document, lint_file
 
 _CLASSES: dict[tuple[str, str, tuple[str, ...] | None], type[nn.Module]] = {}
 
@@ -121,18 +121,21 @@ def build(
     if over:
         reason = "; ".join(over) + " (raise max_params= or max_activation_bytes= to build it)"
         raise SpecError(result, reason)
-    root = lower(result.graph)
-    try:
-        module = instantiate(root, result.graph.name)
-    except BuildError as exc:
-        raise SpecError(result, str(exc)) from None
-    except (MemoryError, RuntimeError) as exc:
-        # torch's allocator raises RuntimeError ("DefaultCPUAllocator: can't allocate memory")
-        if isinstance(exc, RuntimeError) and "alloc" not in str(exc).lower():
-            raise
-        raise SpecError(
-            result, f"not enough memory to allocate the model's weights ({type(exc).__name__})"
-        ) from None
+    # lowering and construction allocate an object or more per layer and free none: the cyclic
+    # collector's passes over them cost more than the work itself (a 200,000-layer repeat)
+    with no_cyclic_gc():
+        root = lower(result.graph)
+        try:
+            module = instantiate(root, result.graph.name)
+        except BuildError as exc:
+            raise SpecError(result, str(exc)) from None
+        except (MemoryError, RuntimeError) as exc:
+            # torch's allocator raises RuntimeError ("DefaultCPUAllocator: can't allocate memory")
+            if isinstance(exc, RuntimeError) and "alloc" not in str(exc).lower():
+                raise
+            raise SpecError(
+                result, f"not enough memory to allocate the model's weights ({type(exc).__name__})"
+            ) from None
     # the resolved graph travels with the module, for `compiler.optimize`
     module.__dict__["yarch_graph"] = result.graph
     return module

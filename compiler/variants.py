@@ -8,9 +8,10 @@ variant's changes.
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from .diagnostics import Diagnostic, Span, error
 from .files import project_root
 from .loader import Document, LoadError, PathKey, load_file
 from .ops import OPS
-from .ops.base import did_you_mean
+from .ops.base import Suggestions, did_you_mean
 
 MERGED_MAPPINGS = ("params", "scales", "blocks", "outputs")
 REPLACED = ("name", "source", "description", "input")
@@ -26,29 +27,90 @@ VARIANT_KEYS = ("extends", "modify", "replace", "delete", "insert", "append")
 MAX_CHAIN = 32
 
 
-def _sub(table: dict[PathKey, Span], prefix: PathKey) -> dict[PathKey, Span]:
-    n = len(prefix)
-    return {loc[n:]: s for loc, s in table.items() if loc[:n] == prefix}
+class _Tree:
+    """A span table (path -> span) as a tree of path parts.
+
+    Merging takes, replaces and drops everything under a path (a layer, a field); on the flat
+    table each of those scans the whole table, which made a variant of a 5,000-layer base cost
+    seconds. On the tree each costs the length of the path, and the merged table is flattened
+    once at the end.
+    """
+
+    __slots__ = ("kids", "span")
+
+    def __init__(self, span: Span | None = None) -> None:
+        self.span = span
+        self.kids: dict[Hashable, _Tree] = {}
+
+    @classmethod
+    def of(cls, table: dict[PathKey, Span]) -> _Tree:
+        root = cls()
+        for loc, span in table.items():
+            node = root
+            for part in loc:
+                kid = node.kids.get(part)
+                if kid is None:
+                    kid = node.kids[part] = cls()
+                node = kid
+            node.span = span
+        return root
+
+    def get(self, path: PathKey) -> _Tree:
+        """The subtree at `path`, or an empty one."""
+        node = self
+        for part in path:
+            kid = node.kids.get(part)
+            if kid is None:
+                return _Tree()
+            node = kid
+        return node
+
+    def put(self, path: PathKey, sub: _Tree) -> None:
+        """Make `sub` the subtree at `path`, replacing what was there."""
+        node = self
+        for part in path[:-1]:
+            kid = node.kids.get(part)
+            if kid is None:
+                kid = node.kids[part] = _Tree()
+            node = kid
+        node.kids[path[-1]] = sub
+
+    def drop(self, path: PathKey) -> None:
+        node = self
+        for part in path[:-1]:
+            kid = node.kids.get(part)
+            if kid is None:
+                return
+            node = kid
+        node.kids.pop(path[-1], None)
+
+    def copy(self) -> _Tree:
+        out = _Tree(self.span)
+        out.kids = {k: v.copy() for k, v in self.kids.items()}
+        return out
+
+    def flat(self, prefix: PathKey = ()) -> dict[PathKey, Span]:
+        out: dict[PathKey, Span] = {}
+        stack: list[tuple[PathKey, _Tree]] = [(prefix, self)]
+        while stack:
+            path, node = stack.pop()
+            if node.span is not None:
+                out[path] = node.span
+            stack.extend(((*path, k), kid) for k, kid in node.kids.items())
+        return out
 
 
-def _put(table: dict[PathKey, Span], prefix: PathKey, sub: dict[PathKey, Span]) -> None:
-    for loc, s in sub.items():
-        table[(*prefix, *loc)] = s
-
-
-def _drop(table: dict[PathKey, Span], prefix: PathKey) -> None:
-    n = len(prefix)
-    for loc in [loc for loc in table if loc[:n] == prefix]:
-        del table[loc]
-
-
-@dataclass
+@dataclass(eq=False)
 class Entry:
     """A layer being merged, with the spans of everything inside it."""
 
     item: Any
-    spans: dict[PathKey, Span]
-    keys: dict[PathKey, Span]
+    spans: _Tree
+    keys: _Tree
+    deleted: bool = False
+    # layers inserted right before and right after this one, in their order
+    before: list[Entry] = field(default_factory=list)
+    after: list[Entry] = field(default_factory=list)
 
     @property
     def name(self) -> str | None:
@@ -59,15 +121,87 @@ class Entry:
         return None
 
 
+class Layers:
+    """A list of layers being merged, found by name through an index instead of a scan per
+    change (a variant changing 1,000 layers of a 10,000-layer base made 10**7 comparisons).
+
+    Deleting leaves the entry in place, marked, and inserting hangs the new entries on their
+    anchor, so positions never shift and the index stays valid; `items()` lays the list out
+    once at the end. The first live layer of a name is the one found, as in a scan.
+    """
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self.entries = entries
+        self.index: dict[str, list[int]] = {}  # name -> positions, ascending
+        for i, entry in enumerate(entries):
+            if entry.name is not None:
+                self.index.setdefault(entry.name, []).append(i)
+        self.inserted: dict[str, Entry] = {}
+        self.ambiguous = False  # an inserted layer shares its name: fall back to the scan
+
+    def find(self, name: str) -> Entry | None:
+        if self.ambiguous:
+            return next((e for e in self.items() if e.name == name), None)
+        positions = self.index.get(name)
+        while positions and self.entries[positions[0]].deleted:
+            positions.pop(0)
+        if positions:
+            return self.entries[positions[0]]
+        return self.inserted.get(name)
+
+    def renamed(self, entry: Entry, old: str | None) -> None:
+        """Keep the index right after a replacement or a change of `name:`."""
+        if entry.name == old:
+            return
+        i = next(i for i in self.index.get(old or "", []) if self.entries[i] is entry)
+        self.index[old or ""].remove(i)
+        if entry.name is not None:
+            bisect.insort(self.index.setdefault(entry.name, []), i)
+
+    def insert(self, anchor: Entry, new: list[Entry], after: bool) -> None:
+        for entry in new:
+            if entry.name is None:
+                continue
+            if entry.name in self.inserted or self.index.get(entry.name):
+                self.ambiguous = True
+            self.inserted.setdefault(entry.name, entry)
+        if after:
+            anchor.after[:0] = new
+        else:
+            anchor.before += new
+
+    def names(self) -> list[str]:
+        return [e.name for e in self.items() if e.name]
+
+    def items(self) -> list[Entry]:
+        """The live entries in order, inserted ones around their anchors."""
+        out: list[Entry] = []
+        stack: list[Entry | tuple[Entry]] = list(reversed(self.entries))
+        while stack:
+            top = stack.pop()
+            if isinstance(top, tuple):  # its `before` is laid out: now the entry itself
+                out.append(top[0])
+                stack.extend(reversed(top[0].after))
+            elif not top.deleted:
+                stack.append((top,))
+                stack.extend(reversed(top.before))
+        return out
+
+
 class Merge:
     def __init__(self, base: Document, variant: Document) -> None:
         self.base = base
         self.var = variant
         self.data: dict[Hashable, Any] = {}
-        self.spans: dict[PathKey, Span] = {}
-        self.keys: dict[PathKey, Span] = {}
+        self.spans = _Tree()
+        self.keys = _Tree()
+        # the documents' tables as trees, built once: every taking from them costs its path
+        self.trees = {
+            id(doc): (_Tree.of(doc.spans), _Tree.of(doc.key_spans)) for doc in (base, variant)
+        }
         self.diags: list[Diagnostic] = []
-        self.lists: dict[PathKey, list[Entry]] = {}  # ("layers",) and ("blocks", B, "layers")
+        self.suggest = Suggestions()
+        self.lists: dict[PathKey, Layers] = {}  # ("layers",) and ("blocks", B, "layers")
 
     def take(self, doc: Document, path: PathKey, value: Any) -> None:
         """Set `path` to `value` with the spans `doc` has for it (replacing older ones)."""
@@ -75,12 +209,9 @@ class Merge:
         for part in path[:-1]:
             parent = parent[part]
         parent[path[-1]] = value
-        _drop(self.spans, path)
-        _drop(self.keys, path)
-        _put(self.spans, path, _sub(doc.spans, path))
-        _put(self.keys, path, _sub(doc.key_spans, path))
-        if path in doc.key_spans:
-            self.keys[path] = doc.key_spans[path]
+        spans, keys = self.trees[id(doc)]
+        self.spans.put(path, spans.get(path).copy())
+        self.keys.put(path, keys.get(path).copy())
 
     def run(self) -> Document:
         base, var = self.base.data, self.var.data
@@ -98,42 +229,43 @@ class Merge:
             for name, value in changes.items():
                 if value is None:
                     self.data[key].pop(name, None)
-                    _drop(self.spans, (key, name))
-                    _drop(self.keys, (key, name))
+                    self.spans.drop((key, name))
+                    self.keys.drop((key, name))
                 else:
                     self.take(self.var, (key, name), _copy(value))
         if isinstance(var.get("layers"), list):
             self.take(self.var, ("layers",), _copy(var["layers"]))
-        self.lists[("layers",)] = self.entries(self.data.get("layers"), ("layers",))
+        self.lists[("layers",)] = Layers(self.entries(self.data.get("layers"), ("layers",)))
         blocks = self.data.get("blocks")
         for block, spec in (blocks if isinstance(blocks, dict) else {}).items():
             if isinstance(spec, dict) and isinstance(spec.get("layers"), list):
                 prefix = ("blocks", block, "layers")
-                self.lists[prefix] = self.entries(spec["layers"], prefix)
+                self.lists[prefix] = Layers(self.entries(spec["layers"], prefix))
         self.apply()
-        for prefix, entries in self.lists.items():
-            _drop(self.spans, prefix)
-            _drop(self.keys, prefix)
+        for prefix, layers in self.lists.items():
+            # the list's own span goes with its old contents, as it always has
+            self.spans.drop(prefix)
+            self.keys.drop(prefix)
             items = []
-            for i, entry in enumerate(entries):
+            for i, entry in enumerate(layers.items()):
                 items.append(entry.item)
-                _put(self.spans, (*prefix, i), entry.spans)
-                _put(self.keys, (*prefix, i), entry.keys)
+                self.spans.put((*prefix, i), entry.spans)
+                self.keys.put((*prefix, i), entry.keys)
             parent: Any = self.data
             for part in prefix[:-1]:
                 parent = parent[part]
             parent[prefix[-1]] = items
         for key in VARIANT_KEYS:
             self.data.pop(key, None)
-            _drop(self.spans, (key,))
-            _drop(self.keys, (key,))
+            self.spans.drop((key,))
+            self.keys.drop((key,))
         sources = {**self.base.sources, self.var.file: self.var.text}
         return Document(
             self.var.file,
             self.var.text,
             self.data,
-            self.spans,
-            self.keys,
+            self.spans.flat(),
+            self.keys.flat(),
             sources=sources,
             chain=(self.var.file, *self.base.chain),
         )
@@ -141,29 +273,24 @@ class Merge:
     def entries(self, items: Any, prefix: PathKey) -> list[Entry]:
         if not isinstance(items, list):
             return []
-        return [
-            Entry(
-                item,
-                _sub(self.spans, (*prefix, i)),
-                _sub(self.keys, (*prefix, i)),
-            )
-            for i, item in enumerate(items)
-        ]
+        spans, keys = self.spans.get(prefix), self.keys.get(prefix)
+        return [Entry(item, spans.get((i,)), keys.get((i,))) for i, item in enumerate(items)]
 
     def new_entry(self, item: Any, path: PathKey) -> Entry:
-        return Entry(_copy(item), _sub(self.var.spans, path), _sub(self.var.key_spans, path))
+        spans, keys = self.trees[id(self.var)]
+        return Entry(_copy(item), spans.get(path).copy(), keys.get(path).copy())
 
     # --- addressing layers by name -----------------------------------------------------------
 
-    def find(self, target: Any, verb: str, path: PathKey) -> tuple[list[Entry], int] | None:
+    def find(self, target: Any, verb: str, path: PathKey) -> tuple[Layers, Entry] | None:
         where = self.var.span(path)
         if not isinstance(target, str) or not target:
             self.diags.append(error("invalid-value", f"`{verb}` names layers by name", where))
             return None
         block, _, name = target.rpartition(".")
         prefix = ("blocks", block, "layers") if block else ("layers",)
-        entries = self.lists.get(prefix)
-        if entries is None:
+        layers = self.lists.get(prefix)
+        if layers is None:
             blocks = [p[1] for p in self.lists if len(p) == 3]
             self.diags.append(
                 error(
@@ -174,10 +301,9 @@ class Merge:
                 )
             )
             return None
-        for i, entry in enumerate(entries):
-            if entry.name == name:
-                return entries, i
-        names = [e.name for e in entries if e.name]
+        entry = layers.find(name)
+        if entry is not None:
+            return layers, entry
         scope = f"block `{block}`" if block else "the layers"
         self.diags.append(
             error(
@@ -185,7 +311,8 @@ class Merge:
                 f"`{verb}` names `{target}`, but no layer of {scope} of `{self.base.file}` "
                 f"is named `{name}`",
                 where,
-                help=did_you_mean(name, names) or "only layers with a `name:` can be changed",
+                help=self.suggest(name, layers.names, len(layers.entries))
+                or "only layers with a `name:` can be changed",
             )
         )
         return None
@@ -195,19 +322,22 @@ class Merge:
         for i, target in enumerate(var.get("delete") or []):
             found = self.find(target, "delete", ("delete", i))
             if found:
-                entries, j = found
-                del entries[j]
+                found[1].deleted = True
         for target, item in (var.get("replace") or {}).items():
             found = self.find(target, "replace", ("replace", target))
             if found:
-                entries, j = found
-                entry = self.new_entry(item, ("replace", target))
-                entries[j] = _named(entry, target.rpartition(".")[2])
+                layers, entry = found
+                old = entry.name
+                new = _named(self.new_entry(item, ("replace", target)), target.rpartition(".")[2])
+                entry.item, entry.spans, entry.keys = new.item, new.spans, new.keys
+                layers.renamed(entry, old)
         for target, changes in (var.get("modify") or {}).items():
             found = self.find(target, "modify", ("modify", target))
             if found and isinstance(changes, dict):
-                entries, j = found
-                self.modify(entries[j], changes, ("modify", target))
+                layers, entry = found
+                old = entry.name
+                self.modify(entry, changes, ("modify", target))
+                layers.renamed(entry, old)
         for i, insert in enumerate(var.get("insert") or []):
             if not isinstance(insert, dict):
                 continue
@@ -215,30 +345,30 @@ class Merge:
             side = "after" if "after" in insert else "before"
             found = self.find(anchor, f"insert {side}", ("insert", i, side))
             if found:
-                entries, j = found
+                layers, entry = found
                 new = [
                     self.new_entry(item, ("insert", i, "layers", k))
                     for k, item in enumerate(insert.get("layers") or [])
                 ]
-                at = j + 1 if side == "after" else j
-                entries[at:at] = new
+                layers.insert(entry, new, after=side == "after")
         for k, item in enumerate(var.get("append") or []):
-            self.lists[("layers",)].append(self.new_entry(item, ("append", k)))
+            self.lists[("layers",)].entries.append(self.new_entry(item, ("append", k)))
 
     def modify(self, entry: Entry, changes: dict, path: PathKey) -> None:
         (op,) = entry.item
         fields = entry.item[op]
-        for field, value in changes.items():
-            _drop(entry.spans, (op, field))
-            _drop(entry.keys, (op, field))
+        spans, keys = self.trees[id(self.var)]
+        for attr, value in changes.items():
+            entry.spans.drop((op, attr))
+            entry.keys.drop((op, attr))
             if value is None:  # `~` removes the field: `expect: ~`
-                fields.pop(field, None)
+                fields.pop(attr, None)
                 continue
-            fields[field] = _copy(value)
-            _put(entry.spans, (op, field), _sub(self.var.spans, (*path, field)))
-            key = self.var.key_spans.get((*path, field))
+            fields[attr] = _copy(value)
+            entry.spans.put((op, attr), spans.get((*path, attr)).copy())
+            key = keys.get((*path, attr)).span
             if key is not None:
-                entry.keys[(op, field)] = key
+                entry.keys.put((op, attr), _Tree(key))
 
 
 def _named(entry: Entry, name: str) -> Entry:
@@ -255,10 +385,10 @@ def _named(entry: Entry, name: str) -> Entry:
         elif op in OPS and OPS[op].primary:
             primary = OPS[op].primary
             entry.item = {op: {primary: value, "name": name}}
-            entry.spans = {
-                ((op, primary, *loc[1:]) if loc[:1] == (op,) else loc): s
-                for loc, s in entry.spans.items()
-            }
+            # what was written under `op` (its span included) now lies under `op.primary`
+            moved = entry.spans.kids.pop(op, None)
+            if moved is not None:
+                entry.spans.put((op, primary), moved)
     return entry
 
 

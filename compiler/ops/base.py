@@ -9,7 +9,7 @@ touches one file. Nothing here imports torch.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Protocol
 
@@ -339,6 +339,27 @@ def did_you_mean(word: str, choices: Sequence[str]) -> str | None:
     """`did you mean `a` or `b`?` for the choices closest to `word`, or None."""
     near = closest(word, choices)
     return ("did you mean " + " or ".join(f"`{n}`" for n in near) + "?") if near else None
+
+
+class Suggestions:
+    """`did_you_mean` for a run that may report many unknown names against many choices.
+
+    One suggestion costs a comparison with every choice, so 100,000 undefined references
+    among 100,000 names would cost 10**10 comparisons. A run gets a budget of comparisons:
+    suggestions are made while it lasts (the first mistakes, the ones a person reads), then
+    the callers' general help is shown instead.
+    """
+
+    def __init__(self, budget: int = 200_000) -> None:
+        self.budget = budget
+
+    def __call__(self, word: str, choices: Callable[[], Sequence[str]], count: int) -> str | None:
+        """A suggestion among `choices()` (`count` of them, known before they are built), or
+        None if there is none or the budget is spent."""
+        if count > self.budget:
+            return None
+        self.budget -= count
+        return did_you_mean(word, choices())
 
 
 def suggest_op(word: str, extra: Sequence[str] = ()) -> str | None:
