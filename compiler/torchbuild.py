@@ -20,7 +20,7 @@ from .loader import Document
 from .lower import Container, lower, render_forward
 from .names import class_name
 from .ops.base import BuildError
-from .pipeline import SpecError, no_cyclic_gc, lint_document, lint_file
+from .pipeline import SpecError, lint_document, lint_file, no_cyclic_gc
 
 _CLASSES: dict[tuple[str, str, tuple[str, ...] | None], type[nn.Module]] = {}
 
