@@ -29,8 +29,8 @@ PathKey = tuple[Hashable, ...]
 # The largest file yarch reads. Loading costs about 2 µs and 200 bytes per value (node) it
 # holds, and a value can take as little as two bytes (`[0,0,0,...]`): at 2 MB the worst file
 # lints in about 5 s and 0.5 GB. Real specs are far smaller: the lint benchmark's 100,000-layer
-# spec (Inception modules and residual blocks, written out) is 0.7 MB, and one of 250,000 layers,
-# the most a spec may expand to, 1.8 MB.
+# spec (Inception modules and residual blocks, written out) is 0.7 MB, and one of 150,000 layers,
+# the most a spec may expand to, about 1.1 MB.
 MAX_BYTES = 2 * 1024 * 1024
 # Aliases ("billion laughs") may not make a document bigger than the largest file can be
 # written out: a node through an alias costs what a written one does.
@@ -350,7 +350,7 @@ def _too_large(file: str, size: int) -> LoadError:
             "yaml-too-large",
             f"the file is {size / 2**20:.1f} MB; a spec may be at most {MAX_BYTES // 2**20} MB",
             Span(file, 1, 1, 1, 2),
-            help="a spec of 250,000 layers, the most a spec may have, is under 2 MB written "
+            help="a spec of 150,000 layers, the most a spec may have, is under 2 MB written "
             "out: is this the right file?",
         )
     )
