@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import math
 import multiprocessing as mp
@@ -604,7 +605,7 @@ def m_extends(case: Case, rng: random.Random, work: Path) -> None:
     roll = rng.random()
     if roll < 0.4:
         other = rng.choice(CORPUS)
-        case.base = _copy(other.base if other.base is not None else other.data)
+        case.base = copy.deepcopy(other.base if other.base is not None else other.data)
         if isinstance(case.base, dict) and "extends" in case.base and rng.random() < 0.7:
             case.base.pop("extends")
         ref: Any = BASE
@@ -635,7 +636,7 @@ def m_extends(case: Case, rng: random.Random, work: Path) -> None:
             ]
         )
         if rng.random() < 0.5:
-            case.base = _copy(rng.choice(CORPUS).data)
+            case.base = copy.deepcopy(rng.choice(CORPUS).data)
     case.data["extends"] = ref
     if rng.random() < 0.5:
         for key in ("input", "layers"):
@@ -863,27 +864,19 @@ def small_spec(rng: random.Random) -> dict[str, Any]:
     return spec
 
 
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
 def generate(seed: int, work: Path) -> Case:
     """The case of a seed: the same seed gives the same files."""
     rng = random.Random(seed)
     if rng.random() < 0.35 or not CORPUS:
         data = small_spec(rng)
-        case = Case(seed, "generated", data, original=_copy(data))
+        case = Case(seed, "generated", data, original=copy.deepcopy(data))
     else:
         seedling = rng.choice(CORPUS)
         case = Case(
             seed,
             seedling.label,
-            _copy(seedling.data),
-            _copy(seedling.base),
+            copy.deepcopy(seedling.data),
+            copy.deepcopy(seedling.base),
             seedling.data,
             seedling.base,
         )
@@ -959,7 +952,9 @@ def exercise(case: Case, folder: Path, stage: list[str]) -> None:
     stage[0] = "lint_file(original)"
     before = _ORIGINALS.get(case.label)
     if before is None:
-        original = Case(case.seed, case.label, _copy(case.original), _copy(case.original_base))
+        original = Case(
+            case.seed, case.label, copy.deepcopy(case.original), copy.deepcopy(case.original_base)
+        )
         (folder / "original").mkdir(exist_ok=True)
         write_files(case_files(original, rng), folder / "original")
         before = lint_file(folder / "original" / CASE, None, "original.yaml")
