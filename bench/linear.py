@@ -105,10 +105,11 @@ if kind == "lint":
     from compiler import lint_file
     r = lint_file(path)
     out = {"errors": r.errors}
-elif kind == "merge":
-    from compiler.pipeline import _check_variant
+elif kind == "merge":  # as lint_file does it: without the cyclic collector
+    from compiler.pipeline import _check_variant, no_cyclic_gc
     from compiler.variants import load_spec
-    doc, problems = load_spec(Path(path), path, _check_variant)
+    with no_cyclic_gc():
+        doc, problems = load_spec(Path(path), path, _check_variant)
     out = {"errors": len(problems)}
 else:
     import compiler
