@@ -47,10 +47,15 @@ def test_huge_expansions_are_refused_before_expanding(name):
     assert seconds < 1 and peak < 8 * 2**20, (seconds, peak)
 
 
-def test_a_spec_near_the_limit_still_resolves():
-    text = "input: [3, 8, 8]\nlayers:\n  - relu: {repeat: 100000}\n  - relu: {repeat: 100000}\n"
+def test_a_spec_at_the_limit_still_resolves_and_one_more_layer_is_refused():
+    rest = MAX_LAYERS - 100_000
+    text = (
+        f"input: [3, 8, 8]\nlayers:\n  - relu: {{repeat: 100000}}\n  - relu: {{repeat: {rest}}}\n"
+    )
     result = lint_text(text)
-    assert not result.errors and len(result.graph.order) == 200_001
+    assert not result.errors and len(result.graph.order) == MAX_LAYERS + 1  # and the input
+    over = lint_text(text.replace(f"repeat: {rest}", f"repeat: {rest + 1}"))
+    assert [d.code for d in over.diagnostics] == ["too-many-layers"]
 
 
 SPEC_1E12 = "input: [3, 8, 8]\nlayers:\n  - conv: {out: 1000000000000, kernel: 3}\n"
