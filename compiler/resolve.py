@@ -132,11 +132,6 @@ class Block:
     used: bool = False
 
 
-def spans_under(spans: dict[Loc, Span], prefix: Loc) -> dict[Loc, Span]:
-    n = len(prefix)
-    return {loc[n:]: s for loc, s in spans.items() if loc[:n] == prefix}
-
-
 def group_spans(spans: dict[Loc, Span], prefix: Loc) -> dict[int, dict[Loc, Span]]:
     """Spans below `prefix + (i,)`, grouped by `i`, in one pass over `spans`."""
     n = len(prefix)
@@ -944,19 +939,16 @@ class Resolver:
         else:
             children = target.expand(args, raw)
             body = []
+            # a raw item of a `seq` has its spans under ("layers", i): grouped in one pass (a
+            # search of all the seq's spans for each item was quadratic)
+            item_spans = group_spans(raw.spans, ("layers",))
             for i, child in enumerate(children):
                 if isinstance(child, RawLayer):
                     body.append(child)
-                else:  # a raw item of a `seq`: spans live under ("layers", i)
+                else:
                     body.append(
                         self.report(
-                            normalize(
-                                child,
-                                spans_under(raw.spans, ("layers", i)),
-                                {},
-                                raw.span,
-                                self.blocks,
-                            )
+                            normalize(child, item_spans.get(i, {}), {}, raw.span, self.blocks)
                         )
                     )
             block_env = env
