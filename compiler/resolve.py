@@ -103,6 +103,10 @@ KNOWN_SHOWN = 10
 # spent: a repeat's total is predicted from its first copy. At 250,000 the cheapest layers
 # (`bn` in a flow list) took 7 s and 0.8 GB to lint; at 150,000, under 5 s and 1 GB.
 MAX_LAYERS = 150_000
+# The most block instances (and `seq`s and repeats) a spec may expand to: each costs more than
+# a layer to resolve and to draw. DenseNet-121 has 62, GoogLeNet 30; a binary tree of blocks
+# 17 deep (130,000 layers in 262,000 instances) took 18 s to lint and 25 s to write as DOT.
+MAX_INSTANCES = 20_000
 
 
 def _op_of(item: Any) -> tuple[Any, Any]:
@@ -294,7 +298,8 @@ class Resolver:
         self.instance_refs: list[tuple[Instance, Ref, Ref]] = []
         self.output_refs: dict[str, tuple[Ref, bool, Span | None]] = {}
         self.instance_expects: list[tuple[Instance, tuple[int, ...], Span | None]] = []
-        self.index = 0
+        self.index = 0  # layers made so far
+        self.instances = 0  # block instances, seqs and repeats made so far
         self.memo: dict[str, str | None] = {}
         self.graph = ArchGraph(spec.name or "model", ())
         self.blocks: dict[str, Block] = {}
@@ -346,35 +351,49 @@ class Resolver:
         """Refuse a spec whose blocks multiply out past `MAX_LAYERS` before expanding any of
         them (`B2: [B1, B1]`, `B3: [B2, B2]` ... doubles with each level): counted from the
         written repeats and block bodies, memoised per block, so it costs one pass over them."""
-        sizes: dict[str, int] = {}
+        sizes: dict[str, tuple[int, int]] = {}
         visiting: set[str] = set()
 
-        def count(op: Any, fields: Any) -> int:
+        def add(counts: Any) -> tuple[int, int]:
+            pairs = list(counts)
+            return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+
+        def count(op: Any, fields: Any) -> tuple[int, int]:
+            """(layers, instances) an item expands to."""
             repeat = fields.get("repeat", 1) if isinstance(fields, dict) else 1
             if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
                 repeat = 1  # an expression: the repeat itself is checked when it expands
+            grouped = int(repeat > 1)  # a repeat is a container of its own
             if not isinstance(op, str):
-                return 1  # not a layer: reported when it is validated
+                return 1, 0  # not a layer: reported when it is validated
             if op in self.blocks:
                 if op not in sizes:
                     if op in visiting:
-                        return 0  # a recursive block, reported when it is resolved
+                        return 0, 0  # a recursive block, reported when it is resolved
                     visiting.add(op)
                     layers = self.blocks[op].layers
-                    sizes[op] = sum(count(r.op, r.fields) for r in layers if r is not None)
+                    sizes[op] = add(count(r.op, r.fields) for r in layers if r is not None)
                     visiting.discard(op)
-                return repeat * sizes[op]
+                layers, instances = sizes[op]
+                return repeat * layers, repeat * (instances + 1) + grouped
             if op == "seq" and isinstance(fields, dict) and isinstance(fields.get("layers"), list):
-                return repeat * sum(count(*_op_of(item)) for item in fields["layers"])
-            return repeat * (16 if op == "inception" else 1)
+                layers, instances = add(count(*_op_of(item)) for item in fields["layers"])
+                return repeat * layers, repeat * (instances + 1) + grouped
+            if op == "inception":
+                return repeat * 16, repeat * 5 + grouped
+            return repeat, grouped
 
-        total = 0
+        total = instances = 0
         for raw in items:
             if raw is None:
                 continue
-            total += count(raw.op, raw.fields)
+            layers, inner = count(raw.op, raw.fields)
+            total += layers
+            instances += inner
             if total > MAX_LAYERS:
                 raise self.too_large(raw.op, raw.span, total, "")
+            if instances > MAX_INSTANCES:
+                raise self.too_large(raw.op, raw.span, instances, "", "block instances")
 
     def abandon(self) -> ArchGraph:
         """The graph of a spec too large to resolve: its input only, marked incomplete."""
@@ -385,12 +404,14 @@ class Resolver:
         self.graph = graph
         return graph
 
-    def too_large(self, key: str, span: Span | None, total: int, how: str = "") -> _TooLarge:
+    def too_large(
+        self, key: str, span: Span | None, total: int, how: str = "", what: str = "layers"
+    ) -> _TooLarge:
+        limit = MAX_LAYERS if what == "layers" else MAX_INSTANCES
         return _TooLarge(
             error(
                 "too-many-layers",
-                f"`{key}` {how}makes the spec expand to {total:,} layers; "
-                f"the limit is {MAX_LAYERS:,}",
+                f"`{key}` {how}makes the spec expand to {total:,} {what}; the limit is {limit:,}",
                 span,
                 help="is a repeat count or a block nesting larger than intended?",
             )
@@ -806,6 +827,18 @@ class Resolver:
                 args = checked[0]
             self.create(raw, args, target, scope, name, inputs, env)
             return
+        if len(inputs) > 1:  # the group, like its copies after the first, has one input
+            self.diags.append(
+                error(
+                    "wrong-inputs",
+                    f"`{key}` reads {len(inputs)} inputs and cannot be repeated: each copy "
+                    "after the first reads only the copy before it",
+                    raw.field_span(("repeat",)),
+                    help="repeat a block that takes one input, or write the copies out",
+                )
+            )
+            self.targets[key] = _BROKEN
+            return
         group = (*scope, name)
         self.scope_names[group].extend(str(i) for i in range(args.repeat))
         inst = Instance(key, raw.op, raw.span, {"repeat": args.repeat}, repeat=args.repeat)
@@ -823,13 +856,16 @@ class Resolver:
             first_args = checked[0].model_copy(update={"repeat": 1, "expect": None})
         for i in range(args.repeat):
             if i == 0:
-                before = self.index
+                before, made = self.index, self.instances
                 self.create(first_raw, first_args, target, group, "0", inputs, env)
                 total = before + (self.index - before) * args.repeat
+                instances = made + (self.instances - made) * args.repeat
+                how = f"repeated {args.repeat:,} times "
+                span = raw.field_span(("repeat",))
                 if total > MAX_LAYERS:
-                    how = f"repeated {args.repeat:,} times "
-                    span = raw.field_span(("repeat",))
                     raise self.too_large(key, span, total, how)
+                if instances > MAX_INSTANCES:
+                    raise self.too_large(key, span, instances, how, "block instances")
             else:
                 self.create(raw, once, target, group, str(i), inputs, env)
             inputs = [Ref(group, str(i), None)]
@@ -908,6 +944,9 @@ class Resolver:
             self.targets[key] = key
             self.pending.append((key, inputs))
             return
+        self.instances += 1
+        if self.instances > MAX_INSTANCES:
+            raise self.too_large(key, raw.span, self.instances, "", "block instances")
         inner: Scope = (*scope, name)
         if isinstance(target, Block):
             target.used = True

@@ -625,3 +625,18 @@ def test_a_file_named_on_the_command_line_is_linted_whatever_it_is(tmp_path):
     result = invoke("lint", "--format", "concise", ".github/workflows/ci.yaml", cwd=tmp_path)
     assert result.exit_code == 1
     assert "error[ambiguous-yaml]" in result.output
+
+
+@pytest.mark.parametrize("op", ["concat", "add"])
+def test_a_repeated_layer_with_several_inputs_is_refused(op, tmp_path):
+    # found by the fuzzer: `concat` of two repeated linted clean, and codegen raised KeyError
+    spec = tmp_path / "net.yaml"
+    spec.write_text(
+        "input: [3, 8, 8]\nlayers:\n  - conv: {name: a, out: 4, kernel: 1}\n"
+        "  - conv: {name: b, out: 4, kernel: 1, from: input}\n"
+        f"  - {op}: {{from: [a, b], repeat: 2}}\n"
+    )
+    result = invoke("lint", "--format", "concise", str(spec))
+    assert result.exit_code == 1
+    assert f"net.yaml:5:{33 if op == 'add' else 36}: error[wrong-inputs]" in result.output
+    assert invoke("codegen", str(spec)).exit_code == 1
