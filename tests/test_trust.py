@@ -501,17 +501,10 @@ MANY = (
 )
 
 
-@pytest.mark.parametrize(
-    ("text", "words"),
-    [
-        (nested_blocks(draw.MAX_CLUSTER_DEPTH + 1), f"nested up to {draw.MAX_CLUSTER_DEPTH + 1}"),
-        (MANY, f"has {draw.MAX_CLUSTERS + 2:,} clusters"),  # the repeat and the legend too
-    ],
-    ids=["deep", "many"],
-)
-def test_too_many_clusters_are_not_handed_to_dot(text, words, tmp_path):
-    spec = tmp_path / "deep.yaml"
-    spec.write_text(text)
+def test_too_many_clusters_are_not_handed_to_dot(tmp_path):
+    spec = tmp_path / "many.yaml"
+    spec.write_text(MANY)
+    words = f"has {draw.MAX_CLUSTERS + 2:,} clusters"  # the repeat and the legend too
     env = fake_dot(tmp_path, f"touch {tmp_path}/ran\nexit 1\n")
     child = subprocess.run(
         [sys.executable, "-m", "compiler", "draw", str(spec), "-o", str(tmp_path / "d.svg")],
@@ -525,6 +518,30 @@ def test_too_many_clusters_are_not_handed_to_dot(text, words, tmp_path):
     assert words in child.stderr
     assert not (tmp_path / "ran").exists()
     assert (tmp_path / "d.dot").is_file()
+
+
+def test_clusters_nested_too_deep_are_not_handed_to_dot(tmp_path, monkeypatch):
+    # a spec cannot nest that deep (MAX_NESTING); a graph built by hand could
+    depth = draw.MAX_CLUSTER_DEPTH + 1
+    lines = [f'{"  " * (i + 1)}subgraph "cluster_{i}" {{' for i in range(depth)]
+    source = "digraph g {\n" + "\n".join(lines) + "\n" + "}\n" * (depth + 1)
+    assert draw.count_clusters(source) == (depth, depth)
+    monkeypatch.setattr(draw, "_run_dot", lambda *a: pytest.fail("dot was run"))
+    problem = draw.render(source, tmp_path / "d.svg", "svg")
+    assert f"nested up to {depth} deep" in problem
+    assert (tmp_path / "d.dot").read_text() == source
+
+
+def test_blocks_nest_at_most_max_nesting_deep(tmp_path):
+    from compiler.resolve import MAX_NESTING
+
+    spec = tmp_path / "deep.yaml"
+    spec.write_text(nested_blocks(MAX_NESTING))
+    assert invoke("lint", str(spec)).exit_code == 0
+    spec.write_text(nested_blocks(MAX_NESTING + 1))
+    result = invoke("lint", "--format", "concise", str(spec))
+    assert result.exit_code == 1
+    assert f"error[too-many-layers] `B0` nests {MAX_NESTING + 1} deep" in result.output
 
 
 def test_a_few_clusters_are_drawn(tmp_path):
