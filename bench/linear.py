@@ -106,7 +106,8 @@ if kind == "lint":
     r = lint_file(path)
     out = {"errors": r.errors}
 elif kind == "merge":  # as lint_file does it: without the cyclic collector
-    from compiler.pipeline import _check_variant, no_cyclic_gc
+    from compiler.gcpause import no_cyclic_gc
+    from compiler.pipeline import _check_variant
     from compiler.variants import load_spec
     with no_cyclic_gc():
         doc, problems = load_spec(Path(path), path, _check_variant)

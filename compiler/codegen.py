@@ -21,6 +21,7 @@ from typing import Any
 
 import jinja2
 
+from .gcpause import no_cyclic_gc
 from .graph import ArchGraph
 from .lower import Container, Leaf, lower, render_forward
 from .names import class_name, safe_identifier, unique
@@ -393,6 +394,7 @@ def _shape_comment(graph: ArchGraph, node_id: str) -> str | None:
     return f"N x {fmt_shape(shape).replace('x', ' x ')}" if shape else None
 
 
+@no_cyclic_gc()
 def generate(
     graph: ArchGraph,
     spec_path: str,

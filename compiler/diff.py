@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .gcpause import no_cyclic_gc
 from .graph import ArchGraph, Instance, Node, Shape
 from .summary import summarize
 
@@ -320,6 +321,7 @@ def _outputs(a: ArchGraph, b: ArchGraph) -> list[OutputDiff]:
     return out
 
 
+@no_cyclic_gc()
 def diff_graphs(a: ArchGraph, b: ArchGraph, file_a: str = "a", file_b: str = "b") -> GraphDiff:
     """Compare two resolved graphs (`lint_file(...).graph`, shapes inferred)."""
     order = _merged_order(a, b)
@@ -655,5 +657,6 @@ def render_text(diff: GraphDiff, limit: int = SHAPE_LINES) -> str:
     return "\n".join(line.rstrip() for line in out)
 
 
+@no_cyclic_gc()
 def render_diff(diff: GraphDiff, fmt: str = "text") -> str:
     return render_json(diff) if fmt == "json" else render_text(diff)

@@ -153,6 +153,15 @@ class DiGraph:
             raise CycleError("the graph has a cycle")
         return order
 
+    def copy(self) -> DiGraph:
+        """The same nodes and edges; each node's attribute dict is a new dict with the same
+        values."""
+        new = DiGraph()
+        new._node = {n: dict(attrs) for n, attrs in self._node.items()}
+        new._succ = {n: dict(s) for n, s in self._succ.items()}
+        new._pred = {n: dict(p) for n, p in self._pred.items()}
+        return new
+
     def to_networkx(self) -> nx.DiGraph:
         """A `networkx.DiGraph` with the same nodes, attributes and edges."""
         import networkx as nx

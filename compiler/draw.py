@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .diagnostics import Diagnostic, Span, cap, terminal_safe
 from .files import GENERATED_MARK, comment_safe, write_atomic
+from .gcpause import no_cyclic_gc
 from .graph import ArchGraph, RawLayer, Shape
 from .ops.base import BrokenOp
 
@@ -383,6 +384,7 @@ def _label(rows: Sequence[tuple[str, str]], left: bool = False) -> Html:
 # --- DOT ---------------------------------------------------------------------------------------
 
 
+@no_cyclic_gc()
 def to_dot(
     graph: ArchGraph,
     diagnostics: Iterable[Diagnostic] = (),

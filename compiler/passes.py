@@ -17,11 +17,11 @@ Passes:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from .gcpause import no_cyclic_gc
 from .graph import ArchGraph, Node
 from .ops.base import NodeArgs, Op
 
@@ -39,8 +39,10 @@ class Plan:
     channels_last: bool = False
 
 
-def _remove(graph: ArchGraph, node_id: str) -> None:
-    """Remove a one-input node; whatever read it reads its input instead."""
+def _remove(graph: ArchGraph, node_id: str, later: dict[str, str] | None = None) -> None:
+    """Remove a one-input node; whatever read it reads its input instead. With `later`, the
+    order and the block instances are brought up to date once, by `_catch_up`, after many
+    removals (each of which would otherwise scan them all: quadratic in a long network)."""
     g = graph.graph
     node = graph.node(node_id)
     (source,) = node.inputs
@@ -49,18 +51,34 @@ def _remove(graph: ArchGraph, node_id: str) -> None:
         c.inputs = [source if i == node_id else i for i in c.inputs]
         g.add_edge(source, consumer)
     g.remove_node(node_id)
-    graph.order.remove(node_id)
-    for inst in graph.instances.values():
-        if inst.output == node_id:
-            inst.output = source
-        if inst.input == node_id:
-            inst.input = source
+    # outputs at once: whether a conv is an output decides whether a batch norm folds into it
     for name, out in list(graph.outputs.items()):
         if out == node_id:
             graph.outputs[name] = source
-    graph.instance_outputs = {
-        (source if k == node_id else k): v for k, v in graph.instance_outputs.items()
-    }
+    if later is not None:
+        later[node_id] = source
+    else:
+        _catch_up(graph, {node_id: source})
+
+
+def _catch_up(graph: ArchGraph, removed: dict[str, str]) -> None:
+    """The order without the removed nodes, and the block instances that began or ended at
+    one beginning or ending at what replaced it (followed through chains of removals)."""
+    if not removed:
+        return
+
+    def final(node_id: str) -> str:
+        while node_id in removed:
+            node_id = removed[node_id]
+        return node_id
+
+    graph.order = [n for n in graph.order if n not in removed]
+    for inst in graph.instances.values():
+        if inst.output in removed:
+            inst.output = final(inst.output)
+        if inst.input in removed:
+            inst.input = final(inst.input)
+    graph.instance_outputs = {final(k): v for k, v in graph.instance_outputs.items()}
 
 
 def _only_reader(graph: ArchGraph, node_id: str) -> str | None:
@@ -69,13 +87,16 @@ def _only_reader(graph: ArchGraph, node_id: str) -> str | None:
 
 
 def drop_dropout(graph: ArchGraph, plan: Plan) -> None:
+    removed: dict[str, str] = {}
     for node in list(graph.nodes()):
         if node.op.name == "dropout":
-            _remove(graph, node.id)
+            _remove(graph, node.id, removed)
             plan.dropped.append(node.id)
+    _catch_up(graph, removed)
 
 
 def fold_batchnorm(graph: ArchGraph, plan: Plan) -> None:
+    removed: dict[str, str] = {}
     for node in list(graph.nodes()):
         if node.op.name != "bn" or len(node.inputs) != 1 or not node.args.affine:
             continue
@@ -89,8 +110,9 @@ def fold_batchnorm(graph: ArchGraph, plan: Plan) -> None:
             continue
         conv.args = conv.args.model_copy(update={"bias": True})
         conv.params = conv.op.count_params(conv.args, conv.input_shapes, conv.shape)  # type: ignore[arg-type]
-        _remove(graph, node.id)
+        _remove(graph, node.id, removed)
         plan.folded.append((conv.id, node.id))
+    _catch_up(graph, removed)
 
 
 class SliceArgs(NodeArgs):
@@ -294,6 +316,7 @@ PASSES: tuple[Callable[[ArchGraph, Plan], None], ...] = (
 )
 
 
+@no_cyclic_gc()
 def optimize_graph(
     graph: ArchGraph, mode: str = "inference", without: Collection[str] = ()
 ) -> tuple[ArchGraph, Plan]:
@@ -304,7 +327,7 @@ def optimize_graph(
     if unknown:
         names = ", ".join(p.__name__ for p in PASSES)
         raise ValueError(f"unknown passes {sorted(unknown)}: the passes are {names}")
-    rewritten = copy.deepcopy(graph)
+    rewritten = graph.copy()
     plan = Plan()
     for run in PASSES:
         if run.__name__ not in without:

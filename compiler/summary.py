@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from .gcpause import no_cyclic_gc
 from .graph import ArchGraph, Node, Shape
 
 FORMATS = ("text", "json", "markdown")
@@ -134,6 +135,7 @@ def _peak_activation_bytes(graph: ArchGraph, outputs: list[str]) -> int:
     return peak
 
 
+@no_cyclic_gc()
 def summarize(graph: ArchGraph) -> Summary:
     """The summary of a graph whose shapes have been inferred (`lint_file(...).graph`)."""
     nodes = [graph.node(n) for n in graph.order if n != ArchGraph.INPUT]
@@ -386,6 +388,7 @@ def render_json(summary: Summary, depth: int | None = None) -> str:
     return json.dumps(as_dict(summary, depth), indent=2, sort_keys=True)
 
 
+@no_cyclic_gc()
 def render(summary: Summary, fmt: str = "text", depth: int | None = None) -> str:
     renderers = {"text": render_text, "json": render_json, "markdown": render_markdown}
     return renderers[fmt](summary, depth)

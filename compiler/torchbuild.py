@@ -15,12 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .gcpause import no_cyclic_gc
 from .lint.rules import MAX_ACTIVATION_BYTES, MAX_PARAMS, budget_problems
 from .loader import Document
 from .lower import Container, lower, render_forward
 from .names import class_name
 from .ops.base import BuildError
-from .pipeline import SpecError, lint_document, lint_file, no_cyclic_gc
+from .pipeline import SpecError, lint_document, lint_file
 
 _CLASSES: dict[tuple[str, str, tuple[str, ...] | None], type[nn.Module]] = {}
 

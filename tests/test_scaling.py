@@ -18,6 +18,7 @@ import pytest
 
 from compiler import lint_text
 from compiler.diagnostics import SourceCache, Span, error, merge_duplicates, render_text
+from compiler.graph import ArchGraph
 from compiler.loader import MAX_BYTES, MAX_NODES, load_text
 from compiler.lower import lower
 from compiler.ops import base
@@ -269,3 +270,22 @@ def test_merging_many_instances_keeps_each_related_place_once():
     assert time.perf_counter() - started < 10  # a hang, not a speed target
     assert merged.related == tuple(came_from(i)[0] for i in range(n))
     assert merged.notes == (f"the same place also affects `b1`, `b2`, `b3`, `b4` and {n + 5} more",)
+
+
+def dropouts(n: int) -> ArchGraph:
+    text = "input: [3, 8, 8]\nlayers:\n  - conv: {out: 4, kernel: 1}\n"
+    text += f"  - dropout: {{repeat: {n}}}\n"
+    return lint_text(text).graph
+
+
+def test_optimizing_a_long_network_is_linear():
+    # each removed dropout scanned the order and every block instance (quadratic), and the
+    # graph was deep-copied with the cyclic collector on
+    from compiler.passes import optimize_graph
+
+    graphs = {n: dropouts(n) for n in (1_000, 20_000)}
+    ratio = per_item_ratio(lambda n: optimize_graph(graphs[n]), 1_000, 20_000)
+    assert ratio < 3, f"time per removed layer grew {ratio:.1f}x from 1,000 to 20,000"
+    rewritten, plan = optimize_graph(graphs[1_000])
+    assert len(plan.dropped) == 1_000 and len(rewritten.order) == 2  # the input and the conv
+    assert len(graphs[1_000].order) == 1_002  # the original is untouched
