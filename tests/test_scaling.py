@@ -289,3 +289,18 @@ def test_optimizing_a_long_network_is_linear():
     rewritten, plan = optimize_graph(graphs[1_000])
     assert len(plan.dropped) == 1_000 and len(rewritten.order) == 2  # the input and the conv
     assert len(graphs[1_000].order) == 1_002  # the original is untouched
+
+
+def many_references(n: int) -> str:
+    refs = ", ".join(["$c"] * n)
+    conv = f"{{out: 4, kernel: 1, expect: [{refs}]}}"
+    return f"input: [3, 8, 8]\nparams: {{c: 4}}\nlayers:\n  - conv: {conv}\n"
+
+
+def test_a_field_of_many_parameter_references_is_linear():
+    # each written span was compared with every reference's place (the fuzzer: 5,000 `$p`
+    # in one list linted in 30 s)
+    ratio = per_item_ratio(lambda n: lint_text(many_references(n)), 500, 10_000)
+    assert ratio < 3, f"time per reference grew {ratio:.1f}x from 500 to 10,000"
+    (d,) = lint_text(many_references(4)).diagnostics  # an expect: of rank 4 on a 3-D map
+    assert (d.code, d.span.line) == ("invalid-value", 4)
