@@ -555,6 +555,12 @@ def _shown_in_text(inst: InstanceDiff) -> bool:
     return inst.depth == 0 or bool(inst.fields) or inst.status in (ADDED, REMOVED)
 
 
+def _prefixes(name: str) -> list[str]:
+    """`a.b.c` -> `a`, `a.b`: the names a dotted name lies inside."""
+    parts = name.split(".")
+    return [".".join(parts[:k]) for k in range(1, len(parts))]
+
+
 def _tree_lines(diff: GraphDiff, limit: int) -> tuple[list[str], int]:
     """The changes grouped under their outermost instance, in graph order; and the number of
     shape-only lines left out beyond `limit`."""
@@ -578,16 +584,19 @@ def _tree_lines(diff: GraphDiff, limit: int) -> tuple[list[str], int]:
         instances = [m for m in members if isinstance(m, InstanceDiff)]
         nodes = [m for m in members if isinstance(m, NodeDiff)]
         placed: set[str] = set()
+        rank = {inst.name: k for k, inst in enumerate(instances)}
         for row in nodes:  # an instance's row just before its first member
-            for inst in instances:
-                if inst.name not in placed and row.name.startswith(inst.name + "."):
-                    placed.add(inst.name)
-                    items.append((key, inst))
+            # the instances around the row are among its dotted prefixes: looked up, not
+            # searched for (quadratic in a group of thousands)
+            around = [p for p in _prefixes(row.name) if p in rank and p not in placed]
+            for name in sorted(around, key=rank.__getitem__):
+                placed.add(name)
+                items.append((key, instances[rank[name]]))
             items.append((key, row))
         items += [(key, i) for i in instances if i.name not in placed]
 
     def indent_of(name: str) -> int:
-        return 2 * sum(1 for i in shown_ids if name.startswith(i + "."))
+        return 2 * sum(1 for p in _prefixes(name) if p in shown_ids)
 
     lines: list[str] = []
     shape_lines = 0

@@ -304,3 +304,33 @@ def test_a_field_of_many_parameter_references_is_linear():
     assert ratio < 3, f"time per reference grew {ratio:.1f}x from 500 to 10,000"
     (d,) = lint_text(many_references(4)).diagnostics  # an expect: of rank 4 on a 3-D map
     assert (d.code, d.span.line) == ("invalid-value", 4)
+
+
+def blocks_in_a_block(n: int, width: int) -> ArchGraph:
+    """`n` instances of `B` in one instance of `Outer`, each given `w` (changed by `width`)."""
+    inner = ", ".join(["{B: {w: $w}}"] * n)
+    text = (
+        "input: [4, 8, 8]\nblocks:\n  B:\n    params: {w: ~}\n"
+        "    layers: [{conv: {out: $w, kernel: 1}}, {conv: {out: 4, kernel: 1}}]\n"
+        f"  Outer:\n    params: {{w: ~}}\n    layers: [{inner}]\n"
+        f"layers:\n  - Outer: {{w: {width}}}\n"
+    )
+    return lint_text(text).graph
+
+
+def test_the_text_of_a_long_diff_is_linear():
+    # each row of a changed block looked for its instances among all of them, and its indent
+    # among every instance shown (the fuzzer: a 10,000-layer diff took 90 s to print)
+    from compiler.diff import diff_graphs, render_diff
+
+    pairs = {n: (blocks_in_a_block(n, 4), blocks_in_a_block(n, 8)) for n in (100, 2_000)}
+
+    def run(n: int) -> str:
+        return render_diff(diff_graphs(*pairs[n]), "text")
+
+    ratio = per_item_ratio(run, 100, 2_000)
+    assert ratio < 3, f"time per changed block grew {ratio:.1f}x from 100 to 2,000"
+    lines = run(100).splitlines()
+    at = lines.index(next(line for line in lines if line.lstrip().startswith("~ Outer_1.B_100 ")))
+    assert lines[at + 1].strip() == "w: 4 -> 8"
+    assert lines[at + 2].lstrip().startswith("~ Outer_1.B_100.conv_1")  # its member follows it
