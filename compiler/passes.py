@@ -17,12 +17,12 @@ Passes:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .gcpause import no_cyclic_gc
-from .graph import ArchGraph, Node
+from .graph import ArchGraph, Instance, Node
 from .ops.base import NodeArgs, Op
 
 MODES = ("inference",)
@@ -66,19 +66,45 @@ def _catch_up(graph: ArchGraph, removed: dict[str, str]) -> None:
     one beginning or ending at what replaced it (followed through chains of removals)."""
     if not removed:
         return
+    graph.order = [n for n in graph.order if n not in removed]
+    _redirect_instances(graph, removed)
+
+
+def _redirect_instances(
+    graph: ArchGraph, removed: dict[str, str], ends: dict[str, list[Instance]] | None = None
+) -> None:
+    """Block instances, and the instance outputs, moved off removed nodes to what replaced
+    them (followed through chains of removals). `ends` (`_ends`) indexes the instances by the
+    nodes they begin and end at, so that only theirs are visited; it is kept up to date."""
 
     def final(node_id: str) -> str:
         while node_id in removed:
             node_id = removed[node_id]
         return node_id
 
-    graph.order = [n for n in graph.order if n not in removed]
-    for inst in graph.instances.values():
+    if ends is None:
+        visit: Iterable[Instance] = graph.instances.values()
+    else:
+        visit = [inst for node_id in removed for inst in ends.pop(node_id, [])]
+    for inst in visit:
         if inst.output in removed:
             inst.output = final(inst.output)
         if inst.input in removed:
             inst.input = final(inst.input)
-    graph.instance_outputs = {final(k): v for k, v in graph.instance_outputs.items()}
+        if ends is not None:
+            for node_id in {inst.input, inst.output} - {None}:
+                ends.setdefault(node_id, []).append(inst)
+    for node_id in [n for n in removed if n in graph.instance_outputs]:
+        graph.instance_outputs[final(node_id)] = graph.instance_outputs.pop(node_id)
+
+
+def _ends(graph: ArchGraph) -> dict[str, list[Instance]]:
+    """Node id -> the block instances that begin or end at it."""
+    ends: dict[str, list[Instance]] = {}
+    for inst in graph.instances.values():
+        for node_id in {inst.input, inst.output} - {None}:
+            ends.setdefault(node_id, []).append(inst)
+    return ends
 
 
 def _only_reader(graph: ArchGraph, node_id: str) -> str | None:
@@ -194,20 +220,31 @@ def _relus_after(graph: ArchGraph, convs: list[Node]) -> list[Node] | None:
     return relus
 
 
-def _fresh_id(graph: ArchGraph, scope: tuple[str, ...], name: str) -> tuple[str, str]:
-    n = 1
-    candidate = name
+def _fresh_id(
+    graph: ArchGraph, scope: tuple[str, ...], name: str, tried: dict[tuple, int]
+) -> tuple[str, str]:
+    """An id `name`, `name_2`, ... free in `scope`; `tried` remembers where the count got to
+    in each scope, so that the thousandth fusion in one block does not try 999 taken ids."""
+    n = tried.get((scope, name), 1)
+    candidate = name if n == 1 else f"{name}_{n}"
     while (
         ".".join((*scope, candidate)) in graph.graph
         or ".".join((*scope, candidate)) in graph.instances
     ):
         n += 1
         candidate = f"{name}_{n}"
+    tried[(scope, name)] = n + 1
     return ".".join((*scope, candidate)), candidate
 
 
 def fuse_parallel_1x1(graph: ArchGraph, plan: Plan) -> None:
     g = graph.graph
+    # the order is rewritten once, at the end: new nodes go before the first conv they
+    # replace (each search, removal and insertion in the list was quadratic in the fusions)
+    inserted: dict[str, list[str]] = {}
+    gone: dict[str, str] = {}
+    tried: dict[tuple, int] = {}
+    ends = _ends(graph)
     for source in list(graph.order):
         if source not in g:
             continue
@@ -218,7 +255,7 @@ def fuse_parallel_1x1(graph: ArchGraph, plan: Plan) -> None:
         scope = _common_scope([c.scope for c in convs])
         sizes = [c.args.out for c in convs]
         first = convs[0]
-        fused_id, fused_name = _fresh_id(graph, scope, "fused_1x1")
+        fused_id, fused_name = _fresh_id(graph, scope, "fused_1x1", tried)
         args = first.args.model_copy(
             update={"out": sum(sizes), "bias": any(c.args.bias for c in convs), "in_": None}
         )
@@ -240,7 +277,7 @@ def fuse_parallel_1x1(graph: ArchGraph, plan: Plan) -> None:
         new = [fused]
         value = fused_id
         if relus is not None and all(r.scope == c.scope for r, c in zip(relus, convs, strict=True)):
-            relu_id, relu_name = _fresh_id(graph, scope, "fused_relu")
+            relu_id, relu_name = _fresh_id(graph, scope, "fused_relu", tried)
             r0 = relus[0]
             new.append(
                 Node(
@@ -260,7 +297,6 @@ def fuse_parallel_1x1(graph: ArchGraph, plan: Plan) -> None:
         # each branch reads its channels of the fused value, sliced in the common block
         fuse_relu = value != fused_id
         replaced = relus if fuse_relu and relus is not None else convs
-        at = graph.order.index(convs[0].id)
         for node in new:
             g.add_node(node.id, node=node)
         g.add_edge(source, fused_id)
@@ -269,7 +305,7 @@ def fuse_parallel_1x1(graph: ArchGraph, plan: Plan) -> None:
         start = 0
         for conv, old in zip(convs, replaced, strict=True):
             top = conv.scope[len(scope)] if len(conv.scope) > len(scope) else conv.name
-            slice_id, slice_name = _fresh_id(graph, scope, f"{top}_in")
+            slice_id, slice_name = _fresh_id(graph, scope, f"{top}_in", tried)
             stop = start + conv.args.out
             piece = Node(
                 slice_id,
@@ -292,16 +328,25 @@ def fuse_parallel_1x1(graph: ArchGraph, plan: Plan) -> None:
                 inst = graph.instances.get(".".join(conv.scope[:depth]))
                 if inst is not None and inst.input == source:
                     inst.input = slice_id
+                    ends.setdefault(slice_id, []).append(inst)
             # the conv (and its ReLU) become the slice: their readers read it instead
             g.remove_edge(source, conv.id)
             if fuse_relu:
                 g.remove_node(conv.id)
-                graph.order.remove(conv.id)
+                gone[conv.id] = conv.id
             old.inputs = [slice_id]
             g.add_edge(slice_id, old.id)
-            _remove(graph, old.id)
-        graph.order[at:at] = [n.id for n in new]
+            _remove(graph, old.id, gone)
+            _redirect_instances(graph, {old.id: slice_id}, ends)
+        inserted[convs[0].id] = [n.id for n in new]
         plan.fused.append((fused_id, [c.id for c in convs]))
+    if inserted or gone:
+        order: list[str] = []
+        for node_id in graph.order:
+            order += inserted.get(node_id, [])
+            if node_id not in gone:
+                order.append(node_id)
+        graph.order = order
 
 
 def channels_last(graph: ArchGraph, plan: Plan) -> None:
