@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .diagnostics import Diagnostic, Span, error
-from .files import project_root
+from .files import inside, project_root
 from .loader import Document, LoadError, PathKey, load_file
 from .ops import OPS
 from .ops.base import Suggestions, did_you_mean
@@ -473,7 +473,7 @@ def load_spec(
         files = " -> ".join(f"`{p.name}`" for p in (*seen, target))
         return None, [error("extends-cycle", f"specs extend each other in a cycle: {files}", span)]
     base_display = _display(display, ref)
-    if target != root and root not in target.parents:
+    if not inside(target, root):
         return None, [
             error(
                 "missing-base",
