@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .gcpause import no_cyclic_gc
-from .graph import ArchGraph, Instance, Node, Shape
+from .graph import ArchGraph, Instance, Node
 from .summary import summarize
+from .syntax import Shape, fmt_shape
 
 FORMATS = ("text", "json")
 IGNORED_FIELDS = frozenset({"name", "from", "expect"})
@@ -436,10 +437,6 @@ def render_json(diff: GraphDiff) -> str:
 
 
 # --- text ----------------------------------------------------------------------------------------
-
-
-def fmt_shape(shape: Shape | None) -> str:
-    return "?" if shape is None else "x".join(str(d) for d in shape)
 
 
 def _shapes(shapes: Iterable[Shape | None]) -> str:

@@ -14,37 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Span
 from .digraph import DiGraph
+from .syntax import RawLayer, Shape
 
 if TYPE_CHECKING:
     import networkx as nx
 
     from .ops.base import NodeArgs, Op
-
-Shape = tuple[int, ...]
-Loc = tuple[Any, ...]
-
-
-@dataclass
-class RawLayer:
-    """One layer as written: op name, field values, and where each value came from.
-
-    `spans` maps a location inside `fields` (`("stride",)`, `("c3", 1)`) to the span where that
-    value was written; after parameter substitution it points at the parameter's value, so a
-    diagnostic shows the line a person has to change.
-    """
-
-    op: str
-    fields: dict[str, Any]
-    span: Span | None
-    spans: dict[Loc, Span] = field(default_factory=dict)
-    key_spans: dict[str, Span] = field(default_factory=dict)
-
-    def field_span(self, loc: Loc) -> Span | None:
-        for i in range(len(loc), 0, -1):
-            s = self.spans.get(tuple(loc[:i]))
-            if s is not None:
-                return s
-        return self.span
 
 
 @dataclass

@@ -15,9 +15,14 @@ names and keeping every generated name distinct from the names the generated fil
 from __future__ import annotations
 
 import builtins
+import difflib
 import keyword
 import re
 import unicodedata
+from collections.abc import Callable, Sequence
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 # Names are at most this long, so that a generated line holding two of them stays within the
 # 100-column limit: `name = self.name(` under `if self.training:` is 2 * 32 + 21 columns
@@ -116,3 +121,75 @@ def safe_identifier(name: str, taken: set[str] | frozenset[str] = frozenset()) -
         n += 1
         candidate = f"{base}_{n}"
     return candidate
+
+
+# --- names of layers, and suggestions for misspelt ones ----------------------------------
+
+RESERVED_NAMES = frozenset({"input"})
+# Attributes of torch's nn.Module (its public methods and `training`): a layer becomes a
+# submodule attribute of that name, so these would shadow the module's own (listed here, not
+# read from torch, because linting never imports torch).
+_MODULE_ATTRS_TEXT = """
+    T_destination add_module apply bfloat16 buffers call_super_init children compile cpu
+    cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state
+    get_parameter get_submodule half ipu load_state_dict modules mtia named_buffers
+    named_children named_modules named_parameters parameters register_backward_hook
+    register_buffer register_forward_hook register_forward_pre_hook
+    register_full_backward_hook register_full_backward_pre_hook
+    register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module
+    register_parameter register_state_dict_post_hook register_state_dict_pre_hook
+    requires_grad_ set_extra_state set_submodule share_memory state_dict to to_empty train
+    training type xpu zero_grad"""
+MODULE_ATTRS = frozenset(_MODULE_ATTRS_TEXT.split())
+
+
+def _check_name(value: str) -> str:
+    reason = problem(value)
+    if reason is None and value in RESERVED_NAMES:
+        raise ValueError(f"`{value}` is reserved for the network's input")
+    if reason is None and value in MODULE_ATTRS:
+        reason = "is an attribute of torch's nn.Module"
+    if reason:
+        raise ValueError(f"`{shown(value)}` cannot be used as a name: it {reason}")
+    return value
+
+
+def _check_ref(value: str) -> str:
+    if not value.isidentifier() or not value.isascii():
+        raise ValueError(f"`{shown(value)}` is not a layer name")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+RefName = Annotated[str, AfterValidator(_check_ref)]
+
+
+def closest(word: str, choices: Sequence[str], n: int = 3) -> list[str]:
+    return difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str | None:
+    """`did you mean `a` or `b`?` for the choices closest to `word`, or None."""
+    near = closest(word, choices)
+    return ("did you mean " + " or ".join(f"`{n}`" for n in near) + "?") if near else None
+
+
+class Suggestions:
+    """`did_you_mean` for a run that may report many unknown names against many choices.
+
+    One suggestion costs a comparison with every choice, so 100,000 undefined references
+    among 100,000 names would cost 10**10 comparisons. A run gets a budget of comparisons:
+    suggestions are made while it lasts (the first mistakes, the ones a person reads), then
+    the callers' general help is shown instead.
+    """
+
+    def __init__(self, budget: int = 200_000) -> None:
+        self.budget = budget
+
+    def __call__(self, word: str, choices: Callable[[], Sequence[str]], count: int) -> str | None:
+        """A suggestion among `choices()` (`count` of them, known before they are built), or
+        None if there is none or the budget is spent."""
+        if count > self.budget:
+            return None
+        self.budget -= count
+        return did_you_mean(word, choices())

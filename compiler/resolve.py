@@ -20,21 +20,20 @@ from pydantic import Field, ValidationError, create_model
 from .diagnostics import Diagnostic, Span, error, warning
 from .digraph import CycleError
 from .expr import MAX_MAGNITUDE, ExprError, fmt_number, is_reference, substitute
-from .graph import ArchGraph, Instance, Loc, Node, RawLayer
+from .graph import ArchGraph, Instance, Node
 from .loader import Document
-from .names import class_name, problem, shadows, shown
+from .names import Suggestions, class_name, did_you_mean, problem, shadows, shown
 from .ops import OPS, NodeArgs, Op
 from .ops.base import (
     COMMON_FIELDS,
     BrokenOp,
     InputOp,
     PosInt,
-    Suggestions,
-    did_you_mean,
     field_names,
     suggest_op,
 )
 from .schema import BlockSpec, OutputSpec, Scale, Spec, to_diagnostics
+from .syntax import Loc, RawLayer
 
 Scope = tuple[str, ...]
 

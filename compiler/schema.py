@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .diagnostics import Diagnostic, Span, error
 from .expr import MAX_MAGNITUDE, fmt_number
-from .names import shown
-from .ops.base import Name, closest, did_you_mean
+from .names import Name, closest, did_you_mean, shown
 
 Loc = tuple[Any, ...]
 SpanOf = Callable[[Loc], Span | None]

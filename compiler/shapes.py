@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from .diagnostics import Diagnostic, Severity, Span, error
-from .graph import ArchGraph, Node, Shape
-from .ops.base import OPS, BrokenOp, fmt_shape
+from .graph import ArchGraph, Node
+from .ops.base import OPS, BrokenOp
+from .syntax import Shape, fmt_shape
 
 MAX_SEARCH = 1 << 16
 MAX_SOURCES = 16  # related spans named for one count, at most

@@ -18,7 +18,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .gcpause import no_cyclic_gc
-from .graph import ArchGraph, Node, Shape
+from .graph import ArchGraph, Node
+from .syntax import Shape
 
 FORMATS = ("text", "json", "markdown")
 BLOCK = "block"  # the `kind` of a block-instance row; a node row's kind is its op's name

@@ -18,8 +18,8 @@ from typing import Any
 from .diagnostics import Diagnostic, Span, error
 from .files import inside, project_root
 from .loader import Document, LoadError, PathKey, load_file
+from .names import Suggestions, did_you_mean
 from .ops import OPS
-from .ops.base import Suggestions, did_you_mean
 
 MERGED_MAPPINGS = ("params", "scales", "blocks", "outputs")
 REPLACED = ("name", "source", "description", "input")

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from compiler import lint_text
+from compiler import names as base
 from compiler.diagnostics import SourceCache, Span, error, merge_duplicates, render_text
 from compiler.graph import ArchGraph
 from compiler.loader import MAX_BYTES, MAX_NODES, load_text
 from compiler.lower import lower
-from compiler.ops import base
 from compiler.pipeline import _check_variant, lint_file
 from compiler.variants import _Tree, load_spec
 
@@ -48,7 +48,7 @@ def undefined_from(n: int) -> str:
 
 
 class Counting:
-    """`ops.base.closest`, counting the choices it compares a word with."""
+    """`names.closest`, counting the choices it compares a word with."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.compared = 0

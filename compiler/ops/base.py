@@ -8,54 +8,16 @@ touches one file. Nothing here imports torch.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Protocol
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..expr import MAX_MAGNITUDE
-from ..graph import RawLayer, Shape
-from ..names import problem, shown
+from ..names import Name, RefName, did_you_mean
+from ..syntax import RawLayer, Shape, fmt_shape
 
-RESERVED_NAMES = frozenset({"input"})
-# Attributes of torch's nn.Module (its public methods and `training`): a layer becomes a
-# submodule attribute of that name, so these would shadow the module's own (listed here, not
-# read from torch, because linting never imports torch).
-_MODULE_ATTRS_TEXT = """
-    T_destination add_module apply bfloat16 buffers call_super_init children compile cpu
-    cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state
-    get_parameter get_submodule half ipu load_state_dict modules mtia named_buffers
-    named_children named_modules named_parameters parameters register_backward_hook
-    register_buffer register_forward_hook register_forward_pre_hook
-    register_full_backward_hook register_full_backward_pre_hook
-    register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module
-    register_parameter register_state_dict_post_hook register_state_dict_pre_hook
-    requires_grad_ set_extra_state set_submodule share_memory state_dict to to_empty train
-    training type xpu zero_grad"""
-MODULE_ATTRS = frozenset(_MODULE_ATTRS_TEXT.split())
-
-
-def _check_name(value: str) -> str:
-    reason = problem(value)
-    if reason is None and value in RESERVED_NAMES:
-        raise ValueError(f"`{value}` is reserved for the network's input")
-    if reason is None and value in MODULE_ATTRS:
-        reason = "is an attribute of torch's nn.Module"
-    if reason:
-        raise ValueError(f"`{shown(value)}` cannot be used as a name: it {reason}")
-    return value
-
-
-def _check_ref(value: str) -> str:
-    if not value.isidentifier() or not value.isascii():
-        raise ValueError(f"`{shown(value)}` is not a layer name")
-    return value
-
-
-Name = Annotated[str, AfterValidator(_check_name)]
-RefName = Annotated[str, AfterValidator(_check_ref)]
 # bounded as expression values are: a 400-digit `out:` would otherwise reach the summary's
 # byte counts, which go through floats
 PosInt = Annotated[int, Field(ge=1, le=MAX_MAGNITUDE, strict=True)]
@@ -331,37 +293,6 @@ def register(cls: type[Op]) -> type[Op]:
     return cls
 
 
-def closest(word: str, choices: Sequence[str], n: int = 3) -> list[str]:
-    return difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
-
-
-def did_you_mean(word: str, choices: Sequence[str]) -> str | None:
-    """`did you mean `a` or `b`?` for the choices closest to `word`, or None."""
-    near = closest(word, choices)
-    return ("did you mean " + " or ".join(f"`{n}`" for n in near) + "?") if near else None
-
-
-class Suggestions:
-    """`did_you_mean` for a run that may report many unknown names against many choices.
-
-    One suggestion costs a comparison with every choice, so 100,000 undefined references
-    among 100,000 names would cost 10**10 comparisons. A run gets a budget of comparisons:
-    suggestions are made while it lasts (the first mistakes, the ones a person reads), then
-    the callers' general help is shown instead.
-    """
-
-    def __init__(self, budget: int = 200_000) -> None:
-        self.budget = budget
-
-    def __call__(self, word: str, choices: Callable[[], Sequence[str]], count: int) -> str | None:
-        """A suggestion among `choices()` (`count` of them, known before they are built), or
-        None if there is none or the budget is spent."""
-        if count > self.budget:
-            return None
-        self.budget -= count
-        return did_you_mean(word, choices())
-
-
 def suggest_op(word: str, extra: Sequence[str] = ()) -> str | None:
     key = word.lower().replace("-", "_")
     if key in ALIASES:
@@ -372,12 +303,6 @@ def suggest_op(word: str, extra: Sequence[str] = ()) -> str | None:
 
 def field_names(args_model: type[BaseModel]) -> list[str]:
     return [f.alias or name for name, f in args_model.model_fields.items()]
-
-
-def fmt_shape(shape: Shape | None) -> str:
-    if shape is None:
-        return "?"
-    return "x".join(str(d) for d in shape)
 
 
 def channel_note(ctx: Context, i: int, channels: int) -> str:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from ..diagnostics import Span
-from ..graph import Loc, RawLayer
+from ..syntax import Loc, RawLayer
 from .base import NodeArgs, Op, PosInt, register
 
 Bool = Annotated[bool, Field(strict=True)]

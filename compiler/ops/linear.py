@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from ..expr import MAX_MAGNITUDE
-from .base import Context, NodeArgs, Op, PosInt, Shape, TorchCall, fmt_shape, keywords, register
+from ..syntax import Shape, fmt_shape
+from .base import Context, NodeArgs, Op, PosInt, TorchCall, keywords, register
 
 
 class LinearArgs(NodeArgs):

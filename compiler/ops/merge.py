@@ -6,7 +6,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .base import Context, NodeArgs, Op, Shape, fmt_shape, register
+from ..syntax import Shape, fmt_shape
+from .base import Context, NodeArgs, Op, register
 
 
 class ConcatArgs(NodeArgs):

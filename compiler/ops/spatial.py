@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .base import Context, fmt_shape
+from ..syntax import fmt_shape
+from .base import Context
 
 AXES = ("rows", "columns")
 
