@@ -18,7 +18,7 @@ Pure Python on the graphs that linting produces: never imports torch.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,27 +209,13 @@ def _merged_order(a: ArchGraph, b: ArchGraph) -> list[str]:
     return out
 
 
-def _chain(graph: ArchGraph, scope: Sequence[str]) -> list[str]:
-    """The ids of the block instances around a scope, outermost first."""
-    prefixes = (".".join(scope[:k]) for k in range(1, len(scope) + 1))
-    return [p for p in prefixes if p in graph.instances]
-
-
 def _instance_chain(graph: ArchGraph, instance_id: str) -> list[str]:
     """The instances enclosing an instance (itself excluded), outermost first."""
-    parts = instance_id.split(".")
-    return _chain(graph, parts[:-1])
+    return graph.chain(instance_id.split(".")[:-1])
 
 
 def _members(graph: ArchGraph) -> dict[str, list[Node]]:
-    members: dict[str, list[Node]] = {}
-    for node_id in graph.order:
-        if node_id == ArchGraph.INPUT:
-            continue
-        node = graph.node(node_id)
-        for inst in _chain(graph, node.scope):
-            members.setdefault(inst, []).append(node)
-    return members
+    return {inst: [graph.node(n) for n in ids] for inst, ids in graph.member_map().items()}
 
 
 def _instance_fields(inst: Instance | None) -> dict[str, Any]:
@@ -335,7 +321,7 @@ def diff_graphs(a: ArchGraph, b: ArchGraph, file_a: str = "a", file_b: str = "b"
     for graph in (a, b):
         for node_id in graph.order:
             if node_id != ArchGraph.INPUT:
-                chain = _chain(graph, graph.node(node_id).scope)
+                chain = graph.chain(graph.node(node_id).scope)
                 outer.setdefault(node_id, chain[0] if chain else None)
         for inst_id in graph.instances:
             chain = _instance_chain(graph, inst_id)

@@ -118,14 +118,14 @@ def lower(graph: ArchGraph) -> Container:
         container.children.sort(key=lambda c: c.index)
     # the live nodes inside each container (at any depth), in graph order: each container's
     # forward reads its own list instead of walking the whole graph
-    inside: dict[tuple[str, ...], list[Node]] = {path: [] for path in containers}
-    for node_id in graph.order:
-        if node_id in live and node_id != ArchGraph.INPUT:
-            node = graph.node(node_id)
-            for depth in range(len(node.scope) + 1):
-                members = inside.get(node.scope[:depth])
-                if members is not None:
-                    members.append(node)
+    inside = {
+        path: [
+            graph.node(n)
+            for n in (graph.members(".".join(path)) if path else graph.order)
+            if n in live and n != ArchGraph.INPUT
+        ]
+        for path in containers
+    }
     for container in containers.values():
         if container.path and container.path not in first_index:
             continue

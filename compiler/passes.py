@@ -17,12 +17,12 @@ Passes:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from .gcpause import no_cyclic_gc
-from .graph import ArchGraph, Instance, Node
+from .graph import ArchGraph, Node
 from .ops.base import NodeArgs, Op
 
 MODES = ("inference",)
@@ -39,106 +39,36 @@ class Plan:
     channels_last: bool = False
 
 
-def _remove(graph: ArchGraph, node_id: str, later: dict[str, str] | None = None) -> None:
-    """Remove a one-input node; whatever read it reads its input instead. With `later`, the
-    order and the block instances are brought up to date once, by `_catch_up`, after many
-    removals (each of which would otherwise scan them all: quadratic in a long network)."""
-    g = graph.graph
-    node = graph.node(node_id)
-    (source,) = node.inputs
-    for consumer in list(g.successors(node_id)):
-        c = graph.node(consumer)
-        c.inputs = [source if i == node_id else i for i in c.inputs]
-        g.add_edge(source, consumer)
-    g.remove_node(node_id)
-    # outputs at once: whether a conv is an output decides whether a batch norm folds into it
-    for name, out in list(graph.outputs.items()):
-        if out == node_id:
-            graph.outputs[name] = source
-    if later is not None:
-        later[node_id] = source
-    else:
-        _catch_up(graph, {node_id: source})
-
-
-def _catch_up(graph: ArchGraph, removed: dict[str, str]) -> None:
-    """The order without the removed nodes, and the block instances that began or ended at
-    one beginning or ending at what replaced it (followed through chains of removals)."""
-    if not removed:
-        return
-    graph.order = [n for n in graph.order if n not in removed]
-    _redirect_instances(graph, removed)
-
-
-def _redirect_instances(
-    graph: ArchGraph, removed: dict[str, str], ends: dict[str, list[Instance]] | None = None
-) -> None:
-    """Block instances, and the instance outputs, moved off removed nodes to what replaced
-    them (followed through chains of removals). `ends` (`_ends`) indexes the instances by the
-    nodes they begin and end at, so that only theirs are visited; it is kept up to date."""
-
-    def final(node_id: str) -> str:
-        while node_id in removed:
-            node_id = removed[node_id]
-        return node_id
-
-    if ends is None:
-        visit: Iterable[Instance] = graph.instances.values()
-    else:
-        visit = [inst for node_id in removed for inst in ends.pop(node_id, [])]
-    for inst in visit:
-        if inst.output in removed:
-            inst.output = final(inst.output)
-        if inst.input in removed:
-            inst.input = final(inst.input)
-        if ends is not None:
-            for node_id in {inst.input, inst.output} - {None}:
-                ends.setdefault(node_id, []).append(inst)
-    for node_id in [n for n in removed if n in graph.instance_outputs]:
-        graph.instance_outputs[final(node_id)] = graph.instance_outputs.pop(node_id)
-
-
-def _ends(graph: ArchGraph) -> dict[str, list[Instance]]:
-    """Node id -> the block instances that begin or end at it."""
-    ends: dict[str, list[Instance]] = {}
-    for inst in graph.instances.values():
-        for node_id in {inst.input, inst.output} - {None}:
-            ends.setdefault(node_id, []).append(inst)
-    return ends
-
-
 def _only_reader(graph: ArchGraph, node_id: str) -> str | None:
     readers = list(graph.graph.successors(node_id))
     return readers[0] if len(readers) == 1 else None
 
 
 def drop_dropout(graph: ArchGraph, plan: Plan) -> None:
-    removed: dict[str, str] = {}
-    for node in list(graph.nodes()):
-        if node.op.name == "dropout":
-            _remove(graph, node.id, removed)
-            plan.dropped.append(node.id)
-    _catch_up(graph, removed)
+    with graph.editing():
+        for node in list(graph.nodes()):
+            if node.op.name == "dropout":
+                graph.remove_node(node.id, node.inputs[0])
+                plan.dropped.append(node.id)
 
 
 def fold_batchnorm(graph: ArchGraph, plan: Plan) -> None:
-    removed: dict[str, str] = {}
-    for node in list(graph.nodes()):
-        if node.op.name != "bn" or len(node.inputs) != 1 or not node.args.affine:
-            continue
-        conv = graph.node(node.inputs[0])
-        if (
-            conv.op.name != "conv"
-            or conv.scope != node.scope
-            or _only_reader(graph, conv.id) != node.id
-            or conv.id in graph.outputs.values()
-        ):
-            continue
-        conv.args = conv.args.model_copy(update={"bias": True})
-        conv.params = conv.op.count_params(conv.args, conv.input_shapes, conv.shape)  # type: ignore[arg-type]
-        _remove(graph, node.id, removed)
-        plan.folded.append((conv.id, node.id))
-    _catch_up(graph, removed)
+    with graph.editing():
+        for node in list(graph.nodes()):
+            if node.op.name != "bn" or len(node.inputs) != 1 or not node.args.affine:
+                continue
+            conv = graph.node(node.inputs[0])
+            if (
+                conv.op.name != "conv"
+                or conv.scope != node.scope
+                or _only_reader(graph, conv.id) != node.id
+                or conv.id in graph.outputs.values()
+            ):
+                continue
+            conv.args = conv.args.model_copy(update={"bias": True})
+            conv.params = conv.op.count_params(conv.args, conv.input_shapes, conv.shape)  # type: ignore[arg-type]
+            graph.remove_node(node.id, conv.id)
+            plan.folded.append((conv.id, node.id))
 
 
 class SliceArgs(NodeArgs):
@@ -239,75 +169,71 @@ def _fresh_id(
 
 def fuse_parallel_1x1(graph: ArchGraph, plan: Plan) -> None:
     g = graph.graph
-    # the order is rewritten once, at the end: new nodes go before the first conv they
-    # replace (each search, removal and insertion in the list was quadratic in the fusions)
-    inserted: dict[str, list[str]] = {}
-    gone: dict[str, str] = {}
     tried: dict[tuple, int] = {}
-    ends = _ends(graph)
-    for source in list(graph.order):
-        if source not in g:
-            continue
-        convs = _fusable_group(graph, source)
-        if not convs:
-            continue
-        relus = _relus_after(graph, convs)
-        scope = _common_scope([c.scope for c in convs])
-        sizes = [c.args.out for c in convs]
-        first = convs[0]
-        fused_id, fused_name = _fresh_id(graph, scope, "fused_1x1", tried)
-        args = first.args.model_copy(
-            update={"out": sum(sizes), "bias": any(c.args.bias for c in convs), "in_": None}
-        )
-        shape = (sum(sizes), *first.shape[1:])  # type: ignore[index]
-        fused = Node(
-            fused_id,
-            fused_name,
-            first.op,
-            args,
-            first.layer,
-            scope,
-            [source],
-            first.index,
-            shape=shape,
-            input_shapes=list(first.input_shapes),
-        )
-        fused.params = fused.op.count_params(args, fused.input_shapes, shape)  # type: ignore[arg-type]
-        fused.macs = sum(c.macs for c in convs)
-        new = [fused]
-        value = fused_id
-        if relus is not None and all(r.scope == c.scope for r, c in zip(relus, convs, strict=True)):
-            relu_id, relu_name = _fresh_id(graph, scope, "fused_relu", tried)
-            r0 = relus[0]
-            new.append(
-                Node(
-                    relu_id,
-                    relu_name,
-                    r0.op,
-                    r0.args,
-                    r0.layer,
-                    scope,
-                    [fused_id],
-                    r0.index,
-                    shape=shape,
-                    input_shapes=[shape],
-                )
+    with graph.editing():  # the order and instances are brought up to date once, at the end
+        for source in list(graph.order):
+            if source in g:
+                _fuse(graph, plan, source, tried)
+
+
+def _fuse(graph: ArchGraph, plan: Plan, source: str, tried: dict[tuple, int]) -> None:
+    """Fuse the 1x1 convs that read `source`, if they can be."""
+    convs = _fusable_group(graph, source)
+    if not convs:
+        return
+    relus = _relus_after(graph, convs)
+    scope = _common_scope([c.scope for c in convs])
+    sizes = [c.args.out for c in convs]
+    first = convs[0]
+    fused_id, fused_name = _fresh_id(graph, scope, "fused_1x1", tried)
+    args = first.args.model_copy(
+        update={"out": sum(sizes), "bias": any(c.args.bias for c in convs), "in_": None}
+    )
+    shape = (sum(sizes), *first.shape[1:])  # type: ignore[index]
+    fused = Node(
+        fused_id,
+        fused_name,
+        first.op,
+        args,
+        first.layer,
+        scope,
+        [source],
+        first.index,
+        shape=shape,
+        input_shapes=list(first.input_shapes),
+    )
+    fused.params = fused.op.count_params(args, fused.input_shapes, shape)  # type: ignore[arg-type]
+    fused.macs = sum(c.macs for c in convs)
+    new = [fused]
+    value = fused_id
+    if relus is not None and all(r.scope == c.scope for r, c in zip(relus, convs, strict=True)):
+        relu_id, relu_name = _fresh_id(graph, scope, "fused_relu", tried)
+        r0 = relus[0]
+        new.append(
+            Node(
+                relu_id,
+                relu_name,
+                r0.op,
+                r0.args,
+                r0.layer,
+                scope,
+                [fused_id],
+                r0.index,
+                shape=shape,
+                input_shapes=[shape],
             )
-            value = relu_id
-        # each branch reads its channels of the fused value, sliced in the common block
-        fuse_relu = value != fused_id
-        replaced = relus if fuse_relu and relus is not None else convs
-        for node in new:
-            g.add_node(node.id, node=node)
-        g.add_edge(source, fused_id)
-        if fuse_relu:
-            g.add_edge(fused_id, value)
-        start = 0
-        for conv, old in zip(convs, replaced, strict=True):
-            top = conv.scope[len(scope)] if len(conv.scope) > len(scope) else conv.name
-            slice_id, slice_name = _fresh_id(graph, scope, f"{top}_in", tried)
-            stop = start + conv.args.out
-            piece = Node(
+        )
+        value = relu_id
+    # each branch reads its channels of the fused value, sliced in the common block
+    fuse_relu = value != fused_id
+    replaced = relus if fuse_relu and relus is not None else convs
+    start = 0
+    for conv in convs:
+        top = conv.scope[len(scope)] if len(conv.scope) > len(scope) else conv.name
+        slice_id, slice_name = _fresh_id(graph, scope, f"{top}_in", tried)
+        stop = start + conv.args.out
+        new.append(
+            Node(
                 slice_id,
                 slice_name,
                 ChannelSlice,
@@ -316,37 +242,23 @@ def fuse_parallel_1x1(graph: ArchGraph, plan: Plan) -> None:
                 scope,
                 [value],
                 conv.index,
-                shape=old.shape,
+                shape=(stop - start, *shape[1:]),
                 input_shapes=[shape],
             )
-            start = stop
-            g.add_node(slice_id, node=piece)
-            g.add_edge(value, slice_id)
-            new.append(piece)
-            # the blocks between the common block and the branch now take the slice
-            for depth in range(len(scope) + 1, len(conv.scope) + 1):
-                inst = graph.instances.get(".".join(conv.scope[:depth]))
-                if inst is not None and inst.input == source:
-                    inst.input = slice_id
-                    ends.setdefault(slice_id, []).append(inst)
-            # the conv (and its ReLU) become the slice: their readers read it instead
-            g.remove_edge(source, conv.id)
-            if fuse_relu:
-                g.remove_node(conv.id)
-                gone[conv.id] = conv.id
-            old.inputs = [slice_id]
-            g.add_edge(slice_id, old.id)
-            _remove(graph, old.id, gone)
-            _redirect_instances(graph, {old.id: slice_id}, ends)
-        inserted[convs[0].id] = [n.id for n in new]
-        plan.fused.append((fused_id, [c.id for c in convs]))
-    if inserted or gone:
-        order: list[str] = []
-        for node_id in graph.order:
-            order += inserted.get(node_id, [])
-            if node_id not in gone:
-                order.append(node_id)
-        graph.order = order
+        )
+        start = stop
+    graph.insert(new, before=first.id)  # new nodes go before the first conv they replace
+    for conv, old, piece in zip(convs, replaced, new[-len(convs) :], strict=True):
+        # the blocks between the common block and the branch now take the slice
+        for depth in range(len(scope) + 1, len(conv.scope) + 1):
+            inst = graph.instances.get(".".join(conv.scope[:depth]))
+            if inst is not None and inst.input == source:
+                graph.set_instance_input(inst.id, piece.id)
+        # the conv (and its ReLU) become the slice: their readers read it instead
+        if old is not conv:
+            graph.remove_node(old.id, piece.id)
+        graph.remove_node(conv.id, piece.id)
+    plan.fused.append((fused_id, [c.id for c in convs]))
 
 
 def channels_last(graph: ArchGraph, plan: Plan) -> None:

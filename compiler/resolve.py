@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import networkx as nx
 from pydantic import Field, ValidationError, create_model
 
 from .diagnostics import Diagnostic, Span, error, warning
-from .digraph import CycleError
 from .expr import MAX_MAGNITUDE, ExprError, fmt_number, is_reference, substitute
 from .graph import ArchGraph, Instance, Node
 from .loader import Document
@@ -1119,30 +1119,21 @@ class Resolver:
         when there is one (the common case pays for one sort, not a components pass too)."""
         g = self.graph.graph
         nodes = g.nodes
-
-        def index(n: str) -> int:
-            return nodes[n]["node"].index
-
         try:
-            order = g.topological_order(index)
-        except CycleError:
+            order = self.graph.topological_order()
+        except nx.NetworkXUnfeasible:
             self.find_cycles()
-            order = g.topological_order(index, (n for n in g if not nodes[n].get("unresolved")))
+            order = self.graph.topological_order(n for n in g if not nodes[n].get("unresolved"))
         self.graph.order = [n for n in order if not nodes[n].get("unresolved")]
 
     def find_cycles(self) -> None:
-        # the error path only: networkx finds the cycles (the lint of a sound spec never
-        # imports it)
-        import networkx as nx
-
         g = self.graph.graph
-        full = g.to_networkx()
-        for component in nx.strongly_connected_components(full):
+        for component in nx.strongly_connected_components(g):
             if len(component) == 1:
                 (n,) = component
                 if not g.has_edge(n, n):
                     continue
-            cycle = [u for u, _ in nx.find_cycle(full.subgraph(component))]
+            cycle = [u for u, _ in nx.find_cycle(g.subgraph(component))]
             first = min(cycle, key=lambda n: g.nodes[n]["node"].index)
             node = g.nodes[first]["node"]
             chain = " -> ".join(f"`{self.graph.display(n)}`" for n in [*cycle, cycle[0]])

@@ -77,12 +77,6 @@ class Summary:
 # --- computing ---------------------------------------------------------------------------------
 
 
-def _chain(graph: ArchGraph, scope: Sequence[str]) -> list[str]:
-    """The ids of the block instances around a scope, outermost first."""
-    prefixes = (".".join(scope[:k]) for k in range(1, len(scope) + 1))
-    return [p for p in prefixes if p in graph.instances]
-
-
 def _macs_of(graph: ArchGraph, outputs: list[str]) -> int:
     """MACs of the nodes that computing `outputs` runs."""
     return sum(graph.node(n).macs for n in graph.upstream(outputs) if n != ArchGraph.INPUT)
@@ -140,17 +134,15 @@ def _peak_activation_bytes(graph: ArchGraph, outputs: list[str]) -> int:
 def summarize(graph: ArchGraph) -> Summary:
     """The summary of a graph whose shapes have been inferred (`lint_file(...).graph`)."""
     nodes = [graph.node(n) for n in graph.order if n != ArchGraph.INPUT]
+    members = graph.member_map()  # instance id -> every node inside it, at any depth
     parent: dict[str, str | None] = {}  # item (node or instance id) -> enclosing instance
-    members: dict[str, list[str]] = {}  # instance id -> every node inside it, at any depth
     first: dict[str, int] = {}  # item -> position of its first node in graph order
     for pos, node in enumerate(nodes):
-        chain = _chain(graph, node.scope)
-        parent[node.id] = chain[-1] if chain else None
+        parent[node.id] = graph.parent(node.id)
         first[node.id] = pos
-        for outer, inner in zip([None, *chain], chain, strict=False):
-            parent.setdefault(inner, outer)
-            first.setdefault(inner, pos)
-            members.setdefault(inner, []).append(node.id)
+    for inst in members:
+        parent[inst] = graph.parent(inst)
+        first[inst] = first[members[inst][0]]
     # Children in the order of their first node, so a block's members follow its row even if
     # the topological order were to interleave them with a layer outside it.
     children: dict[str | None, list[str]] = {}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -15,12 +16,9 @@ SPECS = ROOT / "specs"
 def rename(graph: Any, old: str, new: str) -> None:
     """Give node `old` of a resolved graph the id `new` everywhere it is named: a way to
     feed the back ends ids no spec can produce (ids come from identifiers)."""
-    graph.graph.rename_node(old, new)
-    graph.node(new).id = new
-    graph.order = [new if n == old else n for n in graph.order]
-    for node in graph.nodes():
-        node.inputs = [new if n == old else n for n in node.inputs]
-    graph.outputs = {k: new if v == old else v for k, v in graph.outputs.items()}
+    node = copy.copy(graph.node(old))
+    node.id = new
+    graph.replace_node(old, node)
 
 
 @pytest.fixture
