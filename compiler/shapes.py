@@ -43,6 +43,9 @@ class Run:
     collapsed: bool = False
     # nodes whose `expect:` stands in for a shape they did not give (or could not infer)
     trusted: set[str] = field(default_factory=set)
+    # what each node's op gives, before an `expect:` stands in for it (params and MACs are
+    # counted from it)
+    inferred: dict[str, Shape | None] = field(default_factory=dict)
 
 
 class _Ctx:
@@ -145,7 +148,7 @@ def propagate(run: Run) -> Run:
         if node.inputs and all(s is not None for s in ins):
             known: list[Shape] = ins  # type: ignore[assignment]
             ctx = _Ctx(run, node)
-            out = node.op.infer(node.args, known, ctx)
+            out = run.inferred[node_id] = node.op.infer(node.args, known, ctx)
             if node.op.passthrough:
                 run.explain[node_id] = run.explain.get(node.inputs[0])
             if out is not None and run.use_expect and node.expect not in (None, out):
@@ -196,33 +199,25 @@ def _mismatch(run: Run, ctx: _Ctx, node: Node, ins: list[Shape], out: Shape) -> 
 
 def _salvaged_channels(run: Run, ctx: _Ctx, node: Node, ins: list[Shape]) -> None:
     """The channels of a layer that failed validation on another field (seed 000's `stride:
-    0`), which its `expect:` stands in for: its declared `in:` against what it receives, and
-    its `out:` against the channels its `expect:` claims."""
+    0`), which its `expect:` stands in for: its declared `in:` against what it receives (the
+    op's own check), and its `out:` against the channels its `expect:` claims."""
     op = OPS.get(node.layer.op)
     fields = node.layer.fields
-    if op is None or op.name not in ("conv", "linear", "bn") or len(ins) != 1:
+    if op is None or op.composite or len(ins) != 1:
         return
 
     def number(key: str) -> int | None:  # a value written as a number (not `$param`)
         v = fields.get(key)
         return v if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else None
 
-    declared, out = number("in"), number("out") if op.name != "bn" else None
-    x = ins[0]
-    received = x[0] if op.name != "linear" else x[-1]
-    what = "features" if op.name == "linear" else "channels"
-    if declared is not None and declared != received:
-        ctx.error(
-            "feature-mismatch" if op.name == "linear" else "channel-mismatch",
-            f"`{ctx.name}` declares {declared} input {what} but receives {received}",
-            "in",
-            label="declared here",
-            notes=(f"`{ctx.source(0)}` outputs {received} {what}",),
-            help=f"set `in: {received}`",
-        )
+    declared = number("in") if "in_" in op.Args.model_fields else None
+    if declared is not None:
+        op.check_in(declared, ins[0], ctx)
+    out = number("out") if "out" in op.Args.model_fields else None
     expect = node.expect
     if out is not None and expect is not None and expect[0] != out:
         assert run.sink is not None
+        what = "channels" if len(expect) == 3 else "features"
         span = node.expect_span or node.span
         run.sink.append(
             error(
@@ -325,15 +320,10 @@ def infer_shapes(graph: ArchGraph) -> list[Diagnostic]:
         node.input_shapes = run.inputs.get(node_id, [])
         node.explain = run.explain.get(node_id)
         ins = node.input_shapes
-        if node_id != ArchGraph.INPUT and ins and all(s is not None for s in ins):
-            real = (
-                node.op.infer(node.args, ins, _Ctx(Run(graph, (), sink=None), node))
-                if node.expect is not None
-                else node.shape
-            )
-            if real is not None:
-                node.params = node.op.count_params(node.args, ins, real)  # type: ignore[arg-type]
-                node.macs = node.op.count_macs(node.args, ins, real)  # type: ignore[arg-type]
+        real = run.inferred.get(node_id)  # set only where every input shape is known
+        if real is not None:
+            node.params = node.op.count_params(node.args, ins, real)  # type: ignore[arg-type]
+            node.macs = node.op.count_macs(node.args, ins, real)  # type: ignore[arg-type]
     diags += _check_instances(graph, run)
     if run.collapsed:
         diags = _add_smallest_input(graph, diags)

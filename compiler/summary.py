@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 
 from .gcpause import no_cyclic_gc
 from .graph import ArchGraph, Node
+from .sizes import DTYPE_BYTES, PARAM_BYTES, fmt_bytes, tensor_bytes
 from .syntax import Shape
 
 FORMATS = ("text", "json", "markdown")
 BLOCK = "block"  # the `kind` of a block-instance row; a node row's kind is its op's name
-DTYPE_BYTES = 4  # float32: parameters, running statistics and activations
-INT64_BYTES = 8  # batch norm's `num_batches_tracked`
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ class Row:
 
     @property
     def param_bytes(self) -> int:
-        return self.params * DTYPE_BYTES
+        return self.params * PARAM_BYTES
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class Summary:
 
     @property
     def total_param_bytes(self) -> int:
-        return self.total_params * DTYPE_BYTES
+        return self.total_params * PARAM_BYTES
 
     def visible(self, depth: int | None = None) -> list[Row]:
         """The rows at most `depth` deep: a block at that depth stands for its members."""
@@ -82,17 +81,13 @@ def _macs_of(graph: ArchGraph, outputs: list[str]) -> int:
     return sum(graph.node(n).macs for n in graph.upstream(outputs) if n != ArchGraph.INPUT)
 
 
-def tensor_bytes(shape: Shape | None) -> int:
-    """The bytes of a float32 tensor of this shape (one sample: no batch); 0 if unknown."""
-    return 0 if shape is None else math.prod(shape) * DTYPE_BYTES
-
-
 def buffer_bytes(node: Node) -> int:
-    """The bytes of a node's buffers: batch norm's running_mean and running_var (float32, one
-    per channel each, kept whether or not `affine`) and num_batches_tracked (one int64)."""
-    if node.op.name != "bn" or not node.input_shapes or node.input_shapes[0] is None:
+    """The bytes of a node's buffers (batch norm's running statistics), as its op declares
+    them."""
+    if not node.input_shapes or any(s is None for s in node.input_shapes):
         return 0
-    return 2 * node.input_shapes[0][0] * DTYPE_BYTES + INT64_BYTES
+    buffers = node.op.buffers(node.args, node.input_shapes)  # type: ignore[arg-type]
+    return sum(count * DTYPE_BYTES[dtype] for count, dtype in buffers.values())
 
 
 def _activation_bytes_of(graph: ArchGraph, outputs: list[str]) -> int:
@@ -221,20 +216,6 @@ def summarize(graph: ArchGraph) -> Summary:
 def fmt_list(shape: Shape | None) -> str:
     """`[64, 112, 112]`, as paddle.summary and torchinfo print shapes (without the batch)."""
     return "?" if shape is None else "[" + ", ".join(str(d) for d in shape) + "]"
-
-
-def fmt_bytes(n: int) -> str:
-    """`512 B`, `37.0 KiB`, `51.0 MiB`, `1.2 GiB`: binary units, one decimal."""
-    if n < 1024:
-        return f"{n} B"
-    if n.bit_length() > 1000:  # beyond a float; sizes are bounded, so a hostile spec at most
-        return f"about 2^{n.bit_length() - 1} B"
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if round(value, 1) < 1024 or unit == "TiB":
-            break
-    return f"{value:.1f} {unit}" if value < 1e6 else f"{value:.3g} {unit}"
 
 
 def _exact(n: int) -> str:

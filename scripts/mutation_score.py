@@ -54,44 +54,24 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 from compiler.diagnostics import Diagnostic  # noqa: E402
 from compiler.loader import load_text  # noqa: E402
+from compiler.ops import OPS  # noqa: E402
+from compiler.ops.base import COMMON_FIELDS  # noqa: E402
 from compiler.pipeline import lint_text  # noqa: E402
 
 MUTATIONS = ("+1", "*2")  # what each channel number becomes; `--mutations +1,-1,*2`
-CHANNEL_OPS = ("conv", "linear", "bn")
 INCEPTION_PARTS = ("c1", "c3", "c5", "pool_proj")
 META = "meta"
-# elementwise ops accept any tensor and keep its shape: the oracle does not run them (on the
-# meta device each goes through a Python decomposition, which would triple the run time)
-ELEMENTWISE = (
-    "relu",
-    "relu6",
-    "leaky_relu",
-    "gelu",
-    "silu",
-    "sigmoid",
-    "tanh",
-    "identity",
-    "dropout",
+# What the oracle needs to know of yarch's ops it reads from their definitions (not from the
+# linter): which field a single value fills (`- dropout: 0.4`), which layers declare channel
+# counts (`in:`, and `out:` where they make them), which keep any tensor's shape (the oracle
+# does not run those: on the meta device each goes through a Python decomposition, which
+# would triple the run time), and the fields every layer accepts.
+PRIMARY = {name: op.primary for name, op in OPS.items() if op.primary}
+CHANNEL_OPS = tuple(
+    name for name, op in OPS.items() if "in_" in op.Args.model_fields and not op.composite
 )
-COMMON = ("name", "from", "expect", "repeat", "first", "if", "in")
-# the field a layer's single value fills (`- dropout: 0.4`), as the README documents them
-PRIMARY = {
-    "leaky_relu": "negative_slope",
-    "softmax": "dim",
-    "dropout": "p",
-    "seq": "layers",
-    "inception": "channels",
-    "linear": "out",
-    "flatten": "start_dim",
-    "reshape": "shape",
-    "concat": "from",
-    "add": "from",
-    "lrn": "size",
-    "maxpool": "kernel",
-    "avgpool": "kernel",
-    "adaptive_avgpool": "output",
-    "adaptive_maxpool": "output",
-}
+ELEMENTWISE = tuple(name for name, op in OPS.items() if op.elementwise)
+COMMON = (*COMMON_FIELDS, "in")
 
 
 def read_yaml(text: str) -> Any:
@@ -438,7 +418,6 @@ class Oracle:
     def layer(
         self, op: str, f: dict, ins: list, env: dict, path: tuple, mapping: bool = True
     ) -> Any:
-        torch, F = self.torch, self.torch.nn.functional
         x = ins[0]
         if op in self.blocks:
             return self.block(op, f, x, env, path)
@@ -448,42 +427,65 @@ class Oracle:
             return self.layers(f["layers"], x, env, (*path, "seq", *(("layers",) * mapping)))
         if op in ELEMENTWISE:
             return x
-        if op == "inception":
-            return self.call(path, lambda: self.inception(f, x))
-        if op == "conv":
-            return self.call(path, lambda: self.conv(f, x, path))
-        if op == "bn":
-            return self.call(path, lambda: self.bn(x, self.declared_in(f, x.shape[1], path)))
-        if op == "lrn":
-            return self.call(path, lambda: F.local_response_norm(x, f.get("size", 5)))
-        if op in ("maxpool", "avgpool"):
-            return self.call(path, lambda: self.pool(op, f, x))
-        if op in ("adaptive_avgpool", "adaptive_maxpool"):
-            fn = F.adaptive_avg_pool2d if op == "adaptive_avgpool" else F.adaptive_max_pool2d
-            return self.call(path, lambda: fn(x, _pair(f["output"])))
-        if op == "softmax":
-            return self.call(path, lambda: F.softmax(x, f.get("dim", 1)))
-        if op == "flatten":
-            return self.call(path, lambda: torch.flatten(x, f.get("start_dim", 1)))
-        if op == "linear":
-            # nn.Linear(in, out): on the last dimension, as PyTorch does (a map that was never
-            # flattened is multiplied along its width)
-            return self.call(
-                path,
-                lambda: F.linear(
-                    x,
-                    self.empty(f["out"], self.declared_in(f, x.shape[-1], path)),
-                    self.bias(f, f["out"]),
-                ),
-            )
-        if op == "reshape":
-            dims = [x.shape[0] if d == "N" else d for d in f["shape"]]
-            return self.call(path, lambda: x.reshape(*dims))
-        if op == "concat":
-            return self.call(path, lambda: torch.cat(ins, f.get("dim", 1)))
-        if op == "add":
-            return self.call(path, lambda: sum(ins[1:], ins[0]))
-        raise Unsupported(f"the op `{op}`")
+        transcribe = getattr(self, f"op_{op}", None)
+        if transcribe is None:
+            raise Unsupported(f"the op `{op}`")
+        return self.call(path, lambda: transcribe(f, ins, path))
+
+    # Each op as PyTorch computes it, from the spec's own numbers: `op_<name>(fields, inputs,
+    # path)`. `tests/test_ops.py` checks that every registered op has one, or is elementwise
+    # (above), or is `seq` (a list of layers).
+
+    def op_inception(self, f: dict, ins: list, path: tuple) -> Any:
+        return self.inception(f, ins[0])
+
+    def op_conv(self, f: dict, ins: list, path: tuple) -> Any:
+        return self.conv(f, ins[0], path)
+
+    def op_bn(self, f: dict, ins: list, path: tuple) -> Any:
+        return self.bn(ins[0], self.declared_in(f, ins[0].shape[1], path))
+
+    def op_lrn(self, f: dict, ins: list, path: tuple) -> Any:
+        return self.F.local_response_norm(ins[0], f.get("size", 5))
+
+    def op_maxpool(self, f: dict, ins: list, path: tuple) -> Any:
+        return self.pool("maxpool", f, ins[0])
+
+    def op_avgpool(self, f: dict, ins: list, path: tuple) -> Any:
+        return self.pool("avgpool", f, ins[0])
+
+    def op_adaptive_avgpool(self, f: dict, ins: list, path: tuple) -> Any:
+        return self.F.adaptive_avg_pool2d(ins[0], _pair(f["output"]))
+
+    def op_adaptive_maxpool(self, f: dict, ins: list, path: tuple) -> Any:
+        return self.F.adaptive_max_pool2d(ins[0], _pair(f["output"]))
+
+    def op_softmax(self, f: dict, ins: list, path: tuple) -> Any:
+        return self.F.softmax(ins[0], f.get("dim", 1))
+
+    def op_flatten(self, f: dict, ins: list, path: tuple) -> Any:
+        return self.torch.flatten(ins[0], f.get("start_dim", 1))
+
+    def op_linear(self, f: dict, ins: list, path: tuple) -> Any:
+        # nn.Linear(in, out): on the last dimension, as PyTorch does (a map that was never
+        # flattened is multiplied along its width)
+        x = ins[0]
+        weight = self.empty(f["out"], self.declared_in(f, x.shape[-1], path))
+        return self.F.linear(x, weight, self.bias(f, f["out"]))
+
+    def op_reshape(self, f: dict, ins: list, path: tuple) -> Any:
+        return ins[0].reshape(*[ins[0].shape[0] if d == "N" else d for d in f["shape"]])
+
+    def op_concat(self, f: dict, ins: list, path: tuple) -> Any:
+        return self.torch.cat(ins, f.get("dim", 1))
+
+    def op_add(self, f: dict, ins: list, path: tuple) -> Any:
+        return sum(ins[1:], ins[0])
+
+    @property
+    def F(self) -> Any:
+        """torch.nn.functional, as PyTorch code names it."""
+        return self.torch.nn.functional
 
     # The modules as their functions, with weights of the declared sizes: what nn.Conv2d,
     # nn.BatchNorm2d and nn.Linear compute, without their initialisation (the slow part).

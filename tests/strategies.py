@@ -30,6 +30,8 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
+from compiler.ops import OPS
+
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's emitter: ten times faster
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -38,7 +40,8 @@ Shape = tuple[int, ...]
 
 MAX_CHANNELS = 64
 LAYER_MACS = 2_000_000  # multiply-accumulates of one conv for one sample, at most
-ACTIVATIONS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "leaky_relu", "identity")
+# every elementwise op but dropout (drawn on its own), from the registry: a new one is fuzzed
+ACTIVATIONS = tuple(name for name, op in OPS.items() if op.elementwise and name != "dropout")
 
 
 # --- shape arithmetic, as PyTorch computes it ---------------------------------------------------

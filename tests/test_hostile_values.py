@@ -17,7 +17,7 @@ import pytest
 
 from compiler import lint_text
 from compiler.expr import MAX_DEPTH, MAX_ITEMS, MAX_SOURCE, MAX_TEXT, fmt_number
-from compiler.summary import fmt_bytes
+from compiler.sizes import fmt_bytes
 
 from .conftest import ROOT, measured
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ..diagnostics import Diagnostic, warning
 from ..graph import ArchGraph
-from ..summary import DTYPE_BYTES, fmt_bytes, tensor_bytes
+from ..sizes import PARAM_BYTES, fmt_bytes, tensor_bytes
 
 # What `compiler.build` allocates without being asked for more (`max_params=`,
 # `max_activation_bytes=`): sized for a workstation. Lint warns past them.
@@ -61,7 +61,7 @@ def budget_problems(
     activations = sum(tensor_bytes(node.shape) for node in nodes)
     out = []
     if params > max_params:
-        size = fmt_bytes(params * DTYPE_BYTES)
+        size = fmt_bytes(params * PARAM_BYTES)
         out.append(f"{params:,} parameters ({size}) exceed the {max_params:,} allowed")
     if activations > max_activation_bytes:
         out.append(

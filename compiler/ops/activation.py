@@ -22,6 +22,7 @@ from .base import (
 class _Elementwise(Op):
     kind = "act"
     passthrough = True
+    elementwise = True
     torch_name: str = ""
 
     @classmethod
@@ -71,6 +72,7 @@ class Softmax(_Elementwise):
     name = "softmax"
     Args = SoftmaxArgs
     primary = "dim"
+    elementwise = False  # over a dimension the input must have
 
     @classmethod
     def infer(cls, a: SoftmaxArgs, inputs: list[Shape], ctx: Context) -> Shape | None:

@@ -183,6 +183,18 @@ class Op:
     max_inputs: ClassVar[int | None] = 1
     composite: ClassVar[bool] = False  # expands into other layers instead of inferring
     passthrough: ClassVar[bool] = False  # keeps its input's shape and meaning (relu, dropout)
+    elementwise: ClassVar[bool] = False  # takes a tensor of any shape and keeps it (relu)
+    # A small spec that uses the op, for the docs and the registry's tests (`tests/test_ops.py`
+    # lints, lowers and builds it): an input shape and layers, the op's last. None: the op
+    # written bare on a 3x8x8 input.
+    example: ClassVar[tuple[tuple[int, ...], tuple[str, ...]] | None] = None
+
+    @classmethod
+    def example_spec(cls) -> str:
+        """`example` as the text of a spec."""
+        shape, layers = cls.example or ((3, 8, 8), (cls.name,))
+        rows = "".join(f"  - {layer}\n" for layer in layers)
+        return f"name: {cls.name}_example\ninput: {list(shape)}\nlayers:\n{rows}"
 
     @classmethod
     def infer(cls, args: Any, inputs: list[Shape], ctx: Context) -> Shape | None:
@@ -199,6 +211,18 @@ class Op:
     @classmethod
     def describe(cls, args: Any) -> str:
         return cls.name
+
+    @classmethod
+    def buffers(cls, args: Any, inputs: list[Shape]) -> dict[str, tuple[int, str]]:
+        """The module's buffers (state that is not a parameter): state_dict name -> (number
+        of elements, dtype), for memory summaries."""
+        return {}
+
+    @classmethod
+    def check_in(cls, declared: int, x: Shape, ctx: Context) -> None:
+        """Report a declared `in:` that is not what input `x` gives, for an op with an `in:`
+        field. Inference calls it, and so does a layer that failed validation on another field
+        and whose `expect:` stands in for its shape (its channels are checked all the same)."""
 
     @classmethod
     def hint(cls, args: Any, inputs: list[Shape], expected: Shape) -> str | None:

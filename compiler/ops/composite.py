@@ -29,6 +29,7 @@ class Seq(Op):
     """Layers in sequence under one name; unnamed children are numbered 0, 1, 2 ..."""
 
     name = "seq"
+    example = ((3, 8, 8), ("seq: [{conv: {out: 4, kernel: 3, padding: 1}}, bn, relu]",))
     Args = SeqArgs
     primary = "layers"
     kind = "block"
@@ -129,6 +130,7 @@ class Inception(Op):
     """GoogLeNet's Inception module (Szegedy et al. 2014, Figure 2b)."""
 
     name = "inception"
+    example = ((8, 8, 8), ("inception: {in: 8, channels: [4, [4, 8], [2, 4], 4]}",))
     Args = InceptionArgs
     primary = "channels"
     kind = "block"

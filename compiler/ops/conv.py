@@ -42,6 +42,7 @@ class ConvArgs(NodeArgs):
 @register
 class Conv(Op):
     name = "conv"
+    example = ((3, 8, 8), ("conv: {in: 3, out: 16, kernel: 3, stride: 2, padding: 1}",))
     Args = ConvArgs
     kind = "conv"
 
@@ -51,15 +52,8 @@ class Conv(Op):
         if not require_map(ctx, x, "a conv cannot follow a flatten or a linear layer"):
             return None
         c, h, w = x
-        if a.in_ is not None and a.in_ != c:
-            ctx.error(
-                "channel-mismatch",
-                f"`{ctx.name}` declares {a.in_} input channels but receives {c}",
-                "in",
-                label="declared here",
-                notes=(channel_note(ctx, 0, c),),
-                help=f"set `in: {c}`, or change the layer that feeds it",
-            )
+        if a.in_ is not None:
+            cls.check_in(a.in_, x, ctx)
         if c % a.groups or a.out % a.groups:
             ctx.error(
                 "invalid-groups",
@@ -70,6 +64,18 @@ class Conv(Op):
             return None
         hw = window_out(ctx, cls.describe(a), (h, w), a.window())
         return None if hw is None else (a.out, *hw)
+
+    @classmethod
+    def check_in(cls, declared: int, x: Shape, ctx: Context) -> None:
+        if len(x) == 3 and declared != x[0]:
+            ctx.error(
+                "channel-mismatch",
+                f"`{ctx.name}` declares {declared} input channels but receives {x[0]}",
+                "in",
+                label="declared here",
+                notes=(channel_note(ctx, 0, x[0]),),
+                help=f"set `in: {x[0]}`, or change the layer that feeds it",
+            )
 
     @classmethod
     def count_params(cls, a: ConvArgs, inputs: list[Shape], out: Shape) -> int:

@@ -29,6 +29,7 @@ def _as_map(features: int, channels: int) -> str | None:
 @register
 class Linear(Op):
     name = "linear"
+    example = ((3, 4, 4), ("flatten", "linear: {in: 48, out: 10}"))
     Args = LinearArgs
     primary = "out"
     kind = "linear"
@@ -45,38 +46,44 @@ class Linear(Op):
                 "or pool the map to 1x1 first",
             )
             return None
-        (features,) = x
-        if a.in_ is not None and a.in_ != features:
-            producer = ctx.producer(0)
-            if producer is not None and producer.op.name in ("flatten", "reshape"):
-                flat_ins = ctx.inputs_of(producer.id)
-                flat_in = flat_ins[0] if flat_ins else None
-                notes = [f"`{ctx.display(producer.id)}` gives {features} features"]
-                help = f"set `in: {features}`"
-                if flat_in is not None and len(flat_in) == 3:
-                    notes[0] += f" = {' x '.join(map(str, flat_in))}"
-                    want = _as_map(a.in_, flat_in[0])
-                    if want:
-                        help += f", or make the map before it {want}"
-                ctx.error(
-                    "flatten-mismatch",
-                    f"`{ctx.name}` declares {a.in_} input features but the flatten before it "
-                    f"gives {features}",
-                    "in",
-                    label="declared here",
-                    notes=notes,
-                    help=help,
-                )
-            else:
-                ctx.error(
-                    "feature-mismatch",
-                    f"`{ctx.name}` declares {a.in_} input features but receives {features}",
-                    "in",
-                    label="declared here",
-                    notes=(f"`{ctx.source(0)}` outputs {features} features",),
-                    help=f"set `in: {features}`",
-                )
+        if a.in_ is not None:
+            cls.check_in(a.in_, x, ctx)
         return (a.out,)
+
+    @classmethod
+    def check_in(cls, declared: int, x: Shape, ctx: Context) -> None:
+        if len(x) != 1 or declared == x[0]:
+            return
+        (features,) = x
+        producer = ctx.producer(0)
+        if producer is None or producer.op.name not in ("flatten", "reshape"):
+            ctx.error(
+                "feature-mismatch",
+                f"`{ctx.name}` declares {declared} input features but receives {features}",
+                "in",
+                label="declared here",
+                notes=(f"`{ctx.source(0)}` outputs {features} features",),
+                help=f"set `in: {features}`",
+            )
+            return
+        flat_ins = ctx.inputs_of(producer.id)
+        flat_in = flat_ins[0] if flat_ins else None
+        notes = [f"`{ctx.display(producer.id)}` gives {features} features"]
+        help = f"set `in: {features}`"
+        if flat_in is not None and len(flat_in) == 3:
+            notes[0] += f" = {' x '.join(map(str, flat_in))}"
+            want = _as_map(declared, flat_in[0])
+            if want:
+                help += f", or make the map before it {want}"
+        ctx.error(
+            "flatten-mismatch",
+            f"`{ctx.name}` declares {declared} input features but the flatten before it "
+            f"gives {features}",
+            "in",
+            label="declared here",
+            notes=notes,
+            help=help,
+        )
 
     @classmethod
     def count_params(cls, a: LinearArgs, inputs: list[Shape], out: Shape) -> int:
@@ -132,6 +139,7 @@ class ReshapeArgs(NodeArgs):
 @register
 class Reshape(Op):
     name = "reshape"
+    example = ((3, 4, 4), ("reshape: [N, 12, -1]",))
     Args = ReshapeArgs
     primary = "shape"
     kind = "reshape"

@@ -21,6 +21,14 @@ def _listing(ctx: Context, inputs: list[Shape]) -> list[str]:
 @register
 class Concat(Op):
     name = "concat"
+    example = (
+        (3, 8, 8),
+        (
+            "conv: {name: a, out: 4, kernel: 1}",
+            "conv: {name: b, from: input, out: 6, kernel: 3, padding: 1}",
+            "concat: [a, b]",
+        ),
+    )
     Args = ConcatArgs
     primary = "from"
     kind = "merge"
@@ -66,6 +74,7 @@ class Concat(Op):
 @register
 class Add(Op):
     name = "add"
+    example = ((3, 8, 8), ("conv: {out: 3, kernel: 3, padding: 1}", "add: [conv_1, input]"))
     primary = "from"
     kind = "merge"
     min_inputs = 2

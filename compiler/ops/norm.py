@@ -41,16 +41,31 @@ class BatchNorm(Op):
         if len(x) not in (1, 3):
             ctx.error("rank-mismatch", f"`{ctx.name}` needs features or a map, got {fmt_shape(x)}")
             return None
-        if a.in_ is not None and a.in_ != x[0]:
+        if a.in_ is not None:
+            cls.check_in(a.in_, x, ctx)
+        return x
+
+    @classmethod
+    def buffers(cls, a: BatchNormArgs, inputs: list[Shape]) -> dict[str, tuple[int, str]]:
+        # kept whether or not `affine`, as torch keeps them (track_running_stats)
+        c = inputs[0][0]
+        return {
+            "running_mean": (c, "float32"),
+            "running_var": (c, "float32"),
+            "num_batches_tracked": (1, "int64"),
+        }
+
+    @classmethod
+    def check_in(cls, declared: int, x: Shape, ctx: Context) -> None:
+        if declared != x[0]:
             ctx.error(
                 "channel-mismatch",
-                f"`{ctx.name}` declares {a.in_} channels but receives {x[0]}",
+                f"`{ctx.name}` declares {declared} channels but receives {x[0]}",
                 "in",
                 label="declared here",
                 notes=(channel_note(ctx, 0, x[0]),),
                 help=f"set `in: {x[0]}`",
             )
-        return x
 
     @classmethod
     def count_params(cls, a: BatchNormArgs, inputs: list[Shape], out: Shape) -> int:

@@ -148,6 +148,7 @@ class _Pool(Op):
 @register
 class MaxPool(_Pool):
     name = "maxpool"
+    example = ((3, 8, 8), ("maxpool: {kernel: 3, stride: 2, padding: 1}",))
     Args = MaxPoolArgs
     label = "maxpool"
 
@@ -166,6 +167,7 @@ class MaxPool(_Pool):
 @register
 class AvgPool(_Pool):
     name = "avgpool"
+    example = ((3, 8, 8), ("avgpool: 2",))
     Args = AvgPoolArgs
     label = "avgpool"
 
@@ -209,6 +211,7 @@ class _Adaptive(Op):
 @register
 class AdaptiveAvgPool(_Adaptive):
     name = "adaptive_avgpool"
+    example = ((3, 8, 8), ("adaptive_avgpool: 1",))
     label = "adaptive avgpool"
 
     @classmethod
@@ -219,6 +222,7 @@ class AdaptiveAvgPool(_Adaptive):
 @register
 class AdaptiveMaxPool(_Adaptive):
     name = "adaptive_maxpool"
+    example = ((3, 8, 8), ("adaptive_maxpool: [2, 3]",))
     label = "adaptive maxpool"
 
     @classmethod
