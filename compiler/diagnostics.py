@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from . import codes
+
 
 class Severity(StrEnum):
     ERROR = "error"
@@ -76,6 +78,9 @@ class Diagnostic:
     related: tuple[tuple[Span, str], ...] = ()
 
     def __post_init__(self) -> None:
+        # only registered codes, at their registered severity (a bug otherwise: `lint_safely`
+        # reports it as `internal-error`)
+        codes.check(self.code, self.severity)
         # bounded here, once, so that every rendering (and the JSON) is bounded too
         if len(self.message) > MAX_TEXT:
             object.__setattr__(self, "message", cap(self.message))

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from .codes import RECEIVED  # about what a layer receives: where the count came from is named
 from .diagnostics import Diagnostic, Severity, Span, error
 from .graph import ArchGraph, Node
 from .ops.base import OPS, BrokenOp
@@ -25,8 +26,6 @@ from .syntax import Shape, fmt_shape
 MAX_SEARCH = 1 << 16
 MAX_SOURCES = 16  # related spans named for one count, at most
 MAX_STEPS = 10_000  # nodes walked back to find them, at most
-# diagnostics about what a layer receives: where the count came from is named with them
-RECEIVED = frozenset({"channel-mismatch", "feature-mismatch", "flatten-mismatch", "add-mismatch"})
 
 
 @dataclass

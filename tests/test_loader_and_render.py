@@ -78,18 +78,18 @@ def test_text_rendering_has_source_caret_notes_and_help():
 
 
 def test_text_rendering_is_capped():
-    ds = [warning("x", f"m{i}", Span("f", i + 1, 1, i + 1, 2)) for i in range(5)]
+    ds = [warning("stride-remainder", f"m{i}", Span("f", i + 1, 1, i + 1, 2)) for i in range(5)]
     assert render_text(ds, SourceCache(), max_shown=2).endswith("... and 3 more")
 
 
 def test_json_and_github():
-    d = error("a-b", "bad: 50%, here", Span("dir/f.yaml", 2, 3, 2, 5), help="fix\nit")
-    payload = json.loads(render_json([d, warning("w", "meh")], files=2))
+    d = error("invalid-value", "bad: 50%, here", Span("dir/f.yaml", 2, 3, 2, 5), help="fix\nit")
+    payload = json.loads(render_json([d, warning("unused-block", "meh")], files=2))
     assert payload["files"] == 2 and payload["errors"] == 1 and payload["warnings"] == 1
     assert payload["diagnostics"][0]["end_column"] == 5
     assert payload["diagnostics"][1]["line"] is None
     assert render_github([d]) == (
-        "::error file=dir/f.yaml,line=2,col=3,endLine=2,endColumn=5,title=a-b::"
+        "::error file=dir/f.yaml,line=2,col=3,endLine=2,endColumn=5,title=invalid-value::"
         "bad: 50%25, here%0Ahelp: fix%0Ait"
     )
 
@@ -98,9 +98,9 @@ def test_merge_duplicates_names_the_others():
     span = Span("f", 1, 1, 1, 2)
     merged = merge_duplicates(
         [
-            error("c", "`a.x` is bad", span),
-            error("c", "`b.x` is bad", span),
-            error("c", "`a.x` is bad", span),
+            error("invalid-value", "`a.x` is bad", span),
+            error("invalid-value", "`b.x` is bad", span),
+            error("invalid-value", "`a.x` is bad", span),
         ]
     )
     assert len(merged) == 1
