@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .codes import UNREADABLE  # what means exit code 2, not 1
 from .diagnostics import (
     Diagnostic,
     SourceCache,
@@ -32,10 +33,6 @@ from .resolve import resolve
 from .schema import BlockSpec, OutputSpec, Spec, to_diagnostics
 from .shapes import infer_shapes
 from .variants import chain_note, load_spec
-
-# Diagnostics that mean the input could not be read at all, or that yarch failed on it: exit
-# code 2, not 1.
-UNREADABLE = frozenset({"unreadable-file", "invalid-encoding", "internal-error"})
 
 
 @dataclass
