@@ -30,7 +30,7 @@ from .lint import run_rules
 from .loader import Document, LoadError, load_text, source_text
 from .ops.base import field_names
 from .resolve import resolve
-from .schema import BlockSpec, OutputSpec, Spec, to_diagnostics
+from .schema import BlockSpec, OutputSpec, Spec, VariantEdits, to_diagnostics
 from .shapes import infer_shapes
 from .variants import chain_note, load_spec
 
@@ -114,7 +114,12 @@ def validate(doc: Document) -> tuple[Spec | None, list[Diagnostic]]:
 
 
 def _check_variant(doc: Document) -> list[Diagnostic]:
-    return validate(doc)[1]
+    """A variant's edits, before they are applied (the merged spec is validated once, after)."""
+    try:
+        VariantEdits.model_validate(doc.data)
+    except ValidationError as exc:
+        return to_diagnostics(exc, doc.data, doc.span, doc.key_span, "the spec", _known_fields)
+    return []
 
 
 def lint_document(

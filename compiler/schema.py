@@ -66,6 +66,19 @@ class Insert(BaseModel):
     layers: list[Any] = Field(min_length=1)
 
 
+class VariantEdits(BaseModel):
+    """What a variant does to its base's layers, checked as written before the merge applies
+    it; the merged spec (the variant's other fields included) is validated once, after."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    extends: str
+    modify: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    replace: dict[str, Any] = Field(default_factory=dict)
+    delete: list[str] = Field(default_factory=list)
+    insert: list[Insert] = Field(default_factory=list)
+    append: list[Any] = Field(default_factory=list)
+
+
 class Spec(BaseModel):
     """A network: its input, parameters, blocks, layers and named outputs.
 

@@ -223,6 +223,8 @@ class Merge:
         for key in MERGED_MAPPINGS:
             changes = var.get(key)
             if not isinstance(changes, dict):
+                if key in var:  # not a mapping: validation reports it where it was written
+                    self.take(self.var, (key,), _copy(changes))
                 continue
             if not isinstance(self.data.get(key), dict):
                 self.take(self.var, (key,), {})
@@ -233,8 +235,12 @@ class Merge:
                     self.keys.drop((key, name))
                 else:
                     self.take(self.var, (key, name), _copy(value))
-        if isinstance(var.get("layers"), list):
+        if "layers" in var:
             self.take(self.var, ("layers",), _copy(var["layers"]))
+        for key, value in var.items():  # keys a spec does not have: validation reports them
+            known = key in (*REPLACED, *MERGED_MAPPINGS, *VARIANT_KEYS, "layers")
+            if not known:
+                self.take(self.var, (key,), _copy(value))
         self.lists[("layers",)] = Layers(self.entries(self.data.get("layers"), ("layers",)))
         blocks = self.data.get("blocks")
         for block, spec in (blocks if isinstance(blocks, dict) else {}).items():
@@ -418,8 +424,10 @@ def load_spec(
 ) -> tuple[Document | None, list[Diagnostic]]:
     """Load a spec and, through `extends:`, its bases, merged into one Document.
 
-    `check` validates each variant as written (so a misspelt `modfy:` is reported in its own
-    file) before it is merged. Raises `LoadError` for the file itself; problems with its base
+    `check` validates each variant's edits (`modify`, `insert` ...) as written, before they
+    are applied; the rest of a variant is merged as written, whatever it holds (an unknown key
+    too), so that the merged spec is validated once, its diagnostics pointing into the file
+    that holds each value. Raises `LoadError` for the file itself; problems with its base
     are diagnostics. Bases must lie inside `root` (by default `project_root` of the spec).
     """
     doc = load_file(path, display)

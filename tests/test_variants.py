@@ -108,6 +108,30 @@ def test_unknown_targets_and_misspelt_keys(tmp_path):
     assert (d.code, d.span.line, d.help) == ("unknown-field", 2, "did you mean `modify`?")
 
 
+def test_a_chain_is_validated_once_after_merging(tmp_path, monkeypatch):
+    # each variant's edits are checked as written; the spec as a whole once, merged, with
+    # its mistakes still pointing into the file that holds them
+    from compiler import schema
+
+    middle = _variant(tmp_path, "params: {num_classes: 10}\n", base=KERAS, name="middle.yaml")
+    top = _variant(tmp_path, "name: top\nparams: {num_classes: 7}\n", base=middle)
+    calls = []
+    real = schema.Spec.model_validate.__func__
+
+    def counting(cls, *args, **kwargs):
+        calls.append(cls)
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(schema.Spec, "model_validate", classmethod(counting))
+    assert lint_file(top).diagnostics == []
+    assert len(calls) == 1
+    bad = _variant(tmp_path, "input: [3, 224]\nlayerz: []\n", base=middle, name="bad.yaml")
+    diags = lint_file(bad).diagnostics
+    assert {(d.code, d.span.file, d.span.line) for d in diags} >= {
+        ("unknown-field", str(bad), 3)
+    }
+
+
 def test_scales():
     path = SPECS / "mini_inception.yaml"
     widths = {}
