@@ -127,9 +127,7 @@ def test_a_chain_is_validated_once_after_merging(tmp_path, monkeypatch):
     assert len(calls) == 1
     bad = _variant(tmp_path, "input: [3, 224]\nlayerz: []\n", base=middle, name="bad.yaml")
     diags = lint_file(bad).diagnostics
-    assert {(d.code, d.span.file, d.span.line) for d in diags} >= {
-        ("unknown-field", str(bad), 3)
-    }
+    assert {(d.code, d.span.file, d.span.line) for d in diags} >= {("unknown-field", str(bad), 3)}
 
 
 def test_scales():
