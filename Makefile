@@ -52,11 +52,12 @@ lock:
 	mv $(LOCK).new $(LOCK)
 	rm -rf $(LOCK_VENV)
 
-# Rewrites generated/ (tests/test_generated.py fails when it is stale) and the README's table of
-# diagnostic codes from compiler/codes.py (tests/test_codes.py fails when it is stale).
+# Rewrites generated/ (tests/test_generated.py fails when it is stale) and the README's tables of
+# diagnostic codes (compiler/codes.py) and ops (compiler/ops/), which tests/test_codes.py and
+# tests/test_ops.py check.
 generate: setup
 	$(BIN)/yarch schema -o schema/spec.schema.json
-	$(BIN)/python -m compiler.codes README.md
+	$(BIN)/python -m compiler.readme README.md
 	$(BIN)/yarch build > /dev/null || [ $$? -eq 1 ]
 
 # Benchmarks print ratios measured in one run and write bench/results.json; they are not tests

@@ -282,34 +282,3 @@ def render() -> str:
         *(f"| `{c.code}` | {c.severity} | {c.summary} |" for c in _REGISTRY),
     ]
     return "\n".join(lines)
-
-
-def rewrite(text: str) -> str:
-    """`text` (the README) with the section between the markers rendered anew."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise ValueError(f"the markers `{BEGIN}` and `{END}` are missing")
-    # a blank line before the end marker: a table ends only at a blank line or a block
-    return f"{text[: start + len(BEGIN)]}\n{render()}\n\n{text[end:]}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m compiler.codes README.md`: rewrite the table of codes in the file."""
-    import sys
-    from pathlib import Path
-
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m compiler.codes README.md", file=sys.stderr)
-        return 2
-    path = Path(args[0])
-    text = path.read_text(encoding="utf-8")
-    new = rewrite(text)
-    if new != text:
-        path.write_text(new, encoding="utf-8")
-        print(f"rewrote the table of codes in {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -153,3 +153,15 @@ def test_op_example_builds_with_the_buffers_the_op_declares(name):
             for key, buffer in module.get_submodule(node.id).named_buffers()
         }
     assert held == op.buffers(node.args, node.input_shapes)
+
+
+def test_readme_table_of_ops_is_the_registry():
+    from compiler import readme as sections
+    from compiler.ops import catalog
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert catalog.BEGIN in readme and catalog.END in readme, "the README lost its markers"
+    assert sections.rewrite(readme) == readme, "the README's table of ops is stale: make generate"
+    for name in NAMES:
+        assert f"| `{name}` |" in readme
+        assert catalog.summary(OPS[name]), f"`{name}` has no docstring: what does it do?"

@@ -54,6 +54,8 @@ class LeakyReluArgs(NodeArgs):
 
 @register
 class LeakyReLU(_Elementwise):
+    """max(0, x) + negative_slope * min(0, x)."""
+
     name = "leaky_relu"
     Args = LeakyReluArgs
     primary = "negative_slope"
@@ -69,6 +71,8 @@ class SoftmaxArgs(NodeArgs):
 
 @register
 class Softmax(_Elementwise):
+    """exp(x) / sum(exp(x)) over dimension `dim` (1: the channels or features)."""
+
     name = "softmax"
     Args = SoftmaxArgs
     primary = "dim"
@@ -104,6 +108,8 @@ class DropoutArgs(NodeArgs):
 
 @register
 class Dropout(_Elementwise):
+    """zeroes each element with probability `p` while training; the identity in eval mode."""
+
     name = "dropout"
     Args = DropoutArgs
     primary = "p"

@@ -26,7 +26,7 @@ class SeqArgs(NodeArgs):
 
 @register
 class Seq(Op):
-    """Layers in sequence under one name; unnamed children are numbered 0, 1, 2 ..."""
+    """layers in sequence under one name; unnamed children are numbered from 0"""
 
     name = "seq"
     example = ((3, 8, 8), ("seq: [{conv: {out: 4, kernel: 3, padding: 1}}, bn, relu]",))

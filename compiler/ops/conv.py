@@ -41,6 +41,8 @@ class ConvArgs(NodeArgs):
 
 @register
 class Conv(Op):
+    """2-D convolution (nn.Conv2d); `padding: same` keeps ceil(size / stride), as Keras does."""
+
     name = "conv"
     example = ((3, 8, 8), ("conv: {in: 3, out: 16, kernel: 3, stride: 2, padding: 1}",))
     Args = ConvArgs

@@ -28,6 +28,8 @@ def _as_map(features: int, channels: int) -> str | None:
 
 @register
 class Linear(Op):
+    """a fully connected layer (nn.Linear) on features."""
+
     name = "linear"
     example = ((3, 4, 4), ("flatten", "linear: {in: 48, out: 10}"))
     Args = LinearArgs
@@ -108,6 +110,8 @@ class FlattenArgs(NodeArgs):
 
 @register
 class Flatten(Op):
+    """flattens the dimensions from `start_dim` on (1: all but the batch)."""
+
     name = "flatten"
     Args = FlattenArgs
     primary = "start_dim"
@@ -138,6 +142,8 @@ class ReshapeArgs(NodeArgs):
 
 @register
 class Reshape(Op):
+    """reshapes, batch first: `N` keeps the batch, `-1` takes what is left."""
+
     name = "reshape"
     example = ((3, 4, 4), ("reshape: [N, 12, -1]",))
     Args = ReshapeArgs

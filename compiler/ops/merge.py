@@ -20,6 +20,8 @@ def _listing(ctx: Context, inputs: list[Shape]) -> list[str]:
 
 @register
 class Concat(Op):
+    """concatenates its inputs along `dim` (1: the channels)."""
+
     name = "concat"
     example = (
         (3, 8, 8),
@@ -73,6 +75,8 @@ class Concat(Op):
 
 @register
 class Add(Op):
+    """adds its inputs elementwise (a residual connection)."""
+
     name = "add"
     example = ((3, 8, 8), ("conv: {out: 3, kernel: 3, padding: 1}", "add: [conv_1, input]"))
     primary = "from"

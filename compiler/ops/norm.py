@@ -1,4 +1,4 @@
-"""Batch normalisation and local response normalisation."""
+"""batch normalisation and local response normalisation."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ class BatchNormArgs(NodeArgs):
 
 @register
 class BatchNorm(Op):
+    """batch normalisation of channels (nn.BatchNorm2d) or features (nn.BatchNorm1d)."""
+
     name = "bn"
     Args = BatchNormArgs
     kind = "norm"
@@ -89,6 +91,8 @@ class LrnArgs(NodeArgs):
 
 @register
 class LocalResponseNorm(Op):
+    """local response normalisation across `size` neighbouring channels (AlexNet)."""
+
     name = "lrn"
     Args = LrnArgs
     primary = "size"

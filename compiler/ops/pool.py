@@ -147,6 +147,8 @@ class _Pool(Op):
 
 @register
 class MaxPool(_Pool):
+    """max pooling over a `kernel` window (`stride` defaults to the kernel)."""
+
     name = "maxpool"
     example = ((3, 8, 8), ("maxpool: {kernel: 3, stride: 2, padding: 1}",))
     Args = MaxPoolArgs
@@ -166,6 +168,8 @@ class MaxPool(_Pool):
 
 @register
 class AvgPool(_Pool):
+    """average pooling over a `kernel` window (`stride` defaults to the kernel)."""
+
     name = "avgpool"
     example = ((3, 8, 8), ("avgpool: 2",))
     Args = AvgPoolArgs
@@ -210,6 +214,8 @@ class _Adaptive(Op):
 
 @register
 class AdaptiveAvgPool(_Adaptive):
+    """average pooling to an `output` size, whatever the input size."""
+
     name = "adaptive_avgpool"
     example = ((3, 8, 8), ("adaptive_avgpool: 1",))
     label = "adaptive avgpool"
@@ -221,6 +227,8 @@ class AdaptiveAvgPool(_Adaptive):
 
 @register
 class AdaptiveMaxPool(_Adaptive):
+    """max pooling to an `output` size, whatever the input size."""
+
     name = "adaptive_maxpool"
     example = ((3, 8, 8), ("adaptive_maxpool: [2, 3]",))
     label = "adaptive maxpool"
