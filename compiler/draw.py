@@ -854,18 +854,28 @@ def _limit_memory() -> None:
 
 
 def _run_dot(data: bytes, fmt: str, timeout: float) -> bytes | str:
-    """The rendered bytes, or why there are none."""
+    """The rendered bytes, or why there are none.
+
+    `dot` is run here, not through the package's `pipe()` or `render()`: they wait for it with
+    no timeout and no bound on its memory, and a spec of a few hundred bytes can keep `dot` busy
+    for minutes or take it to gigabytes (see MAX_CLUSTERS). The command line is the package's,
+    which checks the format, renderer and formatter it is given.
+    """
+    from graphviz.backend.dot_command import command  # here: see the module's docstring
+
     exe = shutil.which("dot")
     if exe is None:
         return INSTALL_HINT
     # A PNG drawn by cairo and written through gd's 256-colour palette looks the same and is a
     # third of the size (GoogLeNet: 200 KB, not 560 KB); builds without gd fall back to cairo.
-    devices = ["png:cairo:gd", "png"] if fmt == "png" else [fmt]
-    for device in devices:
+    devices = [("cairo", "gd"), (None, None)] if fmt == "png" else [(None, None)]
+    for renderer, formatter in devices:
+        # the package names `dot` bare; the one found on PATH (above) replaces it
+        args = [exe, *command("dot", fmt, renderer=renderer, formatter=formatter)[1:]]
         try:
             # an interrupt or SIGTERM raised in yarch while this waits kills `dot` too
             done = subprocess.run(
-                [exe, f"-T{device}"],
+                args,
                 input=data,
                 capture_output=True,
                 timeout=timeout,

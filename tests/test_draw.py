@@ -125,6 +125,12 @@ def test_no_torch_on_the_draw_path():
     assert done.returncode == 0, done.stderr
 
 
+def test_the_formats_are_graphviz_formats():
+    import graphviz
+
+    assert set(draw.FORMATS) <= graphviz.FORMATS
+
+
 # --- structure -----------------------------------------------------------------------------------
 
 
@@ -364,6 +370,16 @@ def test_render_writes_dot_without_graphviz(tmp_path, monkeypatch):
     message = render("digraph {}\n", tmp_path / "g.svg", "svg")
     assert message is not None and INSTALL_HINT in message and "g.dot" in message
     assert not (tmp_path / "g.svg").exists()
+
+
+def test_render_runs_the_command_the_package_builds(tmp_path, monkeypatch):
+    # the PNG goes through cairo and gd's palette first, and plain `-Tpng` when that fails
+    fake_dot(tmp_path, f'echo "$@" >> {tmp_path}/args; cat >/dev/null; exit 1')
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert render("digraph {}\n", tmp_path / "g.png", "png") is not None
+    assert render("digraph {}\n", tmp_path / "g.svg", "svg") is not None
+    lines = (tmp_path / "args").read_text().splitlines()
+    assert lines == ["-Kdot -Tpng:cairo:gd", "-Kdot -Tpng", "-Kdot -Tsvg"]
 
 
 def test_render_gives_up_after_the_timeout(tmp_path, monkeypatch):
