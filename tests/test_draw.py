@@ -125,6 +125,43 @@ def test_no_torch_on_the_draw_path():
     assert done.returncode == 0, done.stderr
 
 
+# `yarch lint` imports the command line, which imports this module: graphviz waits for a diagram
+LOADS_GRAPHVIZ = """
+import sys
+sys.argv = ["yarch", *sys.argv[1:]]
+from compiler.cli import main
+try:
+    main()
+except SystemExit as exc:
+    print("exit", exc.code)
+print("graphviz" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "loaded"),
+    [
+        (["lint", "specs/googlenet.yaml"], "exit 0 False"),
+        (["lint", "--format", "json", "specs/posts/"], "exit 1 False"),
+        (
+            ["draw", "--format", "dot", "-o", "{tmp}/g.dot", "specs/mini_inception.yaml"],
+            "exit 0 True",
+        ),
+    ],
+)
+def test_lint_does_not_import_graphviz(args, loaded, tmp_path):
+    args = [arg.format(tmp=tmp_path) for arg in args]
+    done = subprocess.run(
+        [sys.executable, "-c", LOADS_GRAPHVIZ, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert " ".join(done.stdout.split()[-3:]) == loaded, done.stdout + done.stderr
+
+
 def test_the_formats_are_graphviz_formats():
     import graphviz
 
