@@ -1,10 +1,14 @@
 """The architecture diagram (`yarch draw`): DOT source from the graph, rendered by Graphviz.
 
-`to_dot` turns an `ArchGraph` into DOT text, written out directly rather than through the
-`graphviz` package so that every byte is under our control: the output is deterministic (graph
-order, ids from node names, never `id()`), and every label is escaped in one place (`_html`,
-`_quote`). `render` runs Graphviz's `dot` on it with a timeout and writes the result atomically.
-Nothing here imports torch.
+`to_dot` builds the diagram with the `graphviz` package (a `Digraph`, a cluster subgraph per
+block instance) and returns its DOT source. The package quotes ids and strings and writes each
+attribute list sorted; what it leaves to its caller is done here, in one place: text inside
+HTML-like labels is escaped (`_html`), plain strings get their backslashes, `&` and invisible
+characters made literal (`_string`), and everything taken from a spec is cut to size. The output
+is deterministic (graph order, ids from node names, never `id()`). `render` runs Graphviz's
+`dot` on it under a timeout and a memory limit and writes the result atomically. Nothing here
+imports torch, and graphviz is imported only once a diagram is made: the command line imports
+this module, and `yarch lint` does not pay for the package.
 
 What the diagram shows: one box per node, coloured by its op's kind, with the op's one-line
 description and its parameter count; a labelled cluster per block instance, nested as the
@@ -22,15 +26,19 @@ import resource
 import shutil
 import subprocess
 import textwrap
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .diagnostics import Diagnostic, Span, cap, terminal_safe
 from .files import GENERATED_MARK, comment_safe, write_atomic
 from .gcpause import no_cyclic_gc
 from .graph import ArchGraph, RawLayer, Shape
 from .ops.base import BrokenOp
+
+if TYPE_CHECKING:
+    from graphviz import Digraph
 
 FORMATS = ("svg", "png", "pdf", "dot")
 RANKDIRS = ("TB", "LR")
@@ -119,50 +127,41 @@ def _html(text: str) -> str:
     )
 
 
-def _quote(text: str) -> str:
-    """A DOT double-quoted string (an escString attribute such as a tooltip, or an id).
+def _string(text: str) -> str:
+    """A plain string (an escString such as a tooltip, or an id), ready for the package to quote.
 
-    DOT only unescapes `\\"`; Graphviz then reads backslash sequences in escStrings (`\\n`,
-    `\\N`, `\\l`), so every backslash is doubled, which also keeps a trailing backslash from
-    escaping the closing quote. A `:` inside quotes is part of the id, never a port. Graphviz
-    reads HTML entities in strings and copies what looks like one into SVG as it is (`&#1;`
-    would make the SVG invalid XML), so `&` is written `&amp;`. Graphviz rejects a string of
-    more than 16,384 characters: a longer one is cut (ids never are: `_id` shortens them first,
-    keeping them distinct).
+    The package puts it in double quotes and escapes the quotes in it; the rest is done here.
+    Graphviz reads backslash sequences in escStrings (`\\n`, `\\N`, `\\l`) and the package
+    leaves backslashes alone, so `graphviz.escape` doubles them, which also keeps a trailing
+    backslash from escaping the closing quote, and marks the text as no HTML: `<b>x</b>` is not
+    taken for an HTML-like label. Line breaks become `\\n`, other invisible characters visible
+    escapes. A `:` stays part of the id (`_edge`). Graphviz reads HTML entities in strings and
+    copies what looks like one into SVG as it is (`&#1;` would make the SVG invalid XML), so `&`
+    is written `&amp;`. Graphviz rejects a string of more than 16,384 characters: a longer one
+    is cut (ids never are: `_id` shortens them first, keeping them distinct).
     """
+    import graphviz  # here, not at the top: see the module's docstring
+
     while True:
         lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        escaped = (
-            _printable(line).replace("&", "&amp;").replace("\\", "\\\\").replace('"', '\\"')
-            for line in lines
+        escaped = graphviz.escape(
+            "\n".join(_printable(line).replace("&", "&amp;") for line in lines)
         )
-        quoted = '"' + "\\n".join(escaped) + '"'
-        if len(quoted) <= MAX_LABEL - 64:
-            return quoted
+        string = graphviz.nohtml(escaped.replace("\n", "\\n"))
+        # quoted, it takes two quotes more and a backslash before each quote in it, at most
+        if len(string) + string.count('"') + 2 <= MAX_LABEL - 64:
+            return string
         text = text[: len(text) // 2] + "…"
 
 
 def _id(ident: str) -> str:
-    """A node, cluster or graph id, quoted. Ids come from names (never `id()`); a name can be
-    any length, so a very long one keeps its start and a hash of the whole."""
+    """A node, cluster or graph id, for the package to quote. Ids come from names (never
+    `id()`); a name can be any length, so a very long one keeps its start and a hash of the
+    whole."""
     if len(ident) > MAX_ID:
         digest = hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         ident = f"{ident[: MAX_ID - 20]}…{digest}"
-    return _quote(ident)
-
-
-class Html(str):
-    """An HTML-like label, written `<...>` in DOT; built by `_label`, which escapes its text."""
-
-
-def _attrs(**items: str | float | None) -> str:
-    """`[a="x", label=<...>]`: `Html` values as they are, everything else quoted."""
-    parts = []
-    for key, value in items.items():
-        if value is None:
-            continue
-        parts.append(f"{key}={value if isinstance(value, Html) else _quote(str(value))}")
-    return "[" + ", ".join(parts) + "]"
+    return _string(ident)
 
 
 def fmt_shape(shape: Shape | None) -> str:
@@ -353,9 +352,10 @@ def _message_rows(messages: Sequence[str]) -> list[str]:
     return rows
 
 
-def _label(rows: Sequence[tuple[str, str]], left: bool = False) -> Html:
+def _label(rows: Sequence[tuple[str, str]], left: bool = False) -> str:
     """An HTML-like label, one line per row: (style, text) with style in "title", "b" (bold),
-    "" (plain), "small", "error". The text is escaped here and nowhere else.
+    "" (plain), "small", "error". The text is escaped here and nowhere else: the package
+    writes a string in `<...>` as an HTML-like label, as it is.
     `left`: lines flush left (cluster titles), else centred."""
     lines = []
     for style, text in rows:
@@ -377,11 +377,32 @@ def _label(rows: Sequence[tuple[str, str]], left: bool = False) -> Html:
         # every row is clipped far below Graphviz's limit; should many rows add up to it, the
         # last ones give way to an ellipsis
         if len(label) <= MAX_LABEL - 64 or len(lines) < 2:
-            return Html(label)
+            return label
         lines = [*lines[: len(lines) // 2], "…"]
 
 
 # --- DOT ---------------------------------------------------------------------------------------
+
+# Every value the package writes is a string: numbers are given as text.
+NODE_STYLE = {
+    "shape": "box",
+    "style": "rounded,filled",
+    "fontname": FONT,
+    "fontsize": "10",
+    "fontcolor": INK,
+    "color": INK,
+    "penwidth": "0.8",
+    "margin": "0.08,0.03",
+    "height": "0.3",
+}
+EDGE_STYLE = {
+    "fontname": FONT,
+    "fontsize": "8",
+    "fontcolor": MUTED,
+    "color": MUTED,
+    "arrowsize": "0.6",
+    "penwidth": "0.8",
+}
 
 
 @no_cyclic_gc()
@@ -403,21 +424,26 @@ def to_dot(
     layer's box (`conv 3x3 pad 1, 192 + relu`). `source`: the spec's path, named in the mark
     (an SVG comment) that tells `yarch build` the diagram is its own.
     """
+    from graphviz import Digraph  # here, not at the top: see the module's docstring
+
     if rankdir not in RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, not {rankdir!r}")
     diagnostics = list(diagnostics)
     layout = _layout(graph, depth, fold_activations)
     problems = _problems(graph, diagnostics, layout)
-    out = [f"digraph {_id(graph.name)} {{"]
     mark = GENERATED_MARK + (f" from {comment_safe(source)}" if source else "")
-    out += _header(graph, diagnostics, rankdir, caption, problems, mark)
-    out += _items(graph, layout, problems, None, 1)
-    out += _terminals(graph, layout)
-    out += _edges(graph, layout)
-    out += _aligned(graph, layout)
-    out += _legend(layout, rankdir)
-    out.append("}")
-    return "\n".join(out) + "\n"
+    dot = Digraph(
+        name=_id(graph.name),
+        graph_attr=_header(graph, diagnostics, rankdir, caption, problems, mark),
+        node_attr=NODE_STYLE,
+        edge_attr=EDGE_STYLE,
+    )
+    _items(dot, graph, layout, problems, None)
+    _terminals(dot, graph, layout)
+    _edges(dot, graph, layout)
+    _aligned(dot, graph, layout)
+    _legend(dot, layout, rankdir)
+    return dot.source
 
 
 def _header(
@@ -427,7 +453,8 @@ def _header(
     caption: str | None,
     problems: dict[str, list[str]],
     mark: str,
-) -> list[str]:
+) -> dict[str, str]:
+    """The graph's attributes: its title and caption, the lint errors counted, the layout."""
     rows = [("title", _clip(graph.name))]
     lines = [_clip(line, 300) for line in (caption or "").splitlines() if line.strip()]
     rows += [("small", part) for line in lines[:3] for part in textwrap.wrap(line, 100)]
@@ -442,44 +469,21 @@ def _header(
                 + ": run `yarch lint` for the details",
             )
         )
-    return [
-        "  "
-        + "graph "
-        + _attrs(
-            # the mark that tells `yarch build` a diagram is its own to replace or remove
-            comment=mark,
-            label=_label(rows),
-            labelloc="t",
-            rankdir=rankdir,
-            fontname=FONT,
-            fontsize=10,
-            fontcolor=INK,
-            nodesep=0.2,
-            ranksep=0.3,
-            newrank="true",
-            bgcolor="white",
-            pad=0.2,
-        )
-        + ";",
-        "  node "
-        + _attrs(
-            shape="box",
-            style="rounded,filled",
-            fontname=FONT,
-            fontsize=10,
-            fontcolor=INK,
-            color=INK,
-            penwidth=0.8,
-            margin="0.08,0.03",
-            height=0.3,
-        )
-        + ";",
-        "  edge "
-        + _attrs(
-            fontname=FONT, fontsize=8, fontcolor=MUTED, color=MUTED, arrowsize=0.6, penwidth=0.8
-        )
-        + ";",
-    ]
+    return {
+        # the mark that tells `yarch build` a diagram is its own to replace or remove
+        "comment": _string(mark),
+        "label": _label(rows),
+        "labelloc": "t",
+        "rankdir": rankdir,
+        "fontname": FONT,
+        "fontsize": "10",
+        "fontcolor": INK,
+        "nodesep": "0.2",
+        "ranksep": "0.3",
+        "newrank": "true",
+        "bgcolor": "white",
+        "pad": "0.2",
+    }
 
 
 def _local(instance: str, parent: str | None) -> str:
@@ -495,32 +499,33 @@ def _block_type(graph: ArchGraph, instance: str) -> str:
 
 
 def _items(
+    dot: Digraph,
     graph: ArchGraph,
     layout: _Layout,
     problems: dict[str, list[str]],
     cluster: str | None,
-    level: int,
-) -> Iterator[str]:
-    pad = "  " * level
+) -> None:
+    """The nodes, collapsed blocks and clusters directly inside `cluster`, added to `dot`."""
     for what, ident in layout.children.get(cluster, []):
         if what == "cluster":
-            yield from _cluster(graph, layout, problems, ident, cluster, level)
+            _cluster(dot, graph, layout, problems, ident, cluster)
         elif what == "block":
             attrs = _block_node(graph, layout, problems, ident, cluster)
-            yield pad + _id(_block_id(ident)) + " " + attrs + ";"
+            dot.node(_id(_block_id(ident)), **attrs)
         else:
-            yield pad + _id(ident) + " " + _node(graph, layout, problems, ident) + ";"
+            dot.node(_id(ident), **_node(graph, layout, problems, ident))
 
 
 def _cluster(
+    dot: Digraph,
     graph: ArchGraph,
     layout: _Layout,
     problems: dict[str, list[str]],
     instance: str,
     parent: str | None,
-    level: int,
-) -> Iterator[str]:
-    pad = "  " * level
+) -> None:
+    from graphviz import Digraph
+
     params = sum(graph.node(n).params for n in layout.members.get(instance, []))
     title = f"{_clip(_local(instance, parent))} ({_block_type(graph, instance)})"
     rows = [("b", title)]
@@ -534,34 +539,37 @@ def _cluster(
         "style": "rounded,dashed" if nested else "rounded,filled",
         "fillcolor": None if nested else "#F4F4F4",
         "color": ERROR if messages else "#999999",
-        "penwidth": 2.5 if messages else 1,
+        "penwidth": "2.5" if messages else "1",
         "fontname": FONT,
-        "fontsize": 9 if nested else 10,
+        "fontsize": "9" if nested else "10",
         "fontcolor": INK,
         "labeljust": "l",
-        "margin": 6,
+        "margin": "6",
     }
-    yield f"{pad}subgraph {_id('cluster_' + instance)} {{"
-    yield f"{pad}  graph {_attrs(**style)};"
-    yield from _items(graph, layout, problems, instance, level + 1)
-    yield f"{pad}}}"
+    # a Digraph of its own, added once filled: `dot.subgraph()` used as a context manager copies
+    # the whole body of `dot` into each new subgraph first, quadratic in the clusters
+    inner = Digraph(name=_id("cluster_" + instance), graph_attr=style)
+    _items(inner, graph, layout, problems, instance)
+    dot.subgraph(inner)
 
 
-def _node(graph: ArchGraph, layout: _Layout, problems: dict[str, list[str]], node_id: str) -> str:
+def _node(
+    graph: ArchGraph, layout: _Layout, problems: dict[str, list[str]], node_id: str
+) -> dict[str, str | None]:
     node = graph.node(node_id)
     kind = _kind(graph, node_id)
     messages = problems.get(node_id, [])
     red = node_id in problems
-    tooltip = node_id + "".join(f"\nerror: {_clip(m, 1000)}" for m in messages)
+    tooltip = _string(node_id + "".join(f"\nerror: {_clip(m, 1000)}" for m in messages))
     if kind == "input":
-        return _attrs(
-            label=_label([("b", "input"), ("", fmt_shape(node.shape))]),
-            shape="oval",
-            style="filled",
-            fillcolor=ERROR_FILL if messages else TERMINAL_FILL,
-            fontcolor=INK if messages else "white",
-            tooltip=tooltip,
-        )
+        return {
+            "label": _label([("b", "input"), ("", fmt_shape(node.shape))]),
+            "shape": "oval",
+            "style": "filled",
+            "fillcolor": ERROR_FILL if messages else TERMINAL_FILL,
+            "fontcolor": INK if messages else "white",
+            "tooltip": tooltip,
+        }
     # a layer that failed validation: the op as written, marked
     described = [
         f"{node.layer.op} (invalid)" if node.op is BrokenOp else node.op.describe(node.args)
@@ -577,13 +585,13 @@ def _node(graph: ArchGraph, layout: _Layout, problems: dict[str, list[str]], nod
     if node.params:
         rows.append(("small", fmt_params(node.params)))
     rows += [("error", line) for line in _message_rows(messages)]
-    return _attrs(
-        label=_label(rows),
-        fillcolor=ERROR_FILL if red else KINDS[kind][0],
-        color=ERROR if red else None,
-        penwidth=2.5 if red else None,
-        tooltip=tooltip,
-    )
+    return {
+        "label": _label(rows),
+        "fillcolor": ERROR_FILL if red else KINDS[kind][0],
+        "color": ERROR if red else None,
+        "penwidth": "2.5" if red else None,
+        "tooltip": tooltip,
+    }
 
 
 def _explained(explain: str) -> str:
@@ -607,7 +615,7 @@ def _block_node(
     problems: dict[str, list[str]],
     instance: str,
     parent: str | None,
-) -> str:
+) -> dict[str, str | None]:
     """A block drawn as one node: its name, type, parameters and output shape."""
     inside = layout.members.get(instance, [])
     params = sum(graph.node(n).params for n in inside)
@@ -621,19 +629,19 @@ def _block_node(
         ("small", fmt_shape(shape)),
     ]
     rows += [("error", line) for line in _message_rows(messages)]
-    return _attrs(
-        label=_label(rows),
-        shape="box3d",
-        style="filled",
-        margin="0.12,0.06",
-        fillcolor=ERROR_FILL if messages else KINDS["block"][0],
-        color=ERROR if messages else None,
-        penwidth=2.5 if messages else None,
-        tooltip=instance + "".join(f"\nerror: {_clip(m, 1000)}" for m in messages),
-    )
+    return {
+        "label": _label(rows),
+        "shape": "box3d",
+        "style": "filled",
+        "margin": "0.12,0.06",
+        "fillcolor": ERROR_FILL if messages else KINDS["block"][0],
+        "color": ERROR if messages else None,
+        "penwidth": "2.5" if messages else None,
+        "tooltip": _string(instance + "".join(f"\nerror: {_clip(m, 1000)}" for m in messages)),
+    }
 
 
-def _terminals(graph: ArchGraph, layout: _Layout) -> Iterator[str]:
+def _terminals(dot: Digraph, graph: ArchGraph, layout: _Layout) -> None:
     """The named outputs: dark ovals, training-only ones dashed and marked."""
     for name, node_id in graph.outputs.items():
         if node_id not in layout.drawn:
@@ -641,50 +649,64 @@ def _terminals(graph: ArchGraph, layout: _Layout) -> Iterator[str]:
         shape = fmt_shape(graph.node(node_id).shape)
         if name in graph.train_only:
             rows = [("b", _clip(name)), ("", shape), ("small", "training only")]
-            style = _attrs(
+            dot.node(
+                _id(_output_id(name)),
                 label=_label(rows),
                 shape="oval",
                 style="dashed,filled",
                 fillcolor="white",
-                tooltip=f"output {name} (training only)",
+                tooltip=_string(f"output {name} (training only)"),
             )
         else:
             rows = [("b", _clip(name)), ("", shape)]
-            style = _attrs(
+            dot.node(
+                _id(_output_id(name)),
                 label=_label(rows),
                 shape="oval",
                 style="filled",
                 fillcolor=TERMINAL_FILL,
                 fontcolor="white",
-                tooltip=f"output {name}",
+                tooltip=_string(f"output {name}"),
             )
-        yield "  " + _id(_output_id(name)) + " " + style + ";"
 
 
-def _edges(graph: ArchGraph, layout: _Layout) -> Iterator[str]:
+def _edge(dot: Digraph, tail: str, head: str, label: str, **attrs: str) -> None:
+    """`dot.edge` for ids made by `_id`. `Digraph.edge` reads `a:b` as node `a`, port `b`, but a
+    name is never a port (a graph built by hand can have a `:` in one): such an edge is written
+    here, its ids quoted whole by the package's `quote`, as `Digraph.node` quotes them."""
+    if ":" not in tail and ":" not in head:
+        dot.edge(tail, head, label=label, **attrs)
+        return
+    from graphviz.quoting import attr_list, quote
+
+    dot.body.append(f"\t{quote(tail)} -> {quote(head)}{attr_list(label, kwargs=attrs)}\n")
+
+
+def _edges(dot: Digraph, graph: ArchGraph, layout: _Layout) -> None:
     seen: set[tuple[str, str]] = set()
 
-    def edge(src: str, dst: str, label: str, **extra: str) -> Iterator[str]:
+    def edge(src: str, dst: str, label: str, **extra: str) -> None:
         if src != dst and (src, dst) not in seen:
             seen.add((src, dst))
-            yield f"  {_id(src)} -> {_id(dst)} {_attrs(label=label, **extra)};"
+            _edge(dot, _id(src), _id(dst), label, **extra)
 
     for node_id in graph.order:
         for source in graph.node(node_id).inputs:
             if source in layout.drawn:
                 shape = fmt_shape(graph.node(source).shape)
-                yield from edge(layout.drawn[source], layout.drawn[node_id], shape)
+                edge(layout.drawn[source], layout.drawn[node_id], shape)
     for name, node_id in graph.outputs.items():
         if node_id in layout.drawn:
             shape = fmt_shape(graph.node(node_id).shape)
             extra = {"style": "dashed"} if name in graph.train_only else {}
-            yield from edge(layout.drawn[node_id], _output_id(name), shape, **extra)
+            edge(layout.drawn[node_id], _output_id(name), shape, **extra)
 
 
-def _aligned(graph: ArchGraph, layout: _Layout) -> Iterator[str]:
+def _aligned(dot: Digraph, graph: ArchGraph, layout: _Layout) -> None:
     """Parallel branches start on one rank: inside a block, the sub-blocks and layers that read
     the same tensor (an Inception module's four branches, a residual block's downsample next to
     its first conv) begin side by side, not wherever the edge lengths would put them."""
+    from graphviz import Digraph
 
     def entry(what: str, ident: str) -> tuple[str, str] | None:
         """(drawn source, first drawn node) of a child of a cluster."""
@@ -711,12 +733,18 @@ def _aligned(graph: ArchGraph, layout: _Layout) -> Iterator[str]:
                 nested[found[0]] = nested.get(found[0], False) or what != "node"
         for source, firsts in groups.items():
             if len(firsts) > 1 and nested[source]:
-                yield "  { rank=same; " + " ".join(_id(f) + ";" for f in firsts) + " }"
+                same = Digraph()  # an anonymous subgraph: `{ rank=same; a; b }`
+                same.attr(rank="same")
+                for first in firsts:
+                    same.node(_id(first))
+                dot.subgraph(same)
 
 
-def _legend(layout: _Layout, rankdir: str) -> Iterator[str]:
+def _legend(dot: Digraph, layout: _Layout, rankdir: str) -> None:
     """The kinds drawn, as swatches four to a row (one column left to right), in a cluster of its
     own: a single flat node, so it takes little more height than the input beside it."""
+    from graphviz import Digraph
+
     kinds = [k for k in KINDS if k in layout.kinds]
     if not kinds:
         return
@@ -731,15 +759,13 @@ def _legend(layout: _Layout, rankdir: str) -> Iterator[str]:
     rows = "".join(
         "<TR>" + (title if i == 0 else "") + "".join(line) + "</TR>" for i, line in enumerate(lines)
     )
-    table = Html(f'<<TABLE BORDER="0" CELLSPACING="3" CELLPADDING="1">{rows}</TABLE>>')
-    yield '  subgraph "cluster_[legend]" {'
-    yield "    graph " + _attrs(label="", style="rounded", color="#BBBBBB", margin=4) + ";"
-    yield (
-        '    "[legend]" '
-        + _attrs(label=table, shape="plain", style="", fontsize=8, tooltip="legend")
-        + ";"
+    table = f'<<TABLE BORDER="0" CELLSPACING="3" CELLPADDING="1">{rows}</TABLE>>'
+    legend = Digraph(
+        name="cluster_[legend]",
+        graph_attr={"label": "", "style": "rounded", "color": "#BBBBBB", "margin": "4"},
     )
-    yield "  }"
+    legend.node("[legend]", label=table, shape="plain", style="", fontsize="8", tooltip="legend")
+    dot.subgraph(legend)
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -756,14 +782,18 @@ def count_nodes(dot_source: str) -> int:
     return len(_NODE_STATEMENT.findall(dot_source))
 
 
-_NODE_STATEMENT = re.compile(r'^[ \t]*"(?:[^"\\]|\\.)*" \[', re.MULTILINE)
-_CLUSTER_STATEMENT = re.compile(r'^([ \t]*)subgraph "cluster_', re.MULTILINE)
+# An id as the package writes it: quoted, or bare when it is an identifier or a number. A bare
+# `graph`, `node` or `edge` starts an attribute statement (the package quotes an id spelt so).
+_ID = r'(?:"(?:[^"\\]|\\.)*"|[A-Za-z0-9_.-]+)'
+_NODE_STATEMENT = re.compile(rf"^[ \t]*(?!(?:graph|node|edge) \[){_ID} \[", re.MULTILINE)
+_CLUSTER_STATEMENT = re.compile(r'^(\t*)subgraph "?cluster_', re.MULTILINE)
 
 
 def count_clusters(dot_source: str) -> tuple[int, int]:
     """The clusters a DOT source declares and how deep they nest, as `to_dot` writes them:
-    one statement a line, indented two spaces a level."""
-    depths = [len(m.group(1)) // 2 for m in _CLUSTER_STATEMENT.finditer(dot_source)]
+    one statement a line, indented a tab a level (the package indents each subgraph's lines
+    once more as it adds it to its parent)."""
+    depths = [len(m.group(1)) for m in _CLUSTER_STATEMENT.finditer(dot_source)]
     return len(depths), max(depths, default=0)
 
 
@@ -824,18 +854,28 @@ def _limit_memory() -> None:
 
 
 def _run_dot(data: bytes, fmt: str, timeout: float) -> bytes | str:
-    """The rendered bytes, or why there are none."""
+    """The rendered bytes, or why there are none.
+
+    `dot` is run here, not through the package's `pipe()` or `render()`: they wait for it with
+    no timeout and no bound on its memory, and a spec of a few hundred bytes can keep `dot` busy
+    for minutes or take it to gigabytes (see MAX_CLUSTERS). The command line is the package's,
+    which checks the format, renderer and formatter it is given.
+    """
+    from graphviz.backend.dot_command import command  # here: see the module's docstring
+
     exe = shutil.which("dot")
     if exe is None:
         return INSTALL_HINT
     # A PNG drawn by cairo and written through gd's 256-colour palette looks the same and is a
     # third of the size (GoogLeNet: 200 KB, not 560 KB); builds without gd fall back to cairo.
-    devices = ["png:cairo:gd", "png"] if fmt == "png" else [fmt]
-    for device in devices:
+    devices = [("cairo", "gd"), (None, None)] if fmt == "png" else [(None, None)]
+    for renderer, formatter in devices:
+        # the package names `dot` bare; the one found on PATH (above) replaces it
+        args = [exe, *command("dot", fmt, renderer=renderer, formatter=formatter)[1:]]
         try:
             # an interrupt or SIGTERM raised in yarch while this waits kills `dot` too
             done = subprocess.run(
-                [exe, f"-T{device}"],
+                args,
                 input=data,
                 capture_output=True,
                 timeout=timeout,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from graphviz.quoting import quote
 
 from compiler import draw, lint_file, lint_text
 from compiler.cli import cli
@@ -21,7 +22,8 @@ from compiler.draw import (
     MAX_LABEL,
     MAX_NODES,
     _html,
-    _quote,
+    _id,
+    _string,
     count_nodes,
     render,
     to_dot,
@@ -65,17 +67,20 @@ def dot_svg(source: str) -> str:
     return done.stdout.decode()
 
 
+def q(ident: str) -> str:
+    """`ident` as the DOT names it: quoted by the graphviz package, if it has to be."""
+    return quote(_id(ident))
+
+
 def attrs_of(dot: str, ident: str) -> str:
     """The attribute list of the node statement for `ident`."""
-    match = re.search(r"^\s*" + re.escape(_quote(ident)) + r" (\[.*\]);$", dot, re.M)
+    match = re.search(r"^\s*" + re.escape(q(ident)) + r" (\[.*\])$", dot, re.M)
     assert match, f"no node {ident}"
     return match.group(1)
 
 
 def edge(dot: str, src: str, dst: str) -> str:
-    match = re.search(
-        r"^\s*" + re.escape(f"{_quote(src)} -> {_quote(dst)}") + r" (\[.*\]);$", dot, re.M
-    )
+    match = re.search(r"^\s*" + re.escape(f"{q(src)} -> {q(dst)}") + r" (\[.*\])$", dot, re.M)
     assert match, f"no edge {src} -> {dst}"
     return match.group(1)
 
@@ -120,14 +125,57 @@ def test_no_torch_on_the_draw_path():
     assert done.returncode == 0, done.stderr
 
 
+# `yarch lint` imports the command line, which imports this module: graphviz waits for a diagram
+LOADS_GRAPHVIZ = """
+import sys
+sys.argv = ["yarch", *sys.argv[1:]]
+from compiler.cli import main
+try:
+    main()
+except SystemExit as exc:
+    print("exit", exc.code)
+print("graphviz" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "loaded"),
+    [
+        (["lint", "specs/googlenet.yaml"], "exit 0 False"),
+        (["lint", "--format", "json", "specs/posts/"], "exit 1 False"),
+        (
+            ["draw", "--format", "dot", "-o", "{tmp}/g.dot", "specs/mini_inception.yaml"],
+            "exit 0 True",
+        ),
+    ],
+)
+def test_lint_does_not_import_graphviz(args, loaded, tmp_path):
+    args = [arg.format(tmp=tmp_path) for arg in args]
+    done = subprocess.run(
+        [sys.executable, "-c", LOADS_GRAPHVIZ, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert " ".join(done.stdout.split()[-3:]) == loaded, done.stdout + done.stderr
+
+
+def test_the_formats_are_graphviz_formats():
+    import graphviz
+
+    assert set(draw.FORMATS) <= graphviz.FORMATS
+
+
 # --- structure -----------------------------------------------------------------------------------
 
 
 def cluster_lines(dot: str) -> dict[str, tuple[int, int]]:
-    """Cluster id -> (line number, indentation) of its `subgraph` line."""
+    """Cluster id -> (line number, indentation in tabs) of its `subgraph` line."""
     out = {}
     for i, line in enumerate(dot.splitlines()):
-        match = re.match(r'^( *)subgraph "cluster_(.*)" \{$', line)
+        match = re.match(r'^(\t*)subgraph "?cluster_(.*?)"? \{$', line)
         if match:
             out[match.group(2)] = (i, len(match.group(1)))
     return out
@@ -143,9 +191,9 @@ def test_every_instance_is_a_cluster_nested_as_the_instances_are(spec):
         parents = [".".join(parts[:k]) for k in range(len(parts) - 1, 0, -1)]
         parent = next((p for p in parents if p in graph.instances), None)
         if parent is None:
-            assert clusters[inst][1] == 2, inst  # at the top level
+            assert clusters[inst][1] == 1, inst  # at the top level
         else:
-            assert clusters[inst][1] == clusters[parent][1] + 2, inst
+            assert clusters[inst][1] == clusters[parent][1] + 1, inst
             assert clusters[inst][0] > clusters[parent][0]
 
 
@@ -156,8 +204,8 @@ def test_cluster_labels_name_the_instance_and_its_block(googlenet_dot):
 
 
 def test_inception_branches_start_on_one_rank(googlenet_dot):
-    firsts = [f'"inception4a.branch{i}.0";' for i in (1, 2, 3, 4)]
-    assert "  { rank=same; " + " ".join(firsts) + " }" in googlenet_dot
+    firsts = "".join(f'\t\t"inception4a.branch{i}.0"\n' for i in (1, 2, 3, 4))
+    assert "\t{\n\t\trank=same\n" + firsts + "\t}\n" in googlenet_dot
 
 
 def test_depth_collapses_blocks(googlenet):
@@ -168,7 +216,7 @@ def test_depth_collapses_blocks(googlenet):
         assert text in label
     assert "<B>aux1</B><BR/>AuxHead" in attrs_of(top, "aux1 [block]")
     # four edges into the branches become one edge into the block
-    assert top.count('"pool2" -> "inception3a [block]"') == 1
+    assert top.count(f"{q('pool2')} -> {q('inception3a [block]')} ") == 1
     assert 'label="256x28x28"' in edge(top, "inception3a [block]", "inception3b [block]")
 
     one = to_dot(googlenet, depth=1)
@@ -200,18 +248,18 @@ def test_nodes_show_the_op_its_parameters_and_kind_colour(googlenet_dot):
 
 
 def test_inputs_and_outputs_are_drawn_apart(googlenet_dot):
-    assert 'shape="oval"' in attrs_of(googlenet_dot, "input")
+    assert "shape=oval" in attrs_of(googlenet_dot, "input")
     logits = attrs_of(googlenet_dot, "logits [output]")
-    assert 'shape="oval"' in logits and "training only" not in logits
+    assert "shape=oval" in logits and "training only" not in logits
     aux = attrs_of(googlenet_dot, "aux1 [output]")
     assert "dashed" in aux and "training only" in aux
-    assert 'style="dashed"' in edge(googlenet_dot, "aux1.fc2", "aux1 [output]")
+    assert "style=dashed" in edge(googlenet_dot, "aux1.fc2", "aux1 [output]")
 
 
 def test_left_to_right_and_unfolded():
     graph, _ = lint_graph(SPECS / "resnet18.yaml")
     dot = to_dot(graph, rankdir="LR", fold_activations=False)
-    assert 'rankdir="LR"' in dot
+    assert "rankdir=LR" in dot
     assert attrs_of(dot, "layer1.0.relu")  # its own node
     with pytest.raises(ValueError):
         to_dot(graph, rankdir="BT")
@@ -223,11 +271,15 @@ def test_left_to_right_and_unfolded():
 def test_html_and_quoted_strings_escape_everything():
     assert _html('<b>"a" & b</b>') == "&lt;b&gt;&quot;a&quot; &amp; b&lt;/b&gt;"
     assert _html("bell\x07 ls\u2028") == "bell\\x07 ls\\u2028"
-    assert _quote('say "hi"') == '"say \\"hi\\""'
-    assert _quote("trailing\\") == '"trailing\\\\"'
-    assert _quote("a:b") == '"a:b"'
-    assert _quote("two\nlines\x1b") == '"two\\nlines\\\\x1b"'
-    assert len(_quote("x" * 50_000)) < MAX_LABEL
+    # plain strings: made ready here, quoted by the graphviz package
+    assert quote(_string('say "hi"')) == '"say \\"hi\\""'
+    assert quote(_string("trailing\\")) == '"trailing\\\\"'
+    assert quote(_string("a:b")) == '"a:b"'
+    assert quote(_string("two\nlines\x1b")) == '"two\\nlines\\\\x1b"'
+    assert quote(_string("<b>x</b>")) == '"<b>x</b>"'  # text, not an HTML-like label
+    assert quote(_string("a & b")) == '"a &amp; b"'
+    assert quote(_string("conv1")) == "conv1"  # an identifier needs no quotes
+    assert len(quote(_string("x" * 50_000))) < MAX_LABEL
 
 
 def nasty_graph() -> tuple[ArchGraph, list, str]:
@@ -325,7 +377,7 @@ def test_schema_errors_mark_the_layer_they_broke():
 def test_errors_about_blocks_colour_the_cluster_or_the_collapsed_block(googlenet):
     diagnostics = [error("channel-mismatch", "`inception4a` is wrong", node="inception4a")]
     full = to_dot(googlenet, diagnostics)
-    start = full.index('subgraph "cluster_inception4a" {')
+    start = full.index("subgraph cluster_inception4a {")
     cluster = full[start : full.index("\n", full.index("graph [", start))]
     assert 'color="#CC0000"' in cluster and "inception4a is wrong" in cluster
     collapsed = attrs_of(to_dot(googlenet, diagnostics, depth=0), "inception4a [block]")
@@ -355,6 +407,16 @@ def test_render_writes_dot_without_graphviz(tmp_path, monkeypatch):
     message = render("digraph {}\n", tmp_path / "g.svg", "svg")
     assert message is not None and INSTALL_HINT in message and "g.dot" in message
     assert not (tmp_path / "g.svg").exists()
+
+
+def test_render_runs_the_command_the_package_builds(tmp_path, monkeypatch):
+    # the PNG goes through cairo and gd's palette first, and plain `-Tpng` when that fails
+    fake_dot(tmp_path, f'echo "$@" >> {tmp_path}/args; cat >/dev/null; exit 1')
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert render("digraph {}\n", tmp_path / "g.png", "png") is not None
+    assert render("digraph {}\n", tmp_path / "g.svg", "svg") is not None
+    lines = (tmp_path / "args").read_text().splitlines()
+    assert lines == ["-Kdot -Tpng:cairo:gd", "-Kdot -Tpng", "-Kdot -Tsvg"]
 
 
 def test_render_gives_up_after_the_timeout(tmp_path, monkeypatch):
@@ -392,6 +454,8 @@ def test_count_nodes_counts_the_node_statements():
     # input, conv (with its relu folded in), flatten, the output and the legend
     assert count_nodes(dot) == 5
     assert count_nodes('digraph {\n  "a\\\\" [label="x"];\n  "a" -> "b" [label="y"];\n}') == 1
+    # as the graphviz package writes them: bare ids where it can, an attribute statement first
+    assert count_nodes('digraph g {\n\tgraph [x=1]\n\tfc [label=2]\n\tfc -> "a b" [y=3]\n}') == 1
 
 
 def test_render_refuses_a_graph_too_big_to_lay_out(tmp_path, monkeypatch):
@@ -479,7 +543,7 @@ def test_draw_writes_spec_name_dot_format_here(run, tmp_path):
     result = run(str(SPECS / "googlenet.yaml"), "--format", "dot", "--set", "num_classes=10")
     assert result.exit_code == 0, result.output
     written = (tmp_path / "googlenet.dot").read_text()
-    assert 'label="10"' in edge(written, "classifier", "logits [output]")
+    assert "label=10" in edge(written, "classifier", "logits [output]")
 
 
 @needs_dot
@@ -504,7 +568,7 @@ def test_draw_without_graphviz(run, tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "apt-get install graphviz" in result.stderr
     assert "brew install graphviz" in result.stderr
-    assert (tmp_path / "g.dot").read_text().startswith('digraph "googlenet" {')
+    assert (tmp_path / "g.dot").read_text().startswith("digraph googlenet {")
     assert not (tmp_path / "g.svg").exists()
     # the DOT source needs no Graphviz
     assert run(str(SPECS / "googlenet.yaml"), "--format", "dot").exit_code == 0

@@ -764,7 +764,9 @@ def assert_dot_is_bounded(dot: str) -> None:
         assert bad not in dot, repr(bad)
 
 
-EDGE = re.compile(r'^\s*"(?:[^"\\]|\\.)*" -> "', re.MULTILINE)
+# an edge statement: quoted ids, or bare ones (identifiers and numbers) as the package writes them
+ID = r'(?:"(?:[^"\\]|\\.)*"|[A-Za-z0-9_.-]+)'
+EDGE = re.compile(rf"^\s*{ID} -> {ID} \[", re.MULTILINE)
 
 
 def assert_svg_has_what_dot_declares(svg: ET.Element, dot: str) -> None:

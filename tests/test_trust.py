@@ -523,7 +523,7 @@ def test_too_many_clusters_are_not_handed_to_dot(tmp_path):
 def test_clusters_nested_too_deep_are_not_handed_to_dot(tmp_path, monkeypatch):
     # a spec cannot nest that deep (MAX_NESTING); a graph built by hand could
     depth = draw.MAX_CLUSTER_DEPTH + 1
-    lines = [f'{"  " * (i + 1)}subgraph "cluster_{i}" {{' for i in range(depth)]
+    lines = ["\t" * (i + 1) + f'subgraph "cluster_{i}" {{' for i in range(depth)]
     source = "digraph g {\n" + "\n".join(lines) + "\n" + "}\n" * (depth + 1)
     assert draw.count_clusters(source) == (depth, depth)
     monkeypatch.setattr(draw, "_run_dot", lambda *a: pytest.fail("dot was run"))
