@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING
 from .diagnostics import Diagnostic, Span, cap, terminal_safe
 from .files import GENERATED_MARK, comment_safe, write_atomic
 from .gcpause import no_cyclic_gc
-from .graph import ArchGraph, RawLayer, Shape
+from .graph import ArchGraph
 from .ops.base import BrokenOp
+from .syntax import RawLayer, fmt_shape
 
 if TYPE_CHECKING:
     from graphviz import Digraph
@@ -164,11 +165,6 @@ def _id(ident: str) -> str:
     return _string(ident)
 
 
-def fmt_shape(shape: Shape | None) -> str:
-    """`480x28x28`, or `?` where inference could not tell."""
-    return "?" if shape is None else "x".join(str(d) for d in shape)
-
-
 def fmt_params(n: int) -> str:
     return f"{n:,} param" + ("" if n == 1 else "s")
 
@@ -186,8 +182,6 @@ class _Layout:
     drawn: dict[str, str] = field(default_factory=dict)  # node id -> DOT id of what shows it
     members: dict[str, list[str]] = field(default_factory=dict)  # instance -> node ids
     kinds: set[str] = field(default_factory=set)
-    # instance -> the instances around it and itself, outermost first
-    chains: dict[str, list[str]] = field(default_factory=dict)
     depth: int | None = None
     folded: dict[str, list[str]] = field(default_factory=dict)  # node -> activations drawn in it
     placed: set[tuple[str | None, tuple[str, str]]] = field(default_factory=set)
@@ -197,12 +191,6 @@ class _Layout:
         if (parent, item) not in self.placed:
             self.placed.add((parent, item))
             self.children.setdefault(parent, []).append(item)
-
-
-def _chain(graph: ArchGraph, scope: Sequence[str]) -> list[str]:
-    """The ids of the block instances around a scope, outermost first."""
-    prefixes = (".".join(scope[:k]) for k in range(1, len(scope) + 1))
-    return [p for p in prefixes if p in graph.instances]
 
 
 def _block_id(instance: str) -> str:
@@ -234,14 +222,10 @@ def _foldable(graph: ArchGraph, node_id: str, chains: dict[str, list[str]]) -> s
 
 
 def _layout(graph: ArchGraph, depth: int | None, fold: bool) -> _Layout:
-    layout = _Layout(depth=depth)
+    layout = _Layout(depth=depth, members=graph.member_map())
     node_chains: dict[str, list[str]] = {}
     for node_id in graph.order:
-        chain = _chain(graph, graph.node(node_id).scope)
-        node_chains[node_id] = chain
-        for k, inst in enumerate(chain):
-            layout.members.setdefault(inst, []).append(node_id)
-            layout.chains.setdefault(inst, chain[: k + 1])
+        chain = node_chains[node_id] = graph.chain(graph.node(node_id).scope)
         if depth is not None and len(chain) > depth:
             shown, item = chain[:depth], ("block", chain[depth])
             layout.drawn[node_id] = _block_id(chain[depth])
@@ -298,8 +282,8 @@ def _problems(
                 continue
         elif d.node in layout.drawn:
             key = layout.drawn[d.node]
-        elif d.node in layout.chains:
-            chain = layout.chains[d.node]
+        elif d.node in layout.members:
+            chain = graph.chain(d.node.split("."))
             if layout.depth is None or len(chain) <= layout.depth:
                 key = f"cluster:{d.node}"
             else:  # inside a block drawn as one node

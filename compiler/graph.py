@@ -128,6 +128,10 @@ class ArchGraph:
     # computed on first use, dropped by every edit (see `members`)
     _members: dict[str, list[str]] | None = field(default=None, repr=False, compare=False)
     _edit: _Edit | None = field(default=None, repr=False, compare=False)
+    _chains: dict[tuple[str, ...], list[str]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    _chains_for: int = field(default=0, repr=False, compare=False)
 
     INPUT = "input"
 
@@ -165,9 +169,17 @@ class ArchGraph:
     # --- block instances -------------------------------------------------------------------
 
     def chain(self, scope: Sequence[str]) -> list[str]:
-        """The ids of the block instances around a scope, outermost first."""
-        prefixes = (".".join(scope[:k]) for k in range(1, len(scope) + 1))
-        return [p for p in prefixes if p in self.instances]
+        """The ids of the block instances around a scope (a node's `scope`, or an instance id
+        split at its dots: itself included), outermost first. Remembered per scope: every
+        node of a block shares its scope."""
+        if self._chains is None or self._chains_for != len(self.instances):
+            self._chains, self._chains_for = {}, len(self.instances)
+        key = tuple(scope)
+        chain = self._chains.get(key)
+        if chain is None:
+            prefixes = (".".join(key[:k]) for k in range(1, len(key) + 1))
+            chain = self._chains[key] = [p for p in prefixes if p in self.instances]
+        return chain
 
     def parent(self, item: str) -> str | None:
         """The innermost block instance around a node or an instance (by id), or None."""
@@ -184,15 +196,10 @@ class ArchGraph:
         node is inside none). Computed for every instance at once, on first use."""
         if self._members is None:
             members: dict[str, list[str]] = {}
-            chains: dict[tuple[str, ...], list[str]] = {}  # one lookup per scope, not per node
             for node_id in self.order:
                 if node_id == self.INPUT:
                     continue
-                scope = self.node(node_id).scope
-                chain = chains.get(scope)
-                if chain is None:
-                    chain = chains[scope] = self.chain(scope)
-                for inst in chain:
+                for inst in self.chain(self.node(node_id).scope):
                     members.setdefault(inst, []).append(node_id)
             self._members = members
         if instance is None:
@@ -342,6 +349,7 @@ class ArchGraph:
             instance_outputs=dict(self.instance_outputs),
             _members=None,
             _edit=None,
+            _chains=None,
         )
 
     def to_networkx(self) -> nx.DiGraph:
