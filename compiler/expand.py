@@ -41,6 +41,45 @@ def with_first(raw: RawLayer) -> RawLayer:
     return RawLayer(raw.op, fields, raw.span, spans, dict(raw.key_spans))
 
 
+def layer_names(items: list[RawLayer | None], numbered: bool, diags: list[Diagnostic]) -> list[str]:
+    """The names of a list of layers: their `name:`, each given once (a second use is
+    reported), else the op numbered from 1 (`conv_1`), or the position in a `seq` (`0`, as
+    nn.Sequential)."""
+    taken: dict[str, Span | None] = {}
+    names: list[str | None] = []
+    for raw in items:
+        given = raw.fields.get("name") if raw is not None else None
+        if isinstance(given, str) and given.isidentifier() and given != "input":
+            if given in taken:
+                diags.append(
+                    error(
+                        "duplicate-name",
+                        f"`{given}` names two layers in the same scope",
+                        raw.field_span(("name",)),
+                        notes=(f"first used at line {taken[given].line}",) if taken[given] else (),
+                        help="names must be unique within a block: rename one",
+                    )
+                )
+                names.append(None)
+                continue
+            taken[given] = raw.field_span(("name",))
+            names.append(given)
+        else:
+            names.append(None)
+    namespace = Namespace(taken)
+    out = []
+    for i, (raw, name) in enumerate(zip(items, names, strict=True)):
+        if name is None:
+            if numbered:
+                name = str(i)
+                namespace.reserve(name)
+            else:
+                base = raw.op if raw is not None and raw.op.isidentifier() else "layer"
+                name = namespace.create_name(base, numbered=True)
+        out.append(name)
+    return out
+
+
 class Expander:
     """Expands layers into `graph`, registering their names with `linker`."""
 
@@ -64,46 +103,6 @@ class Expander:
         self.instances = 0  # block instances, seqs and repeats made so far
         self.stack: list[str] = []  # block types being expanded, to refuse recursion
 
-    def names_for(self, items: list[RawLayer | None], scope: Scope, numbered: bool) -> list[str]:
-        taken: dict[str, Span | None] = {}
-        names: list[str | None] = []
-        for raw in items:
-            given = raw.fields.get("name") if raw is not None else None
-            if isinstance(given, str) and given.isidentifier() and given != "input":
-                if given in taken:
-                    self.diags.append(
-                        error(
-                            "duplicate-name",
-                            f"`{given}` names two layers in the same scope",
-                            raw.field_span(("name",)),
-                            notes=(f"first used at line {taken[given].line}",)
-                            if taken[given]
-                            else (),
-                            help="names must be unique within a block: rename one",
-                        )
-                    )
-                    names.append(None)
-                    continue
-                taken[given] = raw.field_span(("name",))
-                names.append(given)
-            else:
-                names.append(None)
-        # an unnamed layer is named after its op, numbered from 1 (`conv_1`), or by its
-        # position in a `seq` (`0`, as nn.Sequential)
-        namespace = Namespace(taken)
-        out = []
-        for i, (raw, name) in enumerate(zip(items, names, strict=True)):
-            if name is None:
-                if numbered:
-                    name = str(i)
-                    namespace.reserve(name)
-                else:
-                    base = raw.op if raw is not None and raw.op.isidentifier() else "layer"
-                    name = namespace.create_name(base, numbered=True)
-            out.append(name)
-        self.linker.scope_names[scope].extend(out)
-        return out
-
     def expand_list(
         self,
         items: list[RawLayer | None],
@@ -115,7 +114,8 @@ class Expander:
         """Expand a list of layers in `scope`, each reading the one before; the last one."""
         if scope:
             self.targets[qual(scope, "input")] = input_ref
-        names = self.names_for(items, scope, numbered)
+        names = layer_names(items, numbered, self.diags)
+        self.linker.scope_names[scope].extend(names)
         prev = Ref(scope, "input", None) if scope else input_ref
         for raw, name in zip(items, names, strict=True):
             key = qual(scope, name)
