@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .graph import ArchGraph, Instance, Node
-from .names import AMBIGUOUS, BUILTINS, CODE_NAMES, class_name
+from .names import AMBIGUOUS, BUILTINS, CODE_NAMES, Namespace, class_name
 from .ops.base import TorchCall
 
 INF = float("inf")
@@ -202,7 +202,11 @@ def _forward(
     reserved = frozenset({f"{class_name(graph.name)}Outputs"})
     var = {c.input: "x"}
     holders = {"x": c.input, "out": None}  # what the two chain variables hold
-    names: set[str] = {"x", "out"}
+    # variables named after layers: `sum_2` for a layer named `sum`, `F_2` for `F` (the layer
+    # keeps its own name as an attribute)
+    names = Namespace(
+        {"x", "out"}, taken=lambda n: n in reserved or n in _HIDDEN or keyword.iskeyword(n)
+    )
     for i, step in enumerate(steps):
         args = [var[v] for v in step.inputs]
         # a value that only the next statement reads, as its one input, flows on in `x` (or
@@ -221,7 +225,10 @@ def _forward(
             name = next((n for n in free if n in args), free[0])
             var[step.out], holders[name] = name, step.out
         else:
-            var[step.out] = _fresh(step.base, names, reserved)
+            base = (
+                step.base if step.base.isascii() and step.base.isidentifier() else f"x{step.base}"
+            )
+            var[step.out] = names.create_name(base)
         statement = Statement(var[step.out], step.expr(args), step.out)
         (c.training_statements if step.training else c.statements).append(statement)
     if c.path:
@@ -232,18 +239,6 @@ def _forward(
             name: (var[node_id], name in graph.train_only)
             for name, node_id in graph.outputs.items()
         }
-
-
-def _fresh(base: str, names: set[str], reserved: frozenset[str] = frozenset()) -> str:
-    """A variable of forward named after a layer, that hides nothing forward uses: `sum_2`
-    for a layer named `sum`, `F_2` for `F` (the layer keeps its own name as an attribute)."""
-    base = base if base.isascii() and base.isidentifier() else f"x{base}"
-    name, n = base, 1
-    while name in names or name in reserved or name in _HIDDEN or keyword.iskeyword(name):
-        n += 1
-        name = f"{base}_{n}"
-    names.add(name)
-    return name
 
 
 def _leaf_expr(leaf: Leaf) -> Callable[[list[str]], str]:

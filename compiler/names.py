@@ -7,9 +7,11 @@ them follows: plain ASCII letters, digits and underscores, not starting with a d
 underscore, not a Python keyword, at most `MAX_NAME` characters. Non-ASCII letters are refused
 rather than accepted, because Python reads identifiers after NFKC normalisation: `ﬁlter` (with
 the `ﬁ` ligature) is the name `filter` to Python, and two spellings of one name must not pass
-as two names. The positions add their own rules (`ops/base.py` for layers; `resolve.py` for
+as two names. The positions add their own rules (`ops/base.py` for layers; `blocks.py` for
 block types and block parameters); what is left to do here is turning block types into class
-names and keeping every generated name distinct from the names the generated file uses itself.
+names (`class_names`, the one rule that resolve's warning and codegen read) and keeping every
+generated name distinct from the others and from the names the generated file uses itself
+(`Namespace`, the one way a fresh name is made).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import difflib
 import keyword
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -34,6 +37,7 @@ CODE_NAMES = frozenset({"torch", "nn", "F", "NamedTuple", "Tensor", "self", "sup
 # Variables pycodestyle (ruff E741) calls ambiguous: `l`, `O` and `I` look like `1` and `0`.
 AMBIGUOUS = frozenset({"l", "O", "I"})
 _SHADOWED = BUILTINS | CODE_NAMES
+_HIDDEN = _SHADOWED | AMBIGUOUS
 _PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
@@ -88,12 +92,63 @@ def class_name(text: str) -> str:
     return name
 
 
+class Namespace:
+    """Fresh names in one namespace, as torch.fx's `_Namespace` (torch/fx/graph.py) names the
+    values of a graph: each object gets one name, each name is given once, and a name already
+    taken (or reserved) is numbered, counting on from the last number it was given so that the
+    thousandth `relu` costs one try, not a thousand.
+
+    One suffix style: the n-th name made from a candidate is `{candidate}_{n}` (`sum_2`,
+    `fused_1x1_2`); in a namespace of class names the separator is empty (`ConvBn2`: PEP 8's
+    CapWords, and ruff's N801, keep `_` out of class names). A plain candidate counts as the
+    first; `numbered=True` numbers the first too (unnamed layers are `conv_1`, `conv_2`).
+    Unlike fx, a candidate's own `_N` is not read as a count: a second name for the layer
+    `relu_1` is `relu_1_2`, not `relu_2`, which names another layer.
+    """
+
+    def __init__(
+        self,
+        reserved: Iterable[str] = (),
+        *,
+        taken: Callable[[str], bool] | None = None,
+        separator: str = "_",
+    ) -> None:
+        self._used: set[str] = set(reserved)
+        # names taken outside the namespace (a graph's ids), asked rather than copied
+        self._taken = taken
+        self._count: dict[str, int] = {}
+        self._names: dict[Hashable, str] = {}
+        self.separator = separator
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._used or (self._taken is not None and self._taken(name))
+
+    def reserve(self, *names: str) -> None:
+        """Names that are not to be given (the generated file's own, the model's class)."""
+        self._used.update(names)
+
+    def create_name(
+        self, candidate: str, obj: Hashable | None = None, *, numbered: bool = False
+    ) -> str:
+        """`candidate`, or its next free numbered form; `obj`, if given, keeps its first name."""
+        if obj is not None and obj in self._names:
+            return self._names[obj]
+        n = self._count.get(candidate, 0) + 1
+        name = candidate if n == 1 and not numbered else f"{candidate}{self.separator}{n}"
+        while name in self:
+            n += 1
+            name = f"{candidate}{self.separator}{n}"
+        self._count[candidate] = n
+        self._used.add(name)
+        if obj is not None:
+            self._names[obj] = name
+        return name
+
+
 def unique(name: str, taken: set[str]) -> str:
-    """`name`, or `name2`, `name3` ... if it is taken; the result is added to `taken`."""
-    candidate, n = name, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{name}{n}"
+    """`name`, or `name2`, `name3` ... if it is taken (a class name: `Namespace`'s numbering
+    without the `_`); the result is added to `taken`."""
+    candidate = Namespace(taken=taken.__contains__, separator="").create_name(name)
     taken.add(candidate)
     return candidate
 
@@ -110,17 +165,78 @@ def safe_identifier(name: str, taken: set[str] | frozenset[str] = frozenset()) -
     base = base[:MAX_NAME]
     if not base or base[0].isdigit():
         base = f"p{base}"
-
-    def bad(n: str) -> bool:
-        return n in taken or keyword.iskeyword(n) or n in _SHADOWED or n in AMBIGUOUS
-
-    if not bad(base):
+    names = Namespace(taken=lambda n: n in taken or n in _HIDDEN or keyword.iskeyword(n))
+    if base not in names:
         return base
-    candidate, n = f"{base}_", 1
-    while bad(candidate):
-        n += 1
-        candidate = f"{base}_{n}"
-    return candidate
+    # PEP 8's trailing underscore first (`class_`), then the namespace's numbering
+    return f"{base}_" if f"{base}_" not in names else names.create_name(base)
+
+
+# --- class names: one rule for resolve's warning and codegen's classes -----------------------
+
+
+@dataclass(frozen=True)
+class Collision:
+    """A block type whose class name (`ConvBn`) something else has first."""
+
+    block: str
+    name: str  # the class the block would be
+    owner: str  # what has the name: "the model's class", "block `conv_bn`'s class"
+    given: str  # the class it is instead (`ConvBn2`)
+    reserved: bool  # the owner is the model or a parameter (else an earlier block type)
+
+
+@dataclass
+class ClassNames:
+    """The classes of generated code for a model and its block types, by `class_names`."""
+
+    model: str
+    outputs: str  # the model's named tuple of outputs
+    blocks: dict[str, str]  # block type -> class
+    collisions: list[Collision]
+    namespace: Namespace  # every name above is taken: further classes are made here
+    _claimed: set[str] = field(default_factory=set, repr=False)
+
+    def for_block(self, block: str, variant: str = "") -> str:
+        """The class for (a variant of) a block type's instances: the first plain one gets the
+        block's own class, variants (`BottleneckDownsample`) and further ones (`ConvBn3`) the
+        namespace's next free names."""
+        if block not in self.blocks:  # a block type the names were not made for
+            self.blocks[block] = self.namespace.create_name(class_name(block))
+        base = self.blocks[block]
+        if not variant and block not in self._claimed:
+            self._claimed.add(block)
+            return base
+        return self.namespace.create_name(class_name(block) + variant)
+
+
+def class_names(model_name: str, blocks: Mapping[str, Iterable[str]]) -> ClassNames:
+    """The class of every block type (block type -> its parameters, in the spec's order).
+
+    The model's class and its outputs class keep their names, and no class may be called
+    like a block parameter (a constructor argument would hide it): a block type whose class
+    is one of those, or an earlier block type's (`conv_bn` and `ConvBn` are both `ConvBn`),
+    is numbered (`ConvBn2`), and the collision is returned for resolve to warn about.
+    """
+    model = class_name(model_name)
+    outputs = f"{model}Outputs"
+    owners = {model: "the model's class", outputs: "the model's outputs class"}
+    for block, params in blocks.items():
+        for p in params:
+            owners.setdefault(p, f"a parameter of block `{block}`")
+    reserved = set(owners)
+    namespace = Namespace(CODE_NAMES | reserved, separator="")
+    classes: dict[str, str] = {}
+    collisions = []
+    for block in blocks:
+        cls = class_name(block)
+        given = namespace.create_name(cls)
+        if given != cls:
+            owner = owners.get(cls, "a name generated code uses itself")
+            collisions.append(Collision(block, cls, owner, given, cls in reserved))
+        owners.setdefault(given, f"block `{block}`'s class")
+        classes[block] = given
+    return ClassNames(model, outputs, classes, collisions, namespace)
 
 
 # --- names of layers, and suggestions for misspelt ones ----------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 
 from .gcpause import no_cyclic_gc
 from .graph import ArchGraph, Node
+from .names import Namespace
 from .ops.base import NodeArgs, Op
 
 MODES = ("inference",)
@@ -151,32 +152,33 @@ def _relus_after(graph: ArchGraph, convs: list[Node]) -> list[Node] | None:
 
 
 def _fresh_id(
-    graph: ArchGraph, scope: tuple[str, ...], name: str, tried: dict[tuple, int]
+    graph: ArchGraph, scope: tuple[str, ...], name: str, spaces: dict[tuple[str, ...], Namespace]
 ) -> tuple[str, str]:
-    """An id `name`, `name_2`, ... free in `scope`; `tried` remembers where the count got to
-    in each scope, so that the thousandth fusion in one block does not try 999 taken ids."""
-    n = tried.get((scope, name), 1)
-    candidate = name if n == 1 else f"{name}_{n}"
-    while (
-        ".".join((*scope, candidate)) in graph.graph
-        or ".".join((*scope, candidate)) in graph.instances
-    ):
-        n += 1
-        candidate = f"{name}_{n}"
-    tried[(scope, name)] = n + 1
-    return ".".join((*scope, candidate)), candidate
+    """An id `name`, `name_2`, ... free in `scope`. One namespace per scope counts on where
+    it got to, so that the thousandth fusion in one block does not try 999 taken ids."""
+    if scope not in spaces:
+
+        def taken(n: str) -> bool:
+            key = ".".join((*scope, n))
+            return key in graph.graph or key in graph.instances
+
+        spaces[scope] = Namespace(taken=taken)
+    fresh = spaces[scope].create_name(name)
+    return ".".join((*scope, fresh)), fresh
 
 
 def fuse_parallel_1x1(graph: ArchGraph, plan: Plan) -> None:
     g = graph.graph
-    tried: dict[tuple, int] = {}
+    spaces: dict[tuple[str, ...], Namespace] = {}
     with graph.editing():  # the order and instances are brought up to date once, at the end
         for source in list(graph.order):
             if source in g:
-                _fuse(graph, plan, source, tried)
+                _fuse(graph, plan, source, spaces)
 
 
-def _fuse(graph: ArchGraph, plan: Plan, source: str, tried: dict[tuple, int]) -> None:
+def _fuse(
+    graph: ArchGraph, plan: Plan, source: str, spaces: dict[tuple[str, ...], Namespace]
+) -> None:
     """Fuse the 1x1 convs that read `source`, if they can be."""
     convs = _fusable_group(graph, source)
     if not convs:
@@ -185,7 +187,7 @@ def _fuse(graph: ArchGraph, plan: Plan, source: str, tried: dict[tuple, int]) ->
     scope = _common_scope([c.scope for c in convs])
     sizes = [c.args.out for c in convs]
     first = convs[0]
-    fused_id, fused_name = _fresh_id(graph, scope, "fused_1x1", tried)
+    fused_id, fused_name = _fresh_id(graph, scope, "fused_1x1", spaces)
     args = first.args.model_copy(
         update={"out": sum(sizes), "bias": any(c.args.bias for c in convs), "in_": None}
     )
@@ -207,7 +209,7 @@ def _fuse(graph: ArchGraph, plan: Plan, source: str, tried: dict[tuple, int]) ->
     new = [fused]
     value = fused_id
     if relus is not None and all(r.scope == c.scope for r, c in zip(relus, convs, strict=True)):
-        relu_id, relu_name = _fresh_id(graph, scope, "fused_relu", tried)
+        relu_id, relu_name = _fresh_id(graph, scope, "fused_relu", spaces)
         r0 = relus[0]
         new.append(
             Node(
@@ -230,7 +232,7 @@ def _fuse(graph: ArchGraph, plan: Plan, source: str, tried: dict[tuple, int]) ->
     start = 0
     for conv in convs:
         top = conv.scope[len(scope)] if len(conv.scope) > len(scope) else conv.name
-        slice_id, slice_name = _fresh_id(graph, scope, f"{top}_in", tried)
+        slice_id, slice_name = _fresh_id(graph, scope, f"{top}_in", spaces)
         stop = start + conv.args.out
         new.append(
             Node(

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from compiler import lint_text
-from compiler.resolve import MAX_LAYERS
+from compiler.limits import MAX_LAYERS
 
 from .conftest import ROOT, measured
 

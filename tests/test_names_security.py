@@ -40,7 +40,7 @@ from compiler.codegen import codegen_file, generate
 from compiler.diagnostics import error
 from compiler.draw import MAX_LABEL, caption_of, count_nodes, to_dot
 from compiler.graph import ArchGraph
-from compiler.names import MAX_NAME, class_name, safe_identifier
+from compiler.names import MAX_NAME, Namespace, class_name, class_names, safe_identifier, unique
 from compiler.pipeline import Result
 
 from .conftest import ROOT, rename
@@ -494,6 +494,73 @@ def test_a_block_parameter_named_like_a_class_keeps_its_name(tmp_path):
     assert "def __init__(self, in_channels: int, Inner: int) -> None:" in source
     assert "self.a = Inner2(in_channels, Inner)" in source
     assert_builds_like_build(source, data, tmp_path)
+
+
+def test_a_third_block_of_one_class_is_warned_about_with_the_name_codegen_gives_it(tmp_path):
+    """Resolve's warning and codegen read one rule (`names.class_names`): the third block type
+    that is class `ConvBn` is told it becomes `ConvBn3`, the class codegen writes."""
+    data = spec_with("layer", "r")
+    data["blocks"] = {
+        name: {"layers": [{"conv": {"out": 4, "kernel": k, "padding": k // 2}}, "bn"]}
+        for name, k in (("conv_bn", 1), ("ConvBn", 3), ("Conv_Bn", 5))
+    }
+    data["layers"][1:2] = ["conv_bn", "ConvBn", "Conv_Bn"]
+    result = lint_data(data)
+    warnings = [d.message for d in result.diagnostics if d.code == "name-collision"]
+    assert [w.split("(`")[-1] for w in warnings] == ["ConvBn2`)", "ConvBn3`)"]
+    source = codegen_file(result, "hostile.yaml")
+    names = [n.name for n in assert_only_the_model(source).body if isinstance(n, ast.ClassDef)]
+    assert {"ConvBn", "ConvBn2", "ConvBn3"} <= set(names)
+
+
+def test_class_names_is_the_one_rule_for_classes():
+    names = class_names(
+        "net", {"conv_bn": [], "ConvBn": [], "Net": [], "Outer": ["Inner"], "Inner": ["c"]}
+    )
+    assert (names.model, names.outputs) == ("Net", "NetOutputs")
+    assert names.blocks == {
+        "conv_bn": "ConvBn",
+        "ConvBn": "ConvBn2",
+        "Net": "Net2",
+        "Outer": "Outer",
+        "Inner": "Inner2",
+    }
+    assert [(c.block, c.given, c.reserved) for c in names.collisions] == [
+        ("ConvBn", "ConvBn2", False),
+        ("Net", "Net2", True),
+        ("Inner", "Inner2", True),
+    ]
+    assert names.collisions[2].owner == "a parameter of block `Outer`"
+    # codegen's classes: a block type's first plain class is its own, variants and further
+    # classes are fresh in the same namespace
+    assert names.for_block("Outer") == "Outer"
+    assert names.for_block("Outer", "Downsample") == "OuterDownsample"
+    assert names.for_block("Outer") == "Outer2"
+    assert names.for_block("ConvBn") == "ConvBn2" and names.for_block("ConvBn") == "ConvBn3"
+    assert names.for_block("seq_made") == "SeqMade"
+    assert names.namespace.create_name("Net") == "Net3"
+
+
+def test_one_namespace_makes_every_fresh_name():
+    names = Namespace({"x", "out"})
+    assert [names.create_name("x") for _ in range(3)] == ["x_2", "x_3", "x_4"]
+    assert [names.create_name("conv", numbered=True) for _ in range(2)] == ["conv_1", "conv_2"]
+    assert names.create_name("relu_1") == "relu_1"
+    assert names.create_name("relu_1") == "relu_1_2"  # not `relu_2`, another layer's name
+    obj = object()
+    assert names.create_name("a", obj) == "a" and names.create_name("b", obj) == "a"
+    assert Namespace({"ConvBn"}, separator="").create_name("ConvBn") == "ConvBn2"
+    taken = {"A", "A2"}
+    assert unique("A", taken) == "A3" and "A3" in taken
+
+
+def test_a_namespace_counts_on_instead_of_trying_every_taken_name():
+    """The thousandth fused conv in one block costs one try, not a thousand."""
+    asked = []
+    names = Namespace(taken=lambda n: asked.append(n) or False)
+    made = [names.create_name("fused_1x1") for _ in range(1000)]
+    assert made[-1] == "fused_1x1_1000" and len(set(made)) == 1000
+    assert len(asked) == 1000
 
 
 def test_outputs_differing_in_case_and_a_layer_named_like_the_outputs_class(tmp_path):

@@ -461,7 +461,7 @@ def test_optimize_folds_two_batch_norms(workdir: Path) -> None:
 )
 def test_list_as_a_layer_of_a_seq_is_an_error(text: str) -> None:
     """Found by the library mutants: a list written as a layer of a `seq` made lint raise
-    TypeError (unhashable type) in Resolver.check_size (compiler/resolve.py)."""
+    TypeError (unhashable type) in check_size (compiler/limits.py)."""
     result = lint_text(text, "seq.yaml")
     assert [d.code for d in result.diagnostics] == ["invalid-layer"]
 

@@ -533,7 +533,7 @@ def test_clusters_nested_too_deep_are_not_handed_to_dot(tmp_path, monkeypatch):
 
 
 def test_blocks_nest_at_most_max_nesting_deep(tmp_path):
-    from compiler.resolve import MAX_NESTING
+    from compiler.limits import MAX_NESTING
 
     spec = tmp_path / "deep.yaml"
     spec.write_text(nested_blocks(MAX_NESTING))

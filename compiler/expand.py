@@ -1,0 +1,443 @@
+"""Expansion: layers -> the graph's nodes and block instances.
+
+Blocks and composites (`seq`, `inception`) expand into scopes, repeats unroll into numbered
+copies, and each layer's fields are substituted and validated against its op. Names are given
+here (unnamed layers are numbered per op, `conv_1`), and every name is registered with the
+`Linker`, which follows the references once everything is expanded. A layer that fails
+validation is kept when it declares its output shape (`salvage`), else registered as broken.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydantic import ValidationError
+
+from .blocks import Block, group_spans, known_op, normalize, report
+from .diagnostics import Diagnostic, Span, error
+from .graph import ArchGraph, Instance, Node
+from .limits import MAX_INSTANCES, MAX_LAYERS, MAX_NESTING, too_large
+from .link import BROKEN, Linker, Ref, Scope, qual
+from .loader import Document
+from .names import Namespace, shown
+from .ops import OPS, NodeArgs, Op
+from .ops.base import BrokenOp, field_names, suggest_op
+from .params import FAILED, Env, Param, Parameters, origins
+from .schema import to_diagnostics
+from .syntax import Loc, RawLayer
+
+
+def with_first(raw: RawLayer) -> RawLayer:
+    """The first copy of a repeat: the layer with its `first:` fields written in."""
+    first = raw.fields.get("first")
+    fields = {k: v for k, v in raw.fields.items() if k not in ("first", "repeat")}
+    spans = {loc: s for loc, s in raw.spans.items() if loc[:1] not in (("first",), ("repeat",))}
+    if isinstance(first, dict):
+        fields.update(first)
+        for loc, s in raw.spans.items():
+            if loc[:1] == ("first",) and len(loc) > 1:
+                spans[loc[1:]] = s
+    return RawLayer(raw.op, fields, raw.span, spans, dict(raw.key_spans))
+
+
+def layer_names(items: list[RawLayer | None], numbered: bool, diags: list[Diagnostic]) -> list[str]:
+    """The names of a list of layers: their `name:`, each given once (a second use is
+    reported), else the op numbered from 1 (`conv_1`), or the position in a `seq` (`0`, as
+    nn.Sequential)."""
+    taken: dict[str, Span | None] = {}
+    names: list[str | None] = []
+    for raw in items:
+        given = raw.fields.get("name") if raw is not None else None
+        if isinstance(given, str) and given.isidentifier() and given != "input":
+            if given in taken:
+                diags.append(
+                    error(
+                        "duplicate-name",
+                        f"`{given}` names two layers in the same scope",
+                        raw.field_span(("name",)),
+                        notes=(f"first used at line {taken[given].line}",) if taken[given] else (),
+                        help="names must be unique within a block: rename one",
+                    )
+                )
+                names.append(None)
+                continue
+            taken[given] = raw.field_span(("name",))
+            names.append(given)
+        else:
+            names.append(None)
+    namespace = Namespace(taken)
+    out = []
+    for i, (raw, name) in enumerate(zip(items, names, strict=True)):
+        if name is None:
+            if numbered:
+                name = str(i)
+                namespace.reserve(name)
+            else:
+                base = raw.op if raw is not None and raw.op.isidentifier() else "layer"
+                name = namespace.create_name(base, numbered=True)
+        out.append(name)
+    return out
+
+
+class Expander:
+    """Expands layers into `graph`, registering their names with `linker`."""
+
+    def __init__(
+        self,
+        doc: Document,
+        graph: ArchGraph,
+        diags: list[Diagnostic],
+        params: Parameters,
+        blocks: dict[str, Block],
+        linker: Linker,
+    ) -> None:
+        self.doc = doc
+        self.graph = graph
+        self.diags = diags
+        self.params = params
+        self.blocks = blocks
+        self.linker = linker
+        self.targets = linker.targets  # qualified name -> node id | Ref | BROKEN
+        self.index = 0  # layers made so far
+        self.instances = 0  # block instances, seqs and repeats made so far
+        self.stack: list[str] = []  # block types being expanded, to refuse recursion
+
+    def expand_list(
+        self,
+        items: list[RawLayer | None],
+        scope: Scope,
+        env: Env,
+        input_ref: Ref,
+        numbered: bool,
+    ) -> Ref:
+        """Expand a list of layers in `scope`, each reading the one before; the last one."""
+        if scope:
+            self.targets[qual(scope, "input")] = input_ref
+        names = layer_names(items, numbered, self.diags)
+        self.linker.scope_names[scope].extend(names)
+        prev = Ref(scope, "input", None) if scope else input_ref
+        for raw, name in zip(items, names, strict=True):
+            key = qual(scope, name)
+            if raw is None:
+                self.targets[key] = BROKEN
+            else:
+                self.layer(raw, scope, name, env, prev)
+            prev = Ref(scope, name, None)
+        return prev
+
+    def validate(self, raw: RawLayer, env: Env) -> tuple[Any, type[Op] | Block] | None:
+        target = known_op(raw.op, self.blocks)
+        if target is None:
+            hint = suggest_op(raw.op, list(self.blocks))
+            self.diags.append(
+                error(
+                    "unknown-op",
+                    f"unknown op `{shown(raw.op)}`",
+                    raw.span,
+                    help=hint or "see the README for the list of ops, or define it under `blocks:`",
+                )
+            )
+            return None
+        fields = {}
+        broken = False
+        written: dict[Loc, Span] = {}
+        for key, value in raw.fields.items():
+            if key in ("name", "from"):
+                fields[key] = value
+                continue
+            new = self.params.subst(value, env, raw.span, lambda loc: raw.field_span(loc), (key,))
+            broken |= new is FAILED
+            fields[key] = new
+            written.update(origins(value, env, (key,)))
+        if broken:
+            return None
+        if written:  # point diagnostics at where a parameter's value was written
+            # each span's prefixes looked up, not every origin compared with every span (a
+            # list of 5,000 `$p` took 30 s)
+            raw.spans = {
+                loc: s
+                for loc, s in raw.spans.items()
+                if not any(loc[:k] in written for k in range(1, len(loc) + 1))
+            }
+            raw.spans.update(written)
+        model = target.args_model if isinstance(target, Block) else target.Args
+        try:
+            args = model.model_validate(fields)
+        except ValidationError as exc:
+            owner = f"`{raw.op}`"
+            self.diags.extend(
+                to_diagnostics(
+                    exc,
+                    fields,
+                    lambda loc: raw.field_span(loc),
+                    lambda loc: (
+                        raw.key_spans.get(loc[0])
+                        if len(loc) == 1 and loc[0] in raw.key_spans
+                        else raw.field_span(loc)
+                    ),
+                    owner,
+                    lambda path: field_names(model) if not path else [],
+                )
+            )
+            return None
+        return args, target
+
+    def layer(self, raw: RawLayer, scope: Scope, name: str, env: Env, prev: Ref) -> None:
+        key = qual(scope, name)
+        if env.parent is not None:
+            # a block's body is shared by its instances, and `validate` points this use's spans
+            # at the instance's arguments: each instance gets its own copy
+            raw = copy.copy(raw)
+        checked = self.validate(raw, env)
+        if checked is None:
+            self.salvage(raw, scope, name, prev)
+            return
+        args, target = checked
+        if args.from_:
+            inputs = [
+                Ref(
+                    scope,
+                    ref,
+                    raw.field_span(("from", i))
+                    if len(args.from_) > 1 or ("from", 0) in raw.spans
+                    else raw.field_span(("from",)),
+                )
+                for i, ref in enumerate(args.from_)
+            ]
+        else:
+            inputs = [prev]
+        if not args.if_:  # a disabled layer passes its input through
+            self.targets[key] = inputs[0]
+            return
+        # a written `repeat:` makes a group even of one copy (`layer4.0`, as torchvision's
+        # nn.Sequential of one block); no `repeat:`, no group
+        if args.repeat == 1 and "repeat" not in args.model_fields_set:
+            if args.first:  # the only copy is the first
+                raw = with_first(raw)
+                checked = self.validate(raw, env)
+                if checked is None:
+                    self.targets[key] = BROKEN
+                    return
+                args = checked[0]
+            self.create(raw, args, target, scope, name, inputs, env)
+            return
+        self.repeat(raw, args, target, scope, name, inputs, env)
+
+    def repeat(
+        self,
+        raw: RawLayer,
+        args: Any,
+        target: type[Op] | Block,
+        scope: Scope,
+        name: str,
+        inputs: list[Ref],
+        env: Env,
+    ) -> None:
+        """A layer with `repeat:`: a group of numbered copies, each reading the one before."""
+        key = qual(scope, name)
+        if len(inputs) > 1:  # the group, like its copies after the first, has one input
+            self.diags.append(
+                error(
+                    "wrong-inputs",
+                    f"`{key}` reads {len(inputs)} inputs and cannot be repeated: each copy "
+                    "after the first reads only the copy before it",
+                    raw.field_span(("repeat",)),
+                    help="repeat a block that takes one input, or write the copies out",
+                )
+            )
+            self.targets[key] = BROKEN
+            return
+        group = (*scope, name)
+        self.linker.scope_names[group].extend(str(i) for i in range(args.repeat))
+        inst = Instance(key, raw.op, raw.span, {"repeat": args.repeat}, repeat=args.repeat)
+        self.graph.instances[key] = inst
+        source = inputs[0]
+        # the group's `expect:` is about its output, the last copy's
+        once = args.model_copy(update={"repeat": 1, "expect": None, "first": None})
+        first_raw, first_args = raw, once
+        if args.first:
+            first_raw = with_first(raw)
+            checked = self.validate(first_raw, env)
+            if checked is None:
+                self.targets[key] = BROKEN
+                return
+            first_args = checked[0].model_copy(update={"repeat": 1, "expect": None})
+        for i in range(args.repeat):
+            if i == 0:
+                before, made = self.index, self.instances
+                self.create(first_raw, first_args, target, group, "0", inputs, env)
+                total = before + (self.index - before) * args.repeat
+                instances = made + (self.instances - made) * args.repeat
+                how = f"repeated {args.repeat:,} times "
+                span = raw.field_span(("repeat",))
+                if total > MAX_LAYERS:
+                    raise too_large(key, span, total, how)
+                if instances > MAX_INSTANCES:
+                    raise too_large(key, span, instances, how, "block instances")
+            else:
+                self.create(raw, once, target, group, str(i), inputs, env)
+            inputs = [Ref(group, str(i), None)]
+        self.targets[key] = inputs[0]
+        self.linker.instance_refs.append((inst, source, inputs[0]))
+        if args.expect is not None:
+            self.linker.instance_expects.append(
+                (inst, tuple(args.expect), raw.field_span(("expect",)))
+            )
+
+    def salvage(self, raw: RawLayer, scope: Scope, name: str, prev: Ref) -> None:
+        """Keep a layer that failed validation in the graph when it declares its output shape.
+
+        Its `expect:` stands in for the shape it would have had, so layers after it are still
+        checked (seed 000's `stride=0` conv is followed by a conv whose padding is wrong).
+        """
+        key = qual(scope, name)
+        expect = raw.fields.get("expect")
+        source = raw.fields.get("from")
+        ok_expect = (
+            isinstance(expect, list)
+            and 1 <= len(expect) <= 3
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in expect)
+        )
+        if not ok_expect or not (source is None or isinstance(source, str)):
+            self.targets[key] = BROKEN
+            return
+        inputs = [Ref(scope, source, raw.field_span(("from",)))] if source else [prev]
+        node = Node(
+            key,
+            name,
+            BrokenOp,
+            NodeArgs(),
+            raw,
+            scope,
+            index=self.index,
+            expect=tuple(expect),
+            expect_span=raw.field_span(("expect",)),
+        )
+        self.index += 1
+        self.graph.graph.add_node(key, node=node)
+        self.targets[key] = key
+        self.linker.pending.append((key, inputs))
+
+    def create(
+        self,
+        raw: RawLayer,
+        args: Any,
+        target: type[Op] | Block,
+        scope: Scope,
+        name: str,
+        inputs: list[Ref],
+        env: Env,
+    ) -> None:
+        """One copy of a validated layer: a node, or a block instance and what it contains."""
+        key = qual(scope, name)
+        composite = isinstance(target, Block) or target.composite
+        lo, hi = (1, 1) if composite else (target.min_inputs, target.max_inputs)
+        if len(inputs) < lo or (hi is not None and len(inputs) > hi):
+            want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo}-{hi}"
+            self.diags.append(
+                error(
+                    "wrong-inputs",
+                    f"`{key}` ({raw.op}) takes {want} input(s), got {len(inputs)}",
+                    raw.field_span(("from",)),
+                )
+            )
+            self.targets[key] = BROKEN
+            return
+        if not composite:
+            if self.index >= MAX_LAYERS:
+                raise too_large(key, raw.span, self.index + 1)
+            node = Node(key, name, target, args, raw, scope, index=self.index)
+            self.index += 1
+            if args.expect is not None:
+                node.expect = tuple(args.expect)
+                node.expect_span = raw.field_span(("expect",))
+            self.graph.graph.add_node(key, node=node)
+            self.targets[key] = key
+            self.linker.pending.append((key, inputs))
+            return
+        self.instances += 1
+        if self.instances > MAX_INSTANCES:
+            raise too_large(key, raw.span, self.instances, "", "block instances")
+        inner: Scope = (*scope, name)
+        recursive = isinstance(target, Block) and raw.op in self.stack  # reported below
+        if len(self.stack) >= MAX_NESTING and not recursive:
+            self.diags.append(
+                error(
+                    "too-many-layers",
+                    f"`{raw.op}` nests {len(self.stack) + 1} deep; the limit is {MAX_NESTING}",
+                    raw.span,
+                    notes=(" -> ".join(f"`{b}`" for b in (*self.stack, raw.op)),),
+                    help="is a block nesting deeper than intended?",
+                )
+            )
+            self.targets[key] = BROKEN
+            return
+        if isinstance(target, Block):
+            target.used = True
+            body = target.layers
+            if recursive:
+                self.diags.append(
+                    error(
+                        "recursive-block",
+                        f"block `{raw.op}` contains itself",
+                        raw.span,
+                        notes=(" -> ".join(f"`{b}`" for b in (*self.stack, raw.op)),),
+                    )
+                )
+                self.targets[key] = BROKEN
+                return
+            values = args.model_dump(exclude=set(NodeArgs.model_fields) | {"in_"})
+            root = env.root()
+            params = {}
+            for p, v in values.items():
+                if p in raw.fields:
+                    params[p] = Param(v, raw.field_span((p,)))
+                else:
+                    span = target.param_spans.get(p)
+                    params[p] = Param(self.params.subst(v, root, span, lambda loc, s=span: s), span)
+            block_env = Env(params, parent=root)
+            inst_params = {p: v.value for p, v in params.items()}
+            declared = args.in_
+            numbered = False
+        else:
+            children = target.expand(args, raw)
+            body = []
+            # a raw item of a `seq` has its spans under ("layers", i): grouped in one pass (a
+            # search of all the seq's spans for each item was quadratic)
+            item_spans = group_spans(raw.spans, ("layers",))
+            for i, child in enumerate(children):
+                if isinstance(child, RawLayer):
+                    body.append(child)
+                else:
+                    body.append(
+                        report(
+                            normalize(child, item_spans.get(i, {}), {}, raw.span, self.blocks),
+                            self.diags,
+                        )
+                    )
+            block_env = env
+            inst_params = target.instance_params(args)
+            declared = target.declared_in(args)
+            numbered = target is OPS["seq"]
+        inst = Instance(
+            key,
+            raw.op,
+            raw.span,
+            {k: v for k, v in raw.fields.items() if k not in ("name", "repeat")},
+            declared_in=declared,
+            declared_in_span=raw.field_span(("in",)),
+            params=inst_params,
+        )
+        self.graph.instances[key] = inst
+        self.stack.append(raw.op)
+        out = self.expand_list(body, inner, block_env, inputs[0], numbered)
+        self.stack.pop()
+        if isinstance(target, Block) and target.spec.output:
+            out = Ref(inner, target.spec.output, self.doc.span(("blocks", target.name, "output")))
+        self.targets[key] = out
+        self.linker.instance_refs.append((inst, inputs[0], out))
+        if args.expect is not None:
+            self.linker.instance_expects.append(
+                (inst, tuple(args.expect), raw.field_span(("expect",)))
+            )
