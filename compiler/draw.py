@@ -19,7 +19,6 @@ dashed; nodes (or clusters) that lint errors are about in red, with the message.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import re
 import resource
@@ -31,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .diagnostics import Diagnostic, Span, cap, terminal_safe
+from .diagnostics import Diagnostic, cap, terminal_safe
 from .files import GENERATED_MARK, comment_safe, write_atomic
 from .gcpause import no_cyclic_gc
 from .graph import ArchGraph
 from .ops.base import BrokenOp
-from .syntax import RawLayer, fmt_shape
+from .syntax import fmt_shape
 
 if TYPE_CHECKING:
     from graphviz import Digraph
@@ -254,33 +253,16 @@ def _kind(graph: ArchGraph, node_id: str) -> str:
 def _problems(
     graph: ArchGraph, diagnostics: Iterable[Diagnostic], layout: _Layout
 ) -> dict[str, list[str]]:
-    """DOT id of a drawn node, or `cluster:<instance>` -> the error messages about it."""
+    """DOT id of a drawn node, or `cluster:<instance>` -> the error messages about it (each
+    diagnostic names its node: resolve names the layer a schema error broke)."""
     out: dict[str, list[str]] = {}
-    broken = [n for n in layout.drawn if graph.node(n).op is BrokenOp]
-    # where each broken layer was written: (file, line) -> (column it starts at there, node),
-    # sorted, so that an error is looked for among the few layers written just before it on
-    # its line, not among all of them (a flow list of 100,000 broken layers is one line)
-    starts: dict[tuple[str, int], list[tuple[int, int, str]]] = {}
-    for rank, node_id in enumerate(broken):  # drawn red even if no error is traced to them
-        out[layout.drawn[node_id]] = []
-        layer = graph.node(node_id).layer
-        for outer in (layer.span, *layer.spans.values(), *layer.key_spans.values()):
-            if outer is not None:
-                for line in range(outer.line, outer.end_line + 1):
-                    column = outer.column if line == outer.line else 0
-                    starts.setdefault((outer.file, line), []).append((column, rank, node_id))
-    for entries in starts.values():
-        entries.sort()
+    for node_id in layout.drawn:  # drawn red even if no error is traced to them
+        if graph.node(node_id).op is BrokenOp:
+            out[layout.drawn[node_id]] = []
     for d in diagnostics:
-        if not d.is_error:
+        if not d.is_error or d.node is None:
             continue
-        if d.node is None:
-            # a schema error (`stride: 0`) names no node; the layer it broke is drawn as
-            # "invalid", found by the span the error points into
-            key = _broken_at(d.span, starts, graph, layout)
-            if key is None:
-                continue
-        elif d.node in layout.drawn:
+        if d.node in layout.drawn:
             key = layout.drawn[d.node]
         elif d.node in layout.members:
             chain = graph.chain(d.node.split("."))
@@ -293,37 +275,6 @@ def _problems(
         if d.message not in out.setdefault(key, []):
             out[key].append(d.message)
     return out
-
-
-def _broken_at(
-    span: Span | None,
-    starts: dict[tuple[str, int], list[tuple[int, int, str]]],
-    graph: ArchGraph,
-    layout: _Layout,
-) -> str | None:
-    """The DOT id of the broken layer `span` lies in (the innermost, if several), or None."""
-    if span is None:
-        return None
-    entries = starts.get((span.file, span.line), [])
-    at = bisect.bisect_right(entries, (span.column, len(entries), ""))
-    for _column, _rank, node_id in reversed(entries[max(0, at - 16) : at]):
-        if _within(span, graph.node(node_id).layer):
-            return layout.drawn[node_id]
-    return None
-
-
-def _within(span: Span | None, layer: RawLayer) -> bool:
-    """Whether `span` lies in what was written for `layer`: its op or one of its fields."""
-    if span is None:
-        return False
-    start, end = (span.line, span.column), (span.end_line, span.end_column)
-    return any(
-        outer.file == span.file
-        and (outer.line, outer.column) <= start
-        and end <= (outer.end_line, outer.end_column)
-        for outer in (layer.span, *layer.spans.values(), *layer.key_spans.values())
-        if outer is not None
-    )
 
 
 def _message_rows(messages: Sequence[str]) -> list[str]:

@@ -10,6 +10,7 @@ validation is kept when it declares its output shape (`salvage`), else registere
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -189,9 +190,12 @@ class Expander:
             # a block's body is shared by its instances, and `validate` points this use's spans
             # at the instance's arguments: each instance gets its own copy
             raw = copy.copy(raw)
+        first = len(self.diags)
         checked = self.validate(raw, env)
         if checked is None:
             self.salvage(raw, scope, name, prev)
+            if key in self.graph.graph:  # kept, drawn as invalid: its errors are about it
+                self.diags[first:] = [replace(d, node=d.node or key) for d in self.diags[first:]]
             return
         args, target = checked
         if args.from_:
