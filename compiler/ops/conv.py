@@ -98,6 +98,7 @@ class Conv(Op):
                 groups=(a.groups, 1),
                 bias=(a.bias, True),
             ),
+            names=("in_channels", "out_channels"),
         )
 
     @classmethod
