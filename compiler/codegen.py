@@ -25,20 +25,10 @@ from .gcpause import no_cyclic_gc
 from .graph import ArchGraph
 from .lower import Container, Leaf, lower, render_forward
 from .names import class_name, safe_identifier, unique
-from .ops.base import fmt_shape
+from .ops.base import OPS, fmt_shape
 
 LINE_LENGTH = 100
 INDENT = "    "
-# positional argument names of the torch modules we emit, for parameter names of last resort
-POSITIONAL = {
-    "Conv2d": ("in_channels", "out_channels"),
-    "Linear": ("in_features", "out_features"),
-    "BatchNorm2d": ("num_features",),
-    "BatchNorm1d": ("num_features",),
-    "LocalResponseNorm": ("size",),
-    "AdaptiveAvgPool2d": ("output_size",),
-    "AdaptiveMaxPool2d": ("output_size",),
-}
 RESERVED = frozenset({"torch", "nn", "F", "NamedTuple", "Tensor", "self", "x", "out"})
 
 
@@ -233,10 +223,7 @@ def _slot_names(c: Container, defs: dict[int, ClassDef]) -> list[tuple[str, bool
             else:
                 out += [(f"{child.attr}_{n}", True) for n, _ in defs[id(child)].params]
         elif child.call is not None:
-            names = POSITIONAL.get(child.call.cls, ())
-            for i in range(len(child.call.args)):
-                name = names[i] if i < len(names) else f"arg{i}"
-                out.append((f"{child.attr}_{name}", i < len(names)))
+            out += [(f"{child.attr}_{name}", True) for name in child.call.names]
             out += [(f"{child.attr}_{k}", False) for k, _, _ in child.call.kwargs]
     return [(n if n.isidentifier() else f"p{n}", w) for n, w in out]
 
@@ -610,10 +597,9 @@ def _doc(cls: ClassDef, graph: ArchGraph, description: str | None) -> str | None
         return cls.doc
     if not first.path:
         return f"The `{graph.name}` network." if not description else None
-    if cls.block == "inception":
-        return "Inception module (Szegedy et al. 2015, Figure 2b): four branches, concatenated."
-    if cls.block == "seq":
-        return None
+    op = OPS.get(cls.block)
+    if op is not None and op.composite:  # `seq` has none: its layers say what it does
+        return op.code_doc
     return graph.block_docs.get(cls.block)
 
 

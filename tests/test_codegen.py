@@ -142,3 +142,8 @@ def test_every_module_op_names_its_positional_arguments():
 def test_a_positional_argument_without_a_name_is_refused():
     with pytest.raises(ValueError, match="Conv2d"):
         TorchCall("Conv2d", (3, 64))
+
+
+def test_composite_docstrings_come_from_the_op():
+    source = _generate(SPECS / "googlenet.yaml")
+    assert f'class Inception(nn.Module):\n    """{OPS["inception"].code_doc}"""\n' in source
