@@ -442,9 +442,7 @@ def codegen_command(
     code = report(result)
     if code or result.graph is None:
         sys.exit(code or 1)
-    from .codegen import codegen_file  # Jinja2 is not needed for linting
-
-    text = codegen_file(result, spec_label(Path(spec)), optimize)
+    text = _code(result, spec_label(Path(spec)), optimize)
     if output is None:
         echo(text, nl=False)
         return
@@ -560,8 +558,6 @@ def _build_all(
     overrides: dict[str, Any],
     clean: bool,
 ) -> int:
-    from .codegen import codegen_file  # Jinja2 is not needed for linting
-
     written: list[Path] = []
     broken: list[str] = []
     code = 0
@@ -574,7 +570,7 @@ def _build_all(
             continue
         echo(render(summarize(result.graph), "text", depth))
         python = out / f"{path.stem}.py"
-        _write(python, codegen_file(result, spec_label(path)).encode())
+        _write(python, _code(result, spec_label(path)).encode())
         written.append(python)
         diagram = out / f"{path.stem}.svg"
         dot = draw.to_dot(
@@ -693,6 +689,18 @@ def report(result: Result) -> int:
         if code:
             echo(_summary([result]), err=True)
     return code
+
+
+def _code(result: Result, label: str, optimize: str | None = None) -> str:
+    """The generated code of a spec without errors; exit code 2 when it cannot be formatted
+    (ruff missing, failing or hanging)."""
+    from .codegen import FormatError, codegen_file  # Jinja2 is not needed for linting
+
+    try:
+        return codegen_file(result, label, optimize)
+    except FormatError as exc:
+        echo(f"yarch: {exc}", err=True)
+        sys.exit(2)
 
 
 def _write(path: Path, data: bytes) -> None:

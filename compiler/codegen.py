@@ -5,14 +5,16 @@ function, so the generated module has the same submodule names, the same `state_
 same outputs. What codegen adds is what a person adds when writing the model by hand: one
 class per block type, reused with constructor arguments (`Inception(480, 192, (96, 208),
 (16, 48), 64)`), arguments named after the block's parameters, and `# N x C x H x W` comments.
-Jinja2 lays out the file (`templates/model.py.j2`); the code is laid out as `ruff format`
-would, so the output passes `ruff check` and `ruff format --check`. No torch import here.
+Jinja2 lays out the file (`templates/model.py.j2`) from the classes found here, one statement
+a line, and `ruff format` breaks the long lines, so the output passes `ruff check` and
+`ruff format --check`. No torch import here.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import re
+import subprocess
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -25,63 +27,17 @@ from .gcpause import no_cyclic_gc
 from .graph import ArchGraph
 from .lower import Container, Leaf, lower, render_forward
 from .names import class_name, safe_identifier, unique
-from .ops.base import fmt_shape
+from .ops.base import OPS, fmt_shape
 
 LINE_LENGTH = 100
 INDENT = "    "
-# positional argument names of the torch modules we emit, for parameter names of last resort
-POSITIONAL = {
-    "Conv2d": ("in_channels", "out_channels"),
-    "Linear": ("in_features", "out_features"),
-    "BatchNorm2d": ("num_features",),
-    "BatchNorm1d": ("num_features",),
-    "LocalResponseNorm": ("size",),
-    "AdaptiveAvgPool2d": ("output_size",),
-    "AdaptiveMaxPool2d": ("output_size",),
-}
 RESERVED = frozenset({"torch", "nn", "F", "NamedTuple", "Tensor", "self", "x", "out"})
+# seconds `ruff format` may take: 0.15 s for a 40,000-layer model, so only a hang hits this
+FORMAT_TIMEOUT = 60.0
 
 
-# --- layout ------------------------------------------------------------------------------
-
-
-@dataclass
-class Call:
-    """`head(arg, ...)`; `expanded` keeps one argument per line (ruff's magic trailing comma)."""
-
-    head: str
-    args: list[Any]  # str or Call
-    expanded: bool = False
-    brackets: str = "()"  # "[]" with an empty head: a list
-
-    def flat(self) -> str | None:
-        if self.expanded:
-            return None
-        parts = []
-        for arg in self.args:
-            text = arg if isinstance(arg, str) else arg.flat()
-            if text is None:
-                return None
-            parts.append(text)
-        return f"{self.head}{self.brackets[0]}{', '.join(parts)}{self.brackets[1]}"
-
-
-def layout(expr: str | Call, indent: str, prefix: str = "", suffix: str = "") -> list[str]:
-    """Lines for `prefix + expr + suffix`, broken as ruff format breaks them."""
-    if isinstance(expr, str):
-        return [f"{indent}{prefix}{expr}{suffix}"]
-    flat = expr.flat()
-    if flat is not None and len(indent + prefix + flat + suffix) <= LINE_LENGTH:
-        return [f"{indent}{prefix}{flat}{suffix}"]
-    inner = indent + INDENT
-    joined = flat[len(expr.head) + 1 : -1] if flat is not None else None
-    start, end = f"{indent}{prefix}{expr.head}{expr.brackets[0]}", f"{indent}{expr.brackets[1]}"
-    if joined is not None and len(inner + joined) <= LINE_LENGTH:
-        return [start, inner + joined, end + suffix]
-    lines = [start]
-    for arg in expr.args:
-        lines += layout(arg, inner, suffix=",")
-    return [*lines, end + suffix]
+class FormatError(Exception):
+    """`ruff format` could not format the generated code (not found, failed or timed out)."""
 
 
 # --- classes -----------------------------------------------------------------------------
@@ -89,6 +45,8 @@ def layout(expr: str | Call, indent: str, prefix: str = "", suffix: str = "") ->
 
 @dataclass
 class ClassDef:
+    """A class of the generated file, as the template lays it out."""
+
     name: str
     block: str
     members: list[Container]
@@ -98,12 +56,23 @@ class ClassDef:
     values: dict[int, list[Any]] = field(default_factory=dict)
     # slot index -> the text that fills it in the class body, and whether it is a parameter
     slots: list[tuple[str, bool]] = field(default_factory=list)
-    base: str = "nn.Module"
-    body: list[str] = field(default_factory=list)
+    # (attribute, constructor expression) of every submodule, in `state_dict` order
+    children: list[tuple[str, str]] = field(default_factory=list)
+    returns: str = "torch.Tensor"
+    forward: list[str] = field(default_factory=list)  # its lines, indented relative to its body
 
     @property
     def doc_lines(self) -> list[str]:
         return docstring(self.doc, INDENT) if self.doc else []
+
+
+@dataclass
+class OutputsDef:
+    """The model's named tuple of outputs."""
+
+    name: str
+    fields: list[tuple[str, str]]  # (name, type hint)
+    doc_lines: list[str]
 
 
 def width(text: str) -> int:
@@ -170,15 +139,17 @@ def wrap(text: str, limit: int, first: int | None = None) -> list[str]:
 
 
 def docstring(text: str, indent: str) -> list[str]:
-    """A docstring on one line if it fits, else wrapped with the quotes on their own line."""
+    """The lines of a docstring at `indent`, quotes included and the indent not: on one line
+    if it fits, else wrapped with the closing quotes on their own line (ruff format wraps no
+    text, and the lines must stay within the line length)."""
     if len(" ".join(text.split())) + len(indent) + 6 <= LINE_LENGTH:  # it might fit
         one = wrap(text, LINE_LENGTH)
         if len(one) == 1 and width(f'{indent}"""{one[0]}"""') <= LINE_LENGTH:
-            return [f'{indent}"""{one[0]}"""']
+            return [f'"""{one[0]}"""']
     lines = wrap(text, LINE_LENGTH - len(indent) - 3)
     if not lines:
         return []
-    return [f'{indent}"""{lines[0]}', *(f"{indent}{line}" for line in lines[1:]), f'{indent}"""']
+    return [f'"""{lines[0]}', *lines[1:], '"""']
 
 
 def literal(value: Any) -> str:
@@ -233,10 +204,7 @@ def _slot_names(c: Container, defs: dict[int, ClassDef]) -> list[tuple[str, bool
             else:
                 out += [(f"{child.attr}_{n}", True) for n, _ in defs[id(child)].params]
         elif child.call is not None:
-            names = POSITIONAL.get(child.call.cls, ())
-            for i in range(len(child.call.args)):
-                name = names[i] if i < len(names) else f"arg{i}"
-                out.append((f"{child.attr}_{name}", i < len(names)))
+            out += [(f"{child.attr}_{name}", True) for name in child.call.names]
             out += [(f"{child.attr}_{k}", False) for k, _, _ in child.call.kwargs]
     return [(n if n.isidentifier() else f"p{n}", w) for n, w in out]
 
@@ -340,9 +308,9 @@ def _parameterize(cls: ClassDef, graph: ArchGraph, defs: dict[int, ClassDef]) ->
 
 def _construct(
     c: Container, slots: list[tuple[str, bool]], defs: dict[int, ClassDef], at: list[int]
-) -> list[tuple[str, Call | str]]:
+) -> list[tuple[str, str]]:
     """(attribute, constructor expression) of every child, filling slots in order."""
-    out: list[tuple[str, Call | str]] = []
+    out: list[tuple[str, str]] = []
 
     def take(n: int) -> list[tuple[str, bool]]:
         start = at[0]
@@ -352,11 +320,13 @@ def _construct(
     for child in c.children:
         if isinstance(child, Container):
             if child.sequential:
-                inner = _construct(child, slots, defs, at)
-                out.append((child.attr, Call("nn.Sequential", [e for _, e in inner], True)))
+                # the trailing comma keeps one module a line, as nn.Sequential is written
+                inner = "".join(f"{e}, " for _, e in _construct(child, slots, defs, at))
+                out.append((child.attr, f"nn.Sequential({inner.rstrip()})"))
             else:
                 d = defs[id(child)]
-                out.append((child.attr, Call(d.name, [t for t, _ in take(len(d.params))])))
+                args = [t for t, _ in take(len(d.params))]
+                out.append((child.attr, f"{d.name}({', '.join(args)})"))
         elif child.call is not None:
             call = child.call
             values = take(len(call.args) + len(call.kwargs))
@@ -366,27 +336,8 @@ def _construct(
             ):
                 if is_param or v != default:  # a literal equal to torch's default is left out
                     args.append(f"{k}={text}")
-            out.append((child.attr, Call(f"nn.{call.cls}", args)))
+            out.append((child.attr, f"nn.{call.cls}({', '.join(args)})"))
     return out
-
-
-def _init_lines(cls: ClassDef, defs: dict[int, ClassDef]) -> list[str]:
-    pad = INDENT * 2
-    params = "".join(f", {n}: {t}" for n, t in cls.params)
-    head = f"{INDENT}def __init__(self{params}) -> None:"
-    if len(head) > LINE_LENGTH:
-        head_lines = [f"{INDENT}def __init__(", f"{pad}self,"]
-        head_lines += [f"{pad}{n}: {t}," for n, t in cls.params]
-        head_lines.append(f"{INDENT}) -> None:")
-    else:
-        head_lines = [head]
-    lines = [*head_lines, f"{pad}super().__init__()"]
-    for attr, expr in _construct(cls.members[0], cls.slots, defs, [0]):
-        if attr.isidentifier():
-            lines += layout(expr, pad, prefix=f"self.{attr} = ")
-        else:
-            lines += layout(Call("self.add_module", [repr(attr), expr]), pad)
-    return lines
 
 
 def _shape_comment(graph: ArchGraph, node_id: str) -> str | None:
@@ -451,44 +402,47 @@ def generate(
         classes.append(cls)
 
     outputs = f"{model}Outputs"
-    needs_functional = False
     for cls in classes:
         first = cls.members[0]
         cls.doc = _doc(cls, graph, description)
-        is_root = not first.path
-        comment = (lambda n: _shape_comment(graph, n)) if is_root else (lambda n: None)
-        forward = render_forward(first, outputs, comment, INDENT * 2)
-        forward = [line for statement in forward for line in _wrap_statement(statement)]
-        needs_functional |= any("F." in line for line in forward)
-        returns = "torch.Tensor"
-        if is_root and len(first.outputs) > 1:
-            returns = outputs
-        start = []
-        if is_root and graph.input_shape:
-            start = [f"{INDENT * 2}# N x {fmt_shape(graph.input_shape).replace('x', ' x ')}"]
-        cls.body = [
-            *_init_lines(cls, defs),
-            "",
-            f"{INDENT}def forward(self, x: torch.Tensor) -> {returns}:",
-            *start,
-            *forward,
-        ]
-    root_def = defs[id(root)]
-    classes.remove(root_def)
-    classes.append(root_def)  # blocks first, the model last
+        cls.children = _construct(first, cls.slots, defs, [0])
+        if first.path:
+            cls.forward = render_forward(first, outputs, indent="")
+            continue
+        cls.forward = render_forward(first, outputs, lambda n: _shape_comment(graph, n), "")
+        if graph.input_shape:
+            cls.forward.insert(0, f"# N x {fmt_shape(graph.input_shape).replace('x', ' x ')}")
+        if len(first.outputs) > 1:
+            cls.returns = outputs
+    model_def = defs[id(root)]
+    tuple_def = None
     if len(root.outputs) > 1:
         fields = [
-            f"{INDENT}{name}: torch.Tensor{' | None' if train_only else ''}"
+            (name, f"torch.Tensor{' | None' if train_only else ''}")
             for name, (_, train_only) in root.outputs.items()
         ]
-        tuple_def = ClassDef(outputs, "outputs", [], doc=None, base="NamedTuple", body=fields)
-        tuple_def.doc = "The model's outputs; training-only ones are None in eval mode."
-        classes.insert(len(classes) - 1, tuple_def)
-    stdlib = ["from typing import NamedTuple"] if len(root.outputs) > 1 else []
-    imports = ["import torch"]
-    if needs_functional:
-        imports.append("import torch.nn.functional as F")
-    imports.append("from torch import nn")
+        doc = "The model's outputs; training-only ones are None in eval mode."
+        tuple_def = OutputsDef(outputs, fields, docstring(doc, INDENT))
+    title = (description or f"The `{graph.name}` network").rstrip(".") + "."
+    paragraphs = [title, f"Generated by yarch from `{spec_path}`."]
+    if source:
+        paragraphs[-1] += f" Source: {source}."
+    paragraphs.append(f"Regenerate with `yarch codegen {spec_path}` rather than editing this file.")
+    text = _template().render(
+        docstring="\n\n".join(
+            "\n".join(wrap(p, LINE_LENGTH, LINE_LENGTH - 3 if i == 0 else None))
+            for i, p in enumerate(paragraphs)
+        ),
+        functional=any("F." in line for cls in classes for line in cls.forward),
+        blocks=[cls for cls in classes if cls is not model_def],
+        outputs=tuple_def,
+        model=model_def,
+    )
+    return ruff_format(text, f"{model}.py")
+
+
+@functools.cache
+def _template() -> jinja2.Template:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         trim_blocks=True,
@@ -497,21 +451,52 @@ def generate(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
     )
-    title = (description or f"The `{graph.name}` network").rstrip(".") + "."
-    paragraphs = [title, f"Generated by yarch from `{spec_path}`."]
-    if source:
-        paragraphs[-1] += f" Source: {source}."
-    paragraphs.append(f"Regenerate with `yarch codegen {spec_path}` rather than editing this file.")
-    text = env.get_template("model.py.j2").render(
-        docstring="\n\n".join(
-            "\n".join(wrap(p, LINE_LENGTH, LINE_LENGTH - 3 if i == 0 else None))
-            for i, p in enumerate(paragraphs)
-        ),
-        stdlib=stdlib,
-        imports=imports,
-        classes=classes,
-    )
-    return text
+    env.tests["identifier"] = str.isidentifier
+    env.filters["repr"] = repr
+    return env.get_template("model.py.j2")
+
+
+def ruff_format(text: str, filename: str) -> str:
+    """`text` formatted by `ruff format`, with ruff's defaults and yarch's line length: no
+    configuration file is read (`--isolated`), so the bytes depend on the text alone."""
+    failed = "cannot format the generated code: "
+    try:
+        from ruff import find_ruff_bin
+
+        ruff = find_ruff_bin()
+    except ImportError:
+        raise FormatError(f"{failed}the `ruff` package is not installed") from None
+    except FileNotFoundError as exc:  # ruff's RuffNotFound lists where it looked
+        raise FormatError(failed + " ".join(str(exc).split())) from None
+    command = [
+        ruff,
+        "format",
+        "--isolated",
+        "--line-length",
+        str(LINE_LENGTH),
+        "--target-version",
+        "py311",
+        "--stdin-filename",
+        filename,
+        "-",
+    ]
+    try:
+        done = subprocess.run(
+            command,
+            input=text.encode("utf-8"),
+            capture_output=True,
+            timeout=FORMAT_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise FormatError(f"{failed}`ruff format` took more than {FORMAT_TIMEOUT:g} s") from None
+    except OSError as exc:
+        raise FormatError(f"{failed}cannot run `{ruff}`: {exc.strerror or exc}") from None
+    if done.returncode != 0:
+        errors = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        detail = f": {errors[0]}" if errors else ""
+        raise FormatError(f"{failed}`ruff format` exited with code {done.returncode}{detail}")
+    return done.stdout.decode("utf-8")
 
 
 def _variant(c: Container, groups: dict[tuple, list[Container]]) -> str:
@@ -525,95 +510,13 @@ def _variant(c: Container, groups: dict[tuple, list[Container]]) -> str:
     return class_name("_".join(extra)) if extra else ""
 
 
-def _wrap_statement(line: str) -> list[str]:
-    """Break a long line of forward (`name = call(...)`, `name = a + b`, `return T(...)`) as
-    ruff would."""
-    if len(line) <= LINE_LENGTH:
-        return [line]
-    indent = line[: len(line) - len(line.lstrip())]
-    body = line.strip()
-    if re.fullmatch(r"(\w+ = )+None", body):  # the training-only outputs, one per line
-        return [f"{indent}{name} = None" for name in body.split(" = ")[:-1]]
-    if body.startswith("return "):
-        pre, value = "return ", body[len("return ") :]
-    elif " = " in body:
-        target, _, value = body.partition(" = ")
-        pre = f"{target} = "
-    else:
-        pre, value = "", body
-    terms = _split_args(value, " + ")
-    if len(terms) > 1:  # `a + b + c`: in parentheses, one term a line if they do not fit
-        inner = indent + INDENT
-        if len(inner + value) <= LINE_LENGTH:
-            return [f"{indent}{pre}(", inner + value, f"{indent})"]
-        rest = [f"{inner}+ {term}" for term in terms[1:]]
-        return [f"{indent}{pre}(", inner + terms[0], *rest, f"{indent})"]
-    return layout(_parse_call(value), indent, prefix=pre)
-
-
-def _parse_call(text: str) -> str | Call:
-    """`f(a, [b, c])` as a `Call` (lists too), so that `layout` can break it; other text as is."""
-    if text.startswith("[") and text.endswith("]") and _closes_at_end(text):
-        return Call("", [_parse_call(a) for a in _split_args(text[1:-1])], brackets="[]")
-    match = re.fullmatch(r"([A-Za-z_][\w.]*)\((.*)\)", text, re.DOTALL)
-    if match and _closes_at_end(text[len(match.group(1)) :]):
-        return Call(match.group(1), [_parse_call(a) for a in _split_args(match.group(2))])
-    return text
-
-
-def _closes_at_end(text: str) -> bool:
-    """Whether the bracket that opens `text` is closed by its last character."""
-    depth = 0
-    for i, ch in enumerate(text):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth == 0:
-                return i == len(text) - 1
-    return False
-
-
-def _split_args(text: str, sep: str = ",") -> list[str]:
-    """`text` split at `sep` outside brackets and string literals."""
-    out, depth, current, quote = [], 0, "", ""
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                current += text[i : i + 2]
-                i += 2
-                continue
-            quote = "" if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        if not quote and depth == 0 and text.startswith(sep, i):
-            out.append(current.strip())
-            current = ""
-            i += len(sep)
-            continue
-        current += ch
-        i += 1
-    if current.strip():
-        out.append(current.strip())
-    return out
-
-
 def _doc(cls: ClassDef, graph: ArchGraph, description: str | None) -> str | None:
-    first = cls.members[0] if cls.members else None
-    if first is None:
-        return cls.doc
+    first = cls.members[0]
     if not first.path:
         return f"The `{graph.name}` network." if not description else None
-    if cls.block == "inception":
-        return "Inception module (Szegedy et al. 2015, Figure 2b): four branches, concatenated."
-    if cls.block == "seq":
-        return None
+    op = OPS.get(cls.block)
+    if op is not None and op.composite:  # `seq` has none: its layers say what it does
+        return op.code_doc
     return graph.block_docs.get(cls.block)
 
 

@@ -32,11 +32,7 @@ class BasicConv2d(nn.Module):
 
 class ConvBnRelu(nn.Module):
     def __init__(
-        self,
-        in_channels: int,
-        conv_out_channels: int,
-        conv_kernel_size: int,
-        conv_padding: int,
+        self, in_channels: int, conv_out_channels: int, conv_kernel_size: int, conv_padding: int
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(

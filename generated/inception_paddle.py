@@ -14,11 +14,7 @@ class Inception(nn.Module):
     """Inception module (Szegedy et al. 2015, Figure 2b): four branches, concatenated."""
 
     def __init__(
-        self,
-        in_channels: int,
-        ch1x1: int,
-        ch3x3: tuple[int, int],
-        ch5x5: tuple[int, int],
+        self, in_channels: int, ch1x1: int, ch3x3: tuple[int, int], ch5x5: tuple[int, int]
     ) -> None:
         super().__init__()
         self.branch1 = nn.Sequential(

@@ -12,11 +12,7 @@ from torch import nn
 
 class ConvBnRelu(nn.Module):
     def __init__(
-        self,
-        in_channels: int,
-        conv_out_channels: int,
-        conv_kernel_size: int,
-        conv_padding: int,
+        self, in_channels: int, conv_out_channels: int, conv_kernel_size: int, conv_padding: int
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
@@ -40,11 +36,7 @@ class Inception(nn.Module):
     """Inception module (Szegedy et al. 2015, Figure 2b): four branches, concatenated."""
 
     def __init__(
-        self,
-        in_channels: int,
-        ch1x1: int,
-        ch3x3: tuple[int, int],
-        ch5x5: tuple[int, int],
+        self, in_channels: int, ch1x1: int, ch3x3: tuple[int, int], ch5x5: tuple[int, int]
     ) -> None:
         super().__init__()
         self.branch1 = ConvBnRelu(in_channels, ch1x1, 1, 0)

@@ -8,9 +8,13 @@ import subprocess
 import sys
 
 import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
 
-from compiler import lint_file
+from compiler import codegen, lint_file
+from compiler.cli import cli
 from compiler.codegen import codegen_file
+from compiler.ops.base import OPS, Op, TorchCall
 
 from .conftest import ROOT, SPECS
 
@@ -101,3 +105,114 @@ def test_reads_as_hand_written():
     source = _generate(SPECS / "resnet50.yaml")
     assert "self.conv3 = nn.Conv2d(planes, planes * 4, kernel_size=1, bias=False)" in source
     assert "class BottleneckDownsample(nn.Module):" in source
+
+
+# --- per-op facts: the names of positional arguments --------------------------------------------
+
+
+def _lowers_to_a_module(op) -> bool:
+    return op.torch_module.__func__ is not Op.torch_module.__func__
+
+
+def test_every_module_op_names_its_positional_arguments():
+    # a block's constructor parameters are named after them (`conv_out_channels`); an op
+    # without them would be generated with numbered names, or hard-coded values
+    calls: dict[str, list[TorchCall]] = {}
+    files = sorted([*SPECS.rglob("*.yaml"), *(ROOT / "tests" / "fixtures").rglob("*.yaml")])
+    for path in files:
+        graph = lint_file(path).graph
+        for node_id in graph.order if graph is not None else ():
+            node = graph.node(node_id)
+            shapes = node.input_shapes
+            if _lowers_to_a_module(node.op) and shapes and None not in shapes:
+                calls.setdefault(node.op.name, []).append(node.op.torch_module(node.args, shapes))
+    for name, op in OPS.items():
+        if _lowers_to_a_module(op) and name not in calls:  # no spec uses it: its defaults
+            try:
+                args = op.Args.model_validate({})
+            except ValidationError:
+                pytest.fail(f"`{name}` is used by no spec or fixture and has required fields")
+            calls[name] = [op.torch_module(args, [(4, 8, 8)])]
+    assert set(calls) == {name for name, op in OPS.items() if _lowers_to_a_module(op)}
+    for name, found in calls.items():
+        for call in found:
+            assert len(call.names) == len(call.args), (name, call)
+            assert all(n.isidentifier() for n in call.names), (name, call)
+    assert calls["conv"][0].names == ("in_channels", "out_channels")
+
+
+def test_a_positional_argument_without_a_name_is_refused():
+    with pytest.raises(ValueError, match="Conv2d"):
+        TorchCall("Conv2d", (3, 64))
+
+
+def test_composite_docstrings_come_from_the_op():
+    source = _generate(SPECS / "googlenet.yaml")
+    assert f'class Inception(nn.Module):\n    """{OPS["inception"].code_doc}"""\n' in source
+
+
+# --- the formatter ------------------------------------------------------------------------------
+
+
+def test_the_layout_is_ruffs(monkeypatch):
+    # the template writes one statement a line; ruff breaks what is too long
+    unformatted = []
+    real = codegen.ruff_format
+    monkeypatch.setattr(codegen, "ruff_format", lambda text, name: unformatted.append(text) or text)
+    _generate(SPECS / "googlenet.yaml")
+    (text,) = unformatted
+    assert "def __init__(self, in_channels: int, ch1x1: int, ch3x3: tuple[int, int]," in text
+    assert max(len(line) for line in text.splitlines()) > 100
+    formatted = real(text, "googlenet.py")
+    assert formatted == (ROOT / "generated" / "googlenet.py").read_text()
+    assert max(len(line) for line in formatted.splitlines()) <= 100
+
+
+def test_no_ruff_configuration_changes_the_bytes(tmp_path, monkeypatch):
+    # ruff would read this file for text on stdin (quotes, line length); codegen passes --isolated
+    (tmp_path / "ruff.toml").write_text('line-length = 40\n[format]\nquote-style = "single"\n')
+    monkeypatch.chdir(tmp_path)
+    assert _generate(SPECS / "googlenet.yaml") == (ROOT / "generated" / "googlenet.py").read_text()
+
+
+FAKE_RUFF = {  # what `ruff` does, and the end of yarch's one line about it
+    "failing": (
+        "echo 'error: it broke' >&2; exit 3",
+        "`ruff format` exited with code 3: error: it broke",
+    ),
+    "hanging": ("exec sleep 10", "`ruff format` took more than 0.5 s"),
+}
+
+
+@pytest.mark.parametrize("how", ["not-installed", "no-binary", *FAKE_RUFF])
+def test_a_formatter_that_fails_is_one_line_and_exit_code_2(how, tmp_path, monkeypatch):
+    import ruff
+
+    if how == "not-installed":
+        monkeypatch.setitem(sys.modules, "ruff", None)
+        message = "the `ruff` package is not installed"
+    elif how == "no-binary":
+
+        def missing() -> str:
+            raise FileNotFoundError("Could not find the ruff binary in:\n - /nowhere\n")
+
+        monkeypatch.setattr(ruff, "find_ruff_bin", missing)
+        message = "Could not find the ruff binary in: - /nowhere"
+    else:
+        script, message = FAKE_RUFF[how]
+        fake = tmp_path / "ruff"
+        fake.write_text(f"#!/bin/sh\n{script}\n")
+        fake.chmod(0o755)
+        monkeypatch.setattr(ruff, "find_ruff_bin", lambda: str(fake))
+    monkeypatch.setattr(codegen, "FORMAT_TIMEOUT", 0.5)
+    with pytest.raises(codegen.FormatError):
+        _generate(SPECS / "mini_inception.yaml")
+    monkeypatch.chdir(ROOT)
+    spec = "specs/mini_inception.yaml"
+    code, folder = tmp_path / "m.py", tmp_path / "gen"
+    for args in (["codegen", spec, "-o", str(code)], ["build", spec, "-o", str(folder)]):
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 2, result.output
+        assert result.stderr == f"yarch: cannot format the generated code: {message}\n"
+        assert "Traceback" not in result.output
+    assert not code.exists() and not list(folder.glob("*.py"))

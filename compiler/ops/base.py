@@ -145,6 +145,13 @@ class TorchCall:
     args: tuple[Any, ...] = ()
     # (name, value, torch's default); a keyword equal to its default is left out when printed
     kwargs: tuple[tuple[str, Any, Any], ...] = ()
+    # the torch parameter name of each of `args` (`in_channels`): generated code names a
+    # block's constructor parameters after them
+    names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.args):  # a programming error: codegen needs every name
+            raise ValueError(f"{self.cls}: {len(self.args)} positional args, names {self.names}")
 
     def shown_kwargs(self) -> list[tuple[str, Any]]:
         return [(k, v) for k, v, default in self.kwargs if v != default]
@@ -182,6 +189,8 @@ class Op:
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1
     composite: ClassVar[bool] = False  # expands into other layers instead of inferring
+    # a composite's docstring on the class generated code writes for its instances
+    code_doc: ClassVar[str | None] = None
     passthrough: ClassVar[bool] = False  # keeps its input's shape and meaning (relu, dropout)
     elementwise: ClassVar[bool] = False  # takes a tensor of any shape and keeps it (relu)
     # A small spec that uses the op, for the docs and the registry's tests (`tests/test_ops.py`

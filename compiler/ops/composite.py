@@ -135,6 +135,7 @@ class Inception(Op):
     primary = "channels"
     kind = "block"
     composite = True
+    code_doc = "Inception module (Szegedy et al. 2015, Figure 2b): four branches, concatenated."
 
     @classmethod
     def declared_in(cls, a: InceptionArgs) -> int | None:

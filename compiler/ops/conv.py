@@ -106,6 +106,7 @@ class Conv(Op):
                 groups=(a.groups, 1),
                 bias=(a.bias, True),
             ),
+            names=("in_channels", "out_channels"),
         )
 
     @classmethod

@@ -97,7 +97,12 @@ class Linear(Op):
 
     @classmethod
     def torch_module(cls, a: LinearArgs, inputs: list[Shape]) -> TorchCall:
-        return TorchCall("Linear", (inputs[0][0], a.out), keywords(bias=(a.bias, True)))
+        return TorchCall(
+            "Linear",
+            (inputs[0][0], a.out),
+            keywords(bias=(a.bias, True)),
+            names=("in_features", "out_features"),
+        )
 
     @classmethod
     def describe(cls, a: LinearArgs) -> str:

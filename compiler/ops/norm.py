@@ -79,6 +79,7 @@ class BatchNorm(Op):
             "BatchNorm2d" if len(inputs[0]) == 3 else "BatchNorm1d",
             (inputs[0][0],),
             keywords(eps=(a.eps, 1e-5), momentum=(a.momentum, 0.1), affine=(a.affine, True)),
+            names=("num_features",),
         )
 
 
@@ -112,6 +113,7 @@ class LocalResponseNorm(Op):
             "LocalResponseNorm",
             (a.size,),
             keywords(alpha=(a.alpha, 1e-4), beta=(a.beta, 0.75), k=(a.k, 1.0)),
+            names=("size",),
         )
 
     @classmethod

@@ -222,7 +222,7 @@ class AdaptiveAvgPool(_Adaptive):
 
     @classmethod
     def torch_module(cls, a: AdaptiveArgs, inputs: list[Shape]) -> TorchCall:
-        return TorchCall("AdaptiveAvgPool2d", (square(a.output),))
+        return TorchCall("AdaptiveAvgPool2d", (square(a.output),), names=("output_size",))
 
 
 @register
@@ -235,4 +235,4 @@ class AdaptiveMaxPool(_Adaptive):
 
     @classmethod
     def torch_module(cls, a: AdaptiveArgs, inputs: list[Shape]) -> TorchCall:
-        return TorchCall("AdaptiveMaxPool2d", (square(a.output),))
+        return TorchCall("AdaptiveMaxPool2d", (square(a.output),), names=("output_size",))
