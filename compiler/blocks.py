@@ -215,6 +215,7 @@ def define_blocks(
         layers = normalize_list(doc, block.layers, ("blocks", name, "layers"), blocks, diags)
         if block.doc:
             graph.block_docs[name] = block.doc
+        graph.block_params[name] = tuple(block.params)
         blocks[name] = Block(
             name,
             block,
@@ -222,17 +223,15 @@ def define_blocks(
             layers,
             {p: doc.span(("blocks", name, "params", p)) for p in block.params},
         )
-    check_class_names(doc, spec, blocks, diags)
+    check_class_names(doc, graph, diags)
     return blocks
 
 
-def check_class_names(
-    doc: Document, spec: Spec, blocks: dict[str, Block], diags: list[Diagnostic]
-) -> None:
+def check_class_names(doc: Document, graph: ArchGraph, diags: list[Diagnostic]) -> None:
     """Warn where two block types (or a block type and the model, or a block parameter) would
     be one name in generated code (`conv_bn` and `ConvBn` are both class `ConvBn`); codegen
     numbers the second class, as `names.class_names` does here."""
-    names = class_names(spec.name or "model", {n: b.spec.params for n, b in blocks.items()})
+    names = class_names(graph.name, graph.block_params)
     for c in names.collisions:
         which = "the block's" if c.reserved else "the second"
         diags.append(

@@ -26,7 +26,7 @@ import jinja2
 from .gcpause import no_cyclic_gc
 from .graph import ArchGraph
 from .lower import Container, Leaf, lower, render_forward
-from .names import class_name, safe_identifier, unique
+from .names import Namespace, class_name, class_names, safe_identifier
 from .ops.base import OPS, fmt_shape
 
 LINE_LENGTH = 100
@@ -269,19 +269,16 @@ def _parameterize(cls: ClassDef, graph: ArchGraph, defs: dict[int, ClassDef]) ->
     search = [*order[1:], *order[:1]]  # the block's own parameters before in_channels
     used: list[str] = []
     cls.slots = []
+    fresh = Namespace(taken=named.__contains__)  # names for slots no parameter explains
     for j, column in enumerate(columns):
         name, width = fallback[j]
         varies = len(set(column)) > 1 or len({type(v) for v in column}) > 1
         expr = _match(column, named, search) if varies or width else None
-        if expr is None and varies:
-            expr, n = name, 1
-            while expr in named:  # a block parameter of that name holds other values
-                n += 1
-                expr = f"{name}_{n}"
-            if expr not in named:
-                named[expr] = column
-                order.append(expr)
-                search.append(expr)
+        if expr is None and varies:  # numbered if a block parameter has the name
+            expr = fresh.create_name(name)
+            named[expr] = column
+            order.append(expr)
+            search.append(expr)
         if expr is not None:
             used.append(expr.split("[")[0].split(" ")[0])
         cls.slots.append((expr, True) if expr is not None else (literal(column[0]), False))
@@ -377,10 +374,14 @@ def generate(
         keys[id(c)] = _structure(c, keys)
         if not c.sequential:
             groups[keys[id(c)]].append(c)
-    model = class_name(graph.name)
-    taken = set(RESERVED) | {model, f"{model}Outputs"}  # the model's names are its own
-    # no class may be called like a constructor argument, which would hide it
-    taken |= {p for inst in graph.instances.values() for p in inst.params}
+    # the rule resolve warned of collisions by: the model's classes keep their names, no
+    # class is called like a block parameter, a second block type of one class is numbered
+    names = class_names(graph.name, graph.block_params)
+    names.namespace.reserve(*RESERVED)
+    # a parameter of a composite (`ch3x3`) or of a graph built without resolve is a
+    # constructor argument too
+    names.namespace.reserve(*(p for inst in graph.instances.values() for p in inst.params))
+    model = names.model
     defs: dict[int, ClassDef] = {}
     classes: list[ClassDef] = []
     for members in groups.values():
@@ -388,9 +389,11 @@ def generate(
         if not first.path:
             name = model
         elif first.block == "seq":  # an anonymous sequence of named layers: ConvBnRelu
-            name = unique(class_name("_".join(ch.attr for ch in first.children)), taken)
+            name = names.namespace.create_name(
+                class_name("_".join(ch.attr for ch in first.children))
+            )
         else:
-            name = unique(class_name(first.block) + _variant(first, groups), taken)
+            name = names.for_block(first.block, _variant(first, groups))
         cls = ClassDef(name, first.block, members)
         for m in members:
             defs[id(m)] = cls
@@ -401,7 +404,7 @@ def generate(
             cls.values[id(first)] = []
         classes.append(cls)
 
-    outputs = f"{model}Outputs"
+    outputs = names.outputs
     for cls in classes:
         first = cls.members[0]
         cls.doc = _doc(cls, graph, description)

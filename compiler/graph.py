@@ -120,6 +120,9 @@ class ArchGraph:
     unresolved_outputs: set[str] = field(default_factory=set)
     complete: bool = True  # false when a layer or reference failed to resolve
     block_docs: dict[str, str] = field(default_factory=dict)  # user block -> its `doc:`
+    # user block -> its parameters, in the spec's order: what `names.class_names` names the
+    # generated classes from (resolve warns of collisions, codegen writes the classes)
+    block_params: dict[str, tuple[str, ...]] = field(default_factory=dict)
     scale: str | None = None  # the row of the spec's `scales` table it was resolved with
     instances: dict[str, Instance] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
@@ -344,6 +347,7 @@ class ArchGraph:
             train_only=set(self.train_only),
             unresolved_outputs=set(self.unresolved_outputs),
             block_docs=dict(self.block_docs),
+            block_params=dict(self.block_params),
             instances={k: _copy_instance(v) for k, v in self.instances.items()},
             order=list(self.order),
             instance_outputs=dict(self.instance_outputs),

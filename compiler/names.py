@@ -145,14 +145,6 @@ class Namespace:
         return name
 
 
-def unique(name: str, taken: set[str]) -> str:
-    """`name`, or `name2`, `name3` ... if it is taken (a class name: `Namespace`'s numbering
-    without the `_`); the result is added to `taken`."""
-    candidate = Namespace(taken=taken.__contains__, separator="").create_name(name)
-    taken.add(candidate)
-    return candidate
-
-
 def safe_identifier(name: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
     """`name` as an identifier of generated code that hides nothing: a name that is no plain
     identifier, a keyword, a builtin, one of `CODE_NAMES`, ambiguous or in `taken` gets a

@@ -9,12 +9,11 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from pydantic import ValidationError
 
 from compiler import codegen, lint_file
 from compiler.cli import cli
 from compiler.codegen import codegen_file
-from compiler.ops.base import OPS, Op, TorchCall
+from compiler.ops.base import OPS, TorchCall
 
 from .conftest import ROOT, SPECS
 
@@ -110,35 +109,7 @@ def test_reads_as_hand_written():
 # --- per-op facts: the names of positional arguments --------------------------------------------
 
 
-def _lowers_to_a_module(op) -> bool:
-    return op.torch_module.__func__ is not Op.torch_module.__func__
-
-
-def test_every_module_op_names_its_positional_arguments():
-    # a block's constructor parameters are named after them (`conv_out_channels`); an op
-    # without them would be generated with numbered names, or hard-coded values
-    calls: dict[str, list[TorchCall]] = {}
-    files = sorted([*SPECS.rglob("*.yaml"), *(ROOT / "tests" / "fixtures").rglob("*.yaml")])
-    for path in files:
-        graph = lint_file(path).graph
-        for node_id in graph.order if graph is not None else ():
-            node = graph.node(node_id)
-            shapes = node.input_shapes
-            if _lowers_to_a_module(node.op) and shapes and None not in shapes:
-                calls.setdefault(node.op.name, []).append(node.op.torch_module(node.args, shapes))
-    for name, op in OPS.items():
-        if _lowers_to_a_module(op) and name not in calls:  # no spec uses it: its defaults
-            try:
-                args = op.Args.model_validate({})
-            except ValidationError:
-                pytest.fail(f"`{name}` is used by no spec or fixture and has required fields")
-            calls[name] = [op.torch_module(args, [(4, 8, 8)])]
-    assert set(calls) == {name for name, op in OPS.items() if _lowers_to_a_module(op)}
-    for name, found in calls.items():
-        for call in found:
-            assert len(call.names) == len(call.args), (name, call)
-            assert all(n.isidentifier() for n in call.names), (name, call)
-    assert calls["conv"][0].names == ("in_channels", "out_channels")
+# every op's example names its positional arguments: tests/test_ops.py
 
 
 def test_a_positional_argument_without_a_name_is_refused():

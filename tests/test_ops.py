@@ -103,8 +103,9 @@ def test_op_example_lints_and_lowers(name):
     shapes = leaf.node.input_shapes
     if leaf.call is None:  # an expression in forward: the op prints it
         assert op.torch_expr(leaf.node.args, [f"x{i}" for i in range(len(shapes))], shapes)
-    elif hasattr(leaf.call, "names"):  # constructor parameters are named after these
+    else:  # a block's constructor parameters are named after these (`conv_out_channels`)
         assert len(leaf.call.names) == len(leaf.call.args), f"`{name}`: a positional arg unnamed"
+        assert all(n.isidentifier() for n in leaf.call.names)
 
 
 @pytest.mark.parametrize("name", NAMES)
