@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .diagnostics import Diagnostic, Span, error
+from .ops import OPS
 from .syntax import RawLayer
 
 # How deep blocks, `seq`s and Inception modules may nest. torchvision's deepest nest 5 deep;
@@ -90,9 +91,9 @@ def check_size(items: list[RawLayer | None], blocks: dict[str, list[RawLayer | N
         if op == "seq" and isinstance(fields, dict) and isinstance(fields.get("layers"), list):
             layers, instances = add(count(*_op_of(item)) for item in fields["layers"])
             return repeat * layers, repeat * (instances + 1) + grouped
-        if op == "inception":
-            return repeat * 16, repeat * 5 + grouped
-        return repeat, grouped
+        target = OPS.get(op)
+        layers, instances = target.expanded_size(fields) if target is not None else (1, 0)
+        return repeat * layers, repeat * instances + grouped
 
     total = instances = 0
     for raw in items:

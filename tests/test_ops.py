@@ -166,3 +166,20 @@ def test_readme_table_of_ops_is_the_registry():
     for name in NAMES:
         assert f"| `{name}` |" in readme
         assert catalog.summary(OPS[name]), f"`{name}` has no docstring: what does it do?"
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "seq"])  # seq: counted from its list
+@pytest.mark.parametrize("variant", [{}, {"bn": True}, {"relu": False}])
+def test_expanded_size_is_what_a_layer_expands_to(name, variant):
+    """The size guard's count of a layer before expanding it (`Op.expanded_size`)."""
+    op = OPS[name]
+    shape, layers = op.example or ((3, 8, 8), (name,))
+    if len(layers) != 1 or (variant and name != "inception"):
+        return
+    written = yaml.safe_load(layers[0])
+    body = written[name] if isinstance(written, dict) else None  # `- maxpool: 2`: a value
+    if variant:
+        body = {**body, **variant}
+    spec = {"input": list(shape), "layers": [name if body is None else {name: body}]}
+    graph = lint_text(yaml.safe_dump(spec)).graph
+    assert op.expanded_size(body) == (len(graph.order) - 1, len(graph.instances))

@@ -243,6 +243,12 @@ class Op:
         raise NotImplementedError
 
     @classmethod
+    def expanded_size(cls, fields: Any) -> tuple[int, int]:
+        """(layers, block instances) one layer of this op, as written (`fields` unvalidated),
+        expands to: the size guard counts a spec from these before expanding anything."""
+        return 1, 0
+
+    @classmethod
     def declared_in(cls, args: Any) -> int | None:
         """A composite's declared input channels, checked at its input."""
         return None

@@ -147,6 +147,16 @@ class Inception(Op):
         return {"ch1x1": c1, "ch3x3": tuple(c3), "ch5x5": tuple(c5), "pool_proj": pp}
 
     @classmethod
+    def expanded_size(cls, fields: Any) -> tuple[int, int]:
+        f = fields if isinstance(fields, dict) else {}
+        bn, relu = f.get("bn") is True, f.get("relu") is not False
+        unit = 1 + bn + relu  # conv, its batch norm, its relu
+        # six units, the pool and the concat; the module, its four branches and, with batch
+        # norm, each unit of the two-unit branches in a `seq` of its own (a one-unit branch is
+        # its unit)
+        return 6 * unit + 2, 1 + 4 + (5 if bn else 0)
+
+    @classmethod
     def expand(cls, a: InceptionArgs, layer: RawLayer) -> list[RawLayer]:
         def at(value: Any, *locs: Loc) -> At:
             for loc in locs:
