@@ -46,6 +46,7 @@ SiLU = _simple("silu", "SiLU", "x * sigmoid(x)")
 Sigmoid = _simple("sigmoid", "Sigmoid", "logistic sigmoid")
 Tanh = _simple("tanh", "Tanh", "hyperbolic tangent")
 Identity = _simple("identity", "Identity", "passes its input through")
+Hardswish = _simple("hardswish", "Hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)")
 
 
 class LeakyReluArgs(NodeArgs):
