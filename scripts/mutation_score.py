@@ -442,6 +442,24 @@ class Oracle:
     def op_conv(self, f: dict, ins: list, path: tuple) -> Any:
         return self.conv(f, ins[0], path)
 
+    def op_conv_transpose(self, f: dict, ins: list, path: tuple) -> Any:
+        """nn.ConvTranspose2d(in, out, kernel, ...)(x), its constructor's checks included."""
+        x, groups = ins[0], f.get("groups", 1)
+        cin, out = self.declared_in(f, x.shape[1], path), f["out"]
+        if cin % groups or out % groups:
+            raise ValueError("in_channels and out_channels must be divisible by groups")
+        weight = self.empty(cin, out // groups, *_pair(f["kernel"]))
+        return self.F.conv_transpose2d(
+            x,
+            weight,
+            self.bias(f, out),
+            stride=_pair(f.get("stride", 1)),
+            padding=_pair(f.get("padding", 0)),
+            output_padding=_pair(f.get("output_padding", 0)),
+            groups=groups,
+            dilation=_pair(f.get("dilation", 1)),
+        )
+
     def op_bn(self, f: dict, ins: list, path: tuple) -> Any:
         return self.bn(ins[0], self.declared_in(f, ins[0].shape[1], path))
 

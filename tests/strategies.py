@@ -333,6 +333,33 @@ def conv(g: Gen, s: Scope, stride_max: int = 3) -> bool:
     return True
 
 
+def conv_transpose(g: Gen, s: Scope) -> bool:
+    """A transposed conv that upsamples a small map (a U-Net's decoder)."""
+    c, h, w = s.shape
+    if max(h, w) > 32:
+        return False
+    k, stride, pad = g.pick([1, 2, 3, 4]), g.pick([1, 2]), g.int(0, 1)
+    out_pad = g.int(0, stride - 1)
+    size = [(n - 1) * stride - 2 * pad + (k - 1) + out_pad + 1 for n in (h, w)]
+    if min(size) < 1:
+        return False
+    out = g.int(1, max(1, min(MAX_CHANNELS, LAYER_MACS // max(c * k * k * h * w, 1))))
+    fields: dict[str, Any] = {"out": g.number(out), "kernel": k}
+    if stride != 1:
+        fields["stride"] = stride
+    if pad:
+        fields["padding"] = pad
+    if out_pad:
+        fields["output_padding"] = out_pad
+    if g.bool(0.2):
+        fields["in"] = g.number(c)
+    layer = Layer("conv_transpose", fields)
+    shape = (out, size[0], size[1])
+    maybe_expect(g, layer, shape)
+    s.add(layer, shape)
+    return True
+
+
 def pool(g: Gen, s: Scope) -> bool:
     c, h, w = s.shape
     op = g.pick(["maxpool", "avgpool"])
@@ -840,7 +867,7 @@ def aux_head(g: Gen, s: Scope, src: Layer | None, shape: Shape) -> tuple[Layer, 
 
 BODY = [conv, conv, conv, pool, pool, bn, act, inception, branches, user_block, user_block]
 BODY += [seq, dense]
-RARE = [repeated_conv, disabled]
+RARE = [repeated_conv, disabled, conv_transpose]
 
 
 @st.composite
