@@ -164,12 +164,15 @@ def scaling(tmp: Path, sizes: tuple[int, ...], rounds: int, reps: dict[int, int]
 
 def library_copies(tmp: Path, copies: int) -> tuple[Path, int]:
     """`copies` copies of the spec library (`specs/*.yaml` and `specs/variants/`, not the
-    blog posts' specs with their deliberate mistakes), each in its own folder."""
+    blog posts' specs with their deliberate mistakes), each in its own folder, a project as
+    specs/ is (its `yarch.toml`: a variant's `extends: ../base.yaml` may not leave its
+    project)."""
     folder = tmp / "library"
     files = 0
     for k in range(copies):
         dest = folder / f"copy{k:02d}"
         (dest / "variants").mkdir(parents=True)
+        shutil.copy(ROOT / "specs" / "yarch.toml", dest / "yarch.toml")
         for pattern, sub in (("*.yaml", ""), ("variants/*.yaml", "variants")):
             for spec in sorted((ROOT / "specs").glob(pattern)):
                 shutil.copy(spec, dest / sub / spec.name)
@@ -180,8 +183,6 @@ def library_copies(tmp: Path, copies: int) -> tuple[Path, int]:
 def folder_lint(tmp: Path, copies: int, reps: int) -> dict:
     """Whole-process `yarch lint DIR` of many specs: wall time, CPU time, CPU / wall."""
     folder, files = library_copies(tmp, copies)
-    # run in the folder, as `yarch lint .` in a project: a variant's `extends: ../base.yaml`
-    # may not leave the working folder when there is no git repository around the specs
     cmd = [str(BIN / "yarch"), "lint", "."]
     env = child_env()
     out = run_process(cmd, env, folder)  # warm up, and check that the copies lint clean
