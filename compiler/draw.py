@@ -19,6 +19,7 @@ dashed; nodes (or clusters) that lint errors are about in red, with the message.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import resource
@@ -154,6 +155,7 @@ def _string(text: str) -> str:
         text = text[: len(text) // 2] + "…"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a node's id is written with each of its edges
 def _id(ident: str) -> str:
     """A node, cluster or graph id, for the package to quote. Ids come from names (never
     `id()`); a name can be any length, so a very long one keeps its start and a hash of the
@@ -367,13 +369,11 @@ def to_dot(
     layout = _layout(graph, depth, fold_activations)
     problems = _problems(graph, diagnostics, layout)
     mark = GENERATED_MARK + (f" from {comment_safe(source)}" if source else "")
+    header = _header(graph, diagnostics, rankdir, caption, problems, mark)
     dot = Digraph(
-        name=_id(graph.name),
-        graph_attr=_header(graph, diagnostics, rankdir, caption, problems, mark),
-        node_attr=NODE_STYLE,
-        edge_attr=EDGE_STYLE,
+        name=_id(graph.name), graph_attr=header, node_attr=NODE_STYLE, edge_attr=EDGE_STYLE
     )
-    _items(dot, graph, layout, problems, None)
+    _items(dot, graph, layout, problems, None, header)
     _terminals(dot, graph, layout)
     _edges(dot, graph, layout)
     _aligned(dot, graph, layout)
@@ -439,11 +439,13 @@ def _items(
     layout: _Layout,
     problems: dict[str, list[str]],
     cluster: str | None,
+    inherited: dict[str, str],
 ) -> None:
-    """The nodes, collapsed blocks and clusters directly inside `cluster`, added to `dot`."""
+    """The nodes, collapsed blocks and clusters directly inside `cluster`, added to `dot`;
+    `inherited`: the graph attributes in force there (a subgraph inherits its parent's)."""
     for what, ident in layout.children.get(cluster, []):
         if what == "cluster":
-            _cluster(dot, graph, layout, problems, ident, cluster)
+            _cluster(dot, graph, layout, problems, ident, cluster, inherited)
         elif what == "block":
             attrs = _block_node(graph, layout, problems, ident, cluster)
             dot.node(_id(_block_id(ident)), **attrs)
@@ -458,6 +460,7 @@ def _cluster(
     problems: dict[str, list[str]],
     instance: str,
     parent: str | None,
+    inherited: dict[str, str],
 ) -> None:
     from graphviz import Digraph
 
@@ -483,8 +486,12 @@ def _cluster(
     }
     # a Digraph of its own, added once filled: `dot.subgraph()` used as a context manager copies
     # the whole body of `dot` into each new subgraph first, quadratic in the clusters
-    inner = Digraph(name=_id("cluster_" + instance), graph_attr=style)
-    _items(inner, graph, layout, problems, instance)
+    # only what differs from what the cluster inherits is written (a cluster of 25,000 nested
+    # ones: the package quotes every attribute, and half the time went there); the drawing is
+    # the same
+    own = {k: v for k, v in style.items() if v is not None and inherited.get(k) != v}
+    inner = Digraph(name=_id("cluster_" + instance), graph_attr=own)
+    _items(inner, graph, layout, problems, instance, {**inherited, **own})
     dot.subgraph(inner)
 
 

@@ -76,9 +76,9 @@ class Summary:
 # --- computing ---------------------------------------------------------------------------------
 
 
-def _macs_of(graph: ArchGraph, outputs: list[str]) -> int:
-    """MACs of the nodes that computing `outputs` runs."""
-    return sum(graph.node(n).macs for n in graph.upstream(outputs) if n != ArchGraph.INPUT)
+def _macs_of(graph: ArchGraph, needed: set[str]) -> int:
+    """MACs of the nodes that computing the outputs runs (`needed`: their upstream)."""
+    return sum(graph.node(n).macs for n in needed if n != ArchGraph.INPUT)
 
 
 def buffer_bytes(node: Node) -> int:
@@ -90,13 +90,13 @@ def buffer_bytes(node: Node) -> int:
     return sum(count * DTYPE_BYTES[dtype] for count, dtype in buffers.values())
 
 
-def _activation_bytes_of(graph: ArchGraph, outputs: list[str]) -> int:
-    """The bytes of every layer output that computing `outputs` produces, one sample."""
-    needed = graph.upstream(outputs) - {ArchGraph.INPUT}
-    return sum(tensor_bytes(graph.node(n).shape) for n in needed)
+def _activation_bytes_of(graph: ArchGraph, needed: set[str]) -> int:
+    """The bytes of every layer output that computing the outputs (`needed`: their upstream)
+    produces, one sample."""
+    return sum(tensor_bytes(graph.node(n).shape) for n in needed if n != ArchGraph.INPUT)
 
 
-def _peak_activation_bytes(graph: ArchGraph, outputs: list[str]) -> int:
+def _peak_activation_bytes(graph: ArchGraph, outputs: list[str], needed: set[str]) -> int:
     """The most activation bytes alive at once while computing `outputs`, for one sample.
 
     The model: the layers the outputs need run one at a time in graph order (the order of the
@@ -107,7 +107,6 @@ def _peak_activation_bytes(graph: ArchGraph, outputs: list[str]) -> int:
     temporary workspaces and the allocator's caching are left out: an estimate of the
     activation memory a forward pass needs, not a measurement.
     """
-    needed = graph.upstream(outputs)
     order = [n for n in graph.order if n in needed and n != ArchGraph.INPUT]
     last_read: dict[str, float] = {}
     for step, node_id in enumerate(order):
@@ -151,28 +150,32 @@ def summarize(graph: ArchGraph) -> Summary:
             return None
         return graph.node(node_id).shape
 
-    def walk(scope: str | None, depth: int) -> None:
+    buffers: dict[str, int] = {}
+
+    def walk(scope: str | None, depth: int) -> tuple[int, int, int, int]:
+        """Append the rows inside `scope`; return their sums (params, MACs, buffer bytes,
+        activation bytes). A block's row sums its children's, so each node is counted once,
+        however deep it sits (not once per enclosing block)."""
+        totals = (0, 0, 0, 0)
         for item in children.get(scope, []):
             if item in members:
+                at = len(rows)
+                rows.append(None)  # type: ignore[arg-type]  # the block's row, once summed
+                sums = walk(item, depth + 1)
                 inst = graph.instances[item]
-                inside = [graph.node(n) for n in members[item]]
-                rows.append(
-                    Row(
-                        item,
-                        f"{inst.block} x{inst.repeat}" if inst.repeat else inst.block,
-                        BLOCK,
-                        depth,
-                        (shape_of(inst.input),),
-                        shape_of(inst.output),
-                        sum(n.params for n in inside),
-                        sum(n.macs for n in inside),
-                        sum(buffer_bytes(n) for n in inside),
-                        sum(tensor_bytes(n.shape) for n in inside),
-                    )
+                rows[at] = Row(
+                    item,
+                    f"{inst.block} x{inst.repeat}" if inst.repeat else inst.block,
+                    BLOCK,
+                    depth,
+                    (shape_of(inst.input),),
+                    shape_of(inst.output),
+                    *sums,
                 )
-                walk(item, depth + 1)
             else:
                 node = graph.node(item)
+                buffers[item] = buffer_bytes(node)
+                sums = (node.params, node.macs, buffers[item], tensor_bytes(node.shape))
                 rows.append(
                     Row(
                         node.id,
@@ -181,17 +184,24 @@ def summarize(graph: ArchGraph) -> Summary:
                         depth,
                         tuple(node.input_shapes),
                         node.shape,
-                        node.params,
-                        node.macs,
-                        buffer_bytes(node),
-                        tensor_bytes(node.shape),
+                        *sums,
                     )
                 )
+            totals = (
+                totals[0] + sums[0],
+                totals[1] + sums[1],
+                totals[2] + sums[2],
+                totals[3] + sums[3],
+            )
+        return totals
 
     walk(None, 0)
     total = sum(n.params for n in nodes)
     eval_outputs = [n for name, n in graph.outputs.items() if name not in graph.train_only]
     all_outputs = list(graph.outputs.values())
+    # what the eval-mode and the training forward compute, each walked once
+    eval_needed = graph.upstream(eval_outputs)
+    all_needed = eval_needed if all_outputs == eval_outputs else graph.upstream(all_outputs)
     return Summary(
         name=graph.name,
         input_shape=graph.input_shape,
@@ -199,14 +209,14 @@ def summarize(graph: ArchGraph) -> Summary:
         total_params=total,
         # BN running statistics are buffers, not parameters: every parameter is trainable
         trainable_params=total,
-        total_macs=_macs_of(graph, eval_outputs),
-        train_macs=_macs_of(graph, all_outputs),
+        total_macs=_macs_of(graph, eval_needed),
+        train_macs=_macs_of(graph, all_needed),
         outputs={name: shape_of(n) for name, n in graph.outputs.items()},
         train_only=frozenset(graph.train_only),
-        total_buffer_bytes=sum(buffer_bytes(n) for n in nodes),
-        total_activation_bytes=_activation_bytes_of(graph, eval_outputs),
-        train_activation_bytes=_activation_bytes_of(graph, all_outputs),
-        peak_activation_bytes=_peak_activation_bytes(graph, eval_outputs),
+        total_buffer_bytes=sum(buffers.values()),
+        total_activation_bytes=_activation_bytes_of(graph, eval_needed),
+        train_activation_bytes=_activation_bytes_of(graph, all_needed),
+        peak_activation_bytes=_peak_activation_bytes(graph, eval_outputs, eval_needed),
     )
 
 
