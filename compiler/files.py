@@ -4,6 +4,7 @@ atomic writes that keep a file's mode and clean up after a killed run."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import stat
@@ -64,12 +65,22 @@ def regular_file_problem(path: str | Path) -> str | None:
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder and `os.replace`, so a
     failure half-way leaves the old file (or none), never a truncated one. An existing file keeps
-    its permissions; temporary files left by a killed run are removed first."""
-    remove_stale_temporaries(path)
+    its permissions; temporary files left by a killed run are removed first.
+
+    A character device or a pipe (`-o /dev/null`, `-o /dev/stdout`) is written into, as `cp`
+    would, never replaced by a file; any other path that is not a regular file (a folder, a
+    block device, a socket) raises `OSError`."""
     try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+        st: os.stat_result | None = os.stat(path)
     except OSError:
-        mode = 0o666 & ~_umask()  # what a plain open() would give a new file
+        st = None
+    if st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
+        _write_through(path, data)
+        return
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file, a character device or a pipe", str(path))
+    remove_stale_temporaries(path)
+    mode = stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     try:
         os.fchmod(fd, mode)
@@ -80,6 +91,24 @@ def write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _write_through(path: Path, data: bytes) -> None:
+    """`data` written into a device or a pipe. A pipe nobody reads is an error at once
+    (`O_NONBLOCK` on open: ENXIO), not a hang; the writes themselves block as usual."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise OSError(exc.errno, "a pipe that nothing reads", str(path)) from None
+        raise
+    try:
+        os.set_blocking(fd, True)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _temp_prefix(path: Path) -> str:

@@ -139,3 +139,69 @@ def test_an_unwritable_folder_is_a_clear_error(tmp_path):  # pragma: no cover - 
     folder.chmod(0o555)
     out = _yarch("codegen", "specs/googlenet.yaml", "-o", str(folder / "m.py"))
     assert out.returncode == 2 and "cannot write" in out.stderr
+
+
+# --- devices and pipes as outputs: written into, never replaced -------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+@pytest.mark.parametrize("command", ["codegen", "draw", "schema"])
+def test_a_device_given_as_the_output_is_written_into_not_replaced(tmp_path, command):
+    # `-o /dev/null` once replaced /dev/null with a regular file (as root): here a node of the
+    # same device (1, 3) in a folder of the test's own
+    import stat
+
+    target = tmp_path / ("null.svg" if command == "draw" else "null.out")
+    os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    args = [command, "-o", str(target)] + ([] if command == "schema" else ["specs/googlenet.yaml"])
+    out = _yarch(*args)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert stat.S_ISCHR(os.stat(target).st_mode) and os.stat(target).st_rdev == os.makedev(1, 3)
+    assert {p.name for p in tmp_path.iterdir()} == {target.name}  # no temporary file left
+
+
+def test_a_pipe_is_written_into_and_one_nobody_reads_is_an_error_not_a_hang(tmp_path):
+    import threading
+
+    from compiler.files import write_atomic
+
+    fifo = tmp_path / "out.py"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="a pipe that nothing reads"):
+        write_atomic(fifo, b"x = 1\n")
+    received: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as f:
+            received.append(f.read())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    data = b"y = 2\n" * 50_000  # more than a pipe holds: the writes block until it is read
+    for _ in range(100):  # the reader may not have opened it yet
+        try:
+            write_atomic(fifo, data)
+            break
+        except OSError:
+            import time
+
+            time.sleep(0.01)
+    reader.join(10)
+    assert received == [data]
+    assert os.path.exists(fifo) and not os.path.isfile(fifo)
+
+
+def test_a_socket_is_not_replaced(tmp_path):
+    import socket
+
+    from compiler.files import write_atomic
+
+    path = tmp_path / "s.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    try:
+        with pytest.raises(OSError, match="not a regular file"):
+            write_atomic(path, b"data")
+        assert not path.is_file()
+    finally:
+        server.close()
