@@ -10,7 +10,7 @@ LOCK := constraints.txt
 # Where `make lock` tries the newest allowed versions; removed once the lock is written
 LOCK_VENV := .lock-venv
 
-.PHONY: setup demo test check lock generate bench fuzz clean
+.PHONY: setup demo test test-zoo check lock generate bench fuzz clean
 
 $(STAMP): pyproject.toml setup.py $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ demo: setup
 
 test: setup
 	@$(MAKE) --no-print-directory check
+
+# Every zoo model's outputs against torchvision's, the largest included (CI checks those up to
+# 5 GMACs): tests/test_zoo.py with YARCH_ZOO=all, about half a minute.
+test-zoo: setup
+	YARCH_ZOO=all $(BIN)/pytest -q tests/test_zoo.py
 
 # What `make test` runs, with the tools in $(BIN) (`make lock` passes its own)
 check:

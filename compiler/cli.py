@@ -103,6 +103,10 @@ def chosen_scale() -> str | None:
     return click.get_current_context().meta.get("yarch.scale")
 
 
+# what a build of the library (no SPEC) leaves out: the zoo is built on demand
+LIBRARY_EXCLUDE = ("zoo/*",)
+
+
 def find_specs(
     paths: tuple[str, ...], exclude: tuple[str, ...] = ()
 ) -> list[tuple[Path, str, bool]]:
@@ -472,13 +476,15 @@ def codegen_command(
 def build_command(specs: tuple[str, ...], out_dir: str, depth: int, sets: tuple[str, ...]) -> None:
     """The main job: lint, print the summary, write generated/<name>.py and <name>.svg.
 
-    With no SPEC, every spec under specs/ is built, and the files in the output folder that
-    yarch generated (they say so at the top) and that no spec produces any more are removed;
+    With no SPEC, every spec under specs/ but the zoo (specs/zoo/, torchvision's models, whose
+    names are the library's too: `yarch build specs/zoo -o generated/zoo` builds them) is
+    built, and the files in the output folder that yarch generated (they say so at the top)
+    and that no spec produces any more are removed;
     nothing else there is ever removed or overwritten. Specs with errors are reported, not
     built (exit 1). Two builds into one folder wait for each other.
     """
     out = Path(out_dir)
-    paths = find_specs(specs or ("specs",))
+    paths = find_specs(specs or ("specs",), () if specs else LIBRARY_EXCLUDE)
     overrides = parse_sets(sets)
     if not specs:  # the library's build (specs/ of the working folder) stays in its project
         root = project_root(Path.cwd())

@@ -14,16 +14,54 @@ from pathlib import Path
 from . import codes
 from .ops import catalog
 
-# (begin marker, end marker, what goes between them)
-SECTIONS: tuple[tuple[str, str, Callable[[], str]], ...] = (
-    (codes.BEGIN, codes.END, codes.render),
-    (catalog.BEGIN, catalog.END, catalog.render),
-)
+ZOO_BEGIN = "<!-- zoo: generated from specs/zoo/ by `make generate`; do not edit -->"
+ZOO_END = "<!-- end of zoo -->"
 
 
-def rewrite(text: str) -> str:
-    """`text` (the README) with every generated section rendered anew."""
-    for begin, end, render in SECTIONS:
+def _yaml_lines(path: Path) -> int:
+    """Lines of YAML in a spec file: not blank, not only a comment."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return sum(1 for line in lines if line.strip() and not line.lstrip().startswith("#"))
+
+
+def render_zoo(folder: Path) -> str:
+    """The table of the zoo: each spec's model, parameters, MACs, and its lines of YAML (its
+    own, and with the specs it extends)."""
+    from .pipeline import lint_file
+    from .summary import summarize
+
+    rows = [
+        "| model | spec | parameters | MACs | lines of YAML (with its bases) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for path in sorted(folder.glob("*.yaml")):
+        result = lint_file(path)
+        if result.graph is None or result.errors:
+            raise ValueError(f"{path} does not lint clean")
+        summary = summarize(result.graph)
+        chain = [Path(f) for f in result.doc.chain] if result.doc is not None else [path]
+        own, total = _yaml_lines(path), sum(_yaml_lines(Path(f)) for f in chain)
+        rows.append(
+            f"| {path.stem} | [`{path.name}`](specs/zoo/{path.name}) | "
+            f"{summary.total_params:,} | {summary.total_macs:,} | {own} ({total}) |"
+        )
+    return "\n".join(rows)
+
+
+def sections(root: Path) -> tuple[tuple[str, str, Callable[[], str]], ...]:
+    """(begin marker, end marker, what goes between them), for the README in `root`."""
+    return (
+        (codes.BEGIN, codes.END, codes.render),
+        (catalog.BEGIN, catalog.END, catalog.render),
+        (ZOO_BEGIN, ZOO_END, lambda: render_zoo(root / "specs" / "zoo")),
+    )
+
+
+def rewrite(text: str, root: Path | None = None) -> str:
+    """`text` (the README of the project in `root`, by default this checkout) with every
+    generated section rendered anew."""
+    root = root or Path(__file__).resolve().parent.parent
+    for begin, end, render in sections(root):
         start, stop = text.find(begin), text.find(end)
         if start < 0 or stop < start:
             raise ValueError(f"the markers `{begin}` and `{end}` are missing")
@@ -39,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     path = Path(args[0])
     text = path.read_text(encoding="utf-8")
-    new = rewrite(text)
+    new = rewrite(text, path.resolve().parent)
     if new != text:
         path.write_text(new, encoding="utf-8")
         print(f"rewrote the generated tables in {path}")

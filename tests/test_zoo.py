@@ -1,0 +1,123 @@
+"""The zoo: every spec in specs/zoo/ is torchvision's model of its name, exactly (issue 15).
+
+For each spec, against `../shared/references/torchvision_zoo/<name>` (see tests/zoo.py):
+it lints with no diagnostic at all; its parameters and MACs are torchvision's; its state_dict
+has torchvision's keys and shapes, in order; with the deterministic weights of `zoo_weights.py`
+its eval output is the one torchvision gave, within 1e-4 of the output's largest magnitude; the
+generated code gives the built module's output; `compiler.optimize` keeps it within 1e-4.
+
+The output checks of the largest models (more than `FAST_MACS` multiply-accumulates: VGG, the
+deeper ResNets and ResNeXts) run in the slow profile only: `make test-zoo` (`YARCH_ZOO=all`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from compiler import lint_file
+from compiler.summary import summarize
+
+from . import zoo
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs" / "zoo").glob("*.yaml"))
+FAST_MACS = 5_000_000_000  # a model's output checks run in CI up to this many MACs
+ALL = os.environ.get("YARCH_ZOO") == "all"
+
+pytestmark = pytest.mark.skipif(not zoo.available(), reason="../shared/references is missing")
+
+
+def _id(path: Path) -> str:
+    return path.stem
+
+
+@cache
+def _lint(path: Path):
+    return lint_file(path)
+
+
+def _heavy(path: Path) -> bool:
+    return zoo.reference(path.stem)["macs"] > FAST_MACS
+
+
+def _outputs_checked(path: Path) -> None:
+    if _heavy(path) and not ALL:
+        pytest.skip(f"{path.stem}: over {FAST_MACS:,} MACs, in `make test-zoo` only")
+
+
+def test_the_zoo_has_its_specs():
+    assert len(SPECS) >= 16
+    for path in SPECS:
+        assert (zoo.ZOO / f"{path.stem}.json").is_file(), f"{path.name} names no torchvision model"
+
+
+@pytest.mark.parametrize("path", SPECS, ids=_id)
+def test_lints_clean_and_counts_torchvisions_params_and_macs(path):
+    result = _lint(path)
+    assert result.diagnostics == [], [d.message for d in result.diagnostics]
+    summary = summarize(result.graph)
+    ref = zoo.reference(path.stem)
+    assert (summary.total_params, summary.total_macs) == (ref["params"], ref["macs"])
+    assert list(result.graph.input_shape) == ref["input"]
+    header = path.read_text().split("\n", 6)
+    assert any("torchvision" in line for line in header), "the header cites torchvision"
+
+
+@pytest.mark.parametrize("path", SPECS, ids=_id)
+def test_state_dict_is_torchvisions_in_order(path):
+    pytest.importorskip("torch")
+    from compiler import build
+
+    model = build(path)
+    got = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+    assert got == zoo.state_dict_shapes(path.stem)
+
+
+def _compare(output, name: str) -> float:
+    """The largest difference from torchvision's recorded output, over its largest magnitude."""
+    ref = zoo.reference(name)
+    values = zoo.sampled(output[0] if isinstance(output, tuple) else output, name)
+    assert len(values) == len(ref["output"])
+    return (
+        max(abs(a - b) for a, b in zip(values, ref["output"], strict=True)) / ref["output_abs_max"]
+    )
+
+
+def _load_generated(source: str, folder: Path, name: str):
+    file = folder / f"zoo_{name}.py"
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"zoo_generated_{name}", file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", SPECS, ids=_id)
+def test_outputs_equal_torchvisions_built_generated_and_optimized(path, tmp_path):
+    """One model, three ways, each against the output torchvision recorded."""
+    torch = pytest.importorskip("torch")
+    _outputs_checked(path)
+    from compiler import build, optimize, torchbuild
+    from compiler.codegen import codegen_file
+
+    name, weights = path.stem, zoo.weights()
+    ref = zoo.reference(name)
+    x = weights.zoo_input(ref["input"])
+    model = build(path)
+    model.load_state_dict(weights.zoo_state_dict(model.state_dict()), strict=True)
+    model.eval()
+    with torch.no_grad():
+        assert _compare(model(x), name) <= 1e-4, "compiler.build"
+        source = codegen_file(_lint(path), f"specs/zoo/{path.name}")
+        module = _load_generated(source, tmp_path, name)
+        generated = getattr(module, torchbuild.class_name(_lint(path).graph.name))()
+        generated.load_state_dict(model.state_dict(), strict=True)
+        assert _compare(generated.eval()(x), name) <= 1e-4, "generated code"
+        assert _compare(optimize(model)(x), name) <= 1e-4, "compiler.optimize"
