@@ -1,6 +1,7 @@
 """The zoo: every spec in specs/zoo/ is torchvision's model of its name, exactly (issue 15).
 
-For each spec, against `../shared/references/torchvision_zoo/<name>` (see tests/zoo.py):
+For each spec, against torchvision's facts (`tests/references/torchvision_zoo/<name>`, copied
+from ../shared/references; see tests/zoo.py):
 it lints with no diagnostic at all; its parameters and MACs are torchvision's; its state_dict
 has torchvision's keys and shapes, in order; with the deterministic weights of `zoo_weights.py`
 its eval output is the one torchvision gave, within 1e-4 of the output's largest magnitude; the
@@ -30,8 +31,6 @@ SPECS = sorted((ROOT / "specs" / "zoo").glob("*.yaml"))
 FAST_MACS = 5_000_000_000  # a model's output checks run in CI up to this many MACs
 ALL = os.environ.get("YARCH_ZOO") == "all"
 
-pytestmark = pytest.mark.skipif(not zoo.available(), reason="../shared/references is missing")
-
 
 def _id(path: Path) -> str:
     return path.stem
@@ -51,10 +50,23 @@ def _outputs_checked(path: Path) -> None:
         pytest.skip(f"{path.stem}: over {FAST_MACS:,} MACs, in `make test-zoo` only")
 
 
-def test_the_zoo_has_its_specs():
+def test_the_zoo_has_its_specs_and_their_references():
     assert len(SPECS) >= 26
     for path in SPECS:
-        assert (zoo.ZOO / f"{path.stem}.json").is_file(), f"{path.name} names no torchvision model"
+        assert (zoo.ZOO / f"{path.stem}.json").is_file(), (
+            f"{path.name}: copy its facts from ../shared/references/torchvision_zoo/ into "
+            "tests/references/torchvision_zoo/"
+        )
+    copied = {p.stem for p in zoo.ZOO.glob("*.json")}
+    assert copied == {p.stem for p in SPECS}, "tests/references holds facts no spec uses"
+
+
+@pytest.mark.skipif(not zoo.SHARED.is_dir(), reason="../shared/references is not beside the clone")
+def test_the_copied_references_are_the_shared_ones():
+    for copy in sorted(zoo.REFERENCES.rglob("*")):
+        if copy.is_file():
+            shared = zoo.SHARED / copy.relative_to(zoo.REFERENCES)
+            assert copy.read_bytes() == shared.read_bytes(), f"{copy} differs from {shared}"
 
 
 @pytest.mark.parametrize("path", SPECS, ids=_id)

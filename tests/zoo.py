@@ -1,8 +1,11 @@
 """Comparing a spec with torchvision's model, from the facts in ../shared/references.
 
-`../shared/references/torchvision_zoo/<name>.json` and `.tsv` record torchvision 0.28's model:
-parameters, MACs, every state_dict key and shape in order, and the eval output for the
-deterministic weights and input of `zoo_weights.py`. torchvision itself is not needed.
+`torchvision_zoo/<name>.json` and `.tsv` record torchvision 0.28's model: parameters, MACs,
+every state_dict key and shape in order, and the eval output for the deterministic weights and
+input of `zoo_weights.py`. torchvision itself is not needed. The facts of the models that
+specs/zoo/ holds are copied into tests/references/ (they are fixed: torchvision 0.28's), so the
+tests run wherever the repository is cloned; `tests/test_zoo.py` checks the copies against
+../shared/references where that exists.
 """
 
 from __future__ import annotations
@@ -15,12 +18,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCES = ROOT.parent / "shared" / "references"
+REFERENCES = ROOT / "tests" / "references"
 ZOO = REFERENCES / "torchvision_zoo"
-
-
-def available() -> bool:
-    return (ZOO / "resnet18.json").is_file()
+SHARED = ROOT.parent / "shared" / "references"  # where the project keeps all of them
 
 
 @cache
