@@ -329,7 +329,9 @@ def test_the_text_of_a_long_diff_is_linear():
         return render_diff(diff_graphs(*pairs[n]), "text")
 
     ratio = per_item_ratio(run, 100, 2_000)
-    assert ratio < 3, f"time per changed block grew {ratio:.1f}x from 100 to 2,000"
+    # linear: 2.1x here on a quiet machine (the summaries' fixed costs weigh less at 100), 3.0x
+    # on a loaded one, flat from 2,000 to 8,000; the quadratic search it guards against was 20x
+    assert ratio < 5, f"time per changed block grew {ratio:.1f}x from 100 to 2,000"
     lines = run(100).splitlines()
     at = lines.index(next(line for line in lines if line.lstrip().startswith("~ Outer_1.B_100 ")))
     assert lines[at + 1].strip() == "w: 4 -> 8"
