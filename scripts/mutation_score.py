@@ -481,6 +481,9 @@ class Oracle:
     def op_softmax(self, f: dict, ins: list, path: tuple) -> Any:
         return self.F.softmax(ins[0], f.get("dim", 1))
 
+    def op_log_softmax(self, f: dict, ins: list, path: tuple) -> Any:
+        return self.F.log_softmax(ins[0], f.get("dim", 1))
+
     def op_flatten(self, f: dict, ins: list, path: tuple) -> Any:
         return self.torch.flatten(ins[0], f.get("start_dim", 1))
 

@@ -847,7 +847,8 @@ def head(g: Gen, s: Scope) -> None:
         fields["bias"] = g.bool()
     s.add(Layer("linear", fields, primary="out", short=g.bool()), (out,))
     if g.bool(0.1):
-        s.add(Layer("softmax", {"dim": 1} if g.bool() else {}), (out,))
+        op = g.pick(["softmax", "log_softmax"])
+        s.add(Layer(op, {"dim": 1} if g.bool() else {}), (out,))
 
 
 def aux_head(g: Gen, s: Scope, src: Layer | None, shape: Shape) -> tuple[Layer, Shape]:

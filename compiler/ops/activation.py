@@ -47,6 +47,7 @@ Sigmoid = _simple("sigmoid", "Sigmoid", "logistic sigmoid")
 Tanh = _simple("tanh", "Tanh", "hyperbolic tangent")
 Identity = _simple("identity", "Identity", "passes its input through")
 Hardswish = _simple("hardswish", "Hardswish", "x * relu6(x + 3) / 6 (MobileNetV3)")
+Hardsigmoid = _simple("hardsigmoid", "Hardsigmoid", "relu6(x + 3) / 6 (a squeeze-excitation gate)")
 
 
 class LeakyReluArgs(NodeArgs):
@@ -75,6 +76,7 @@ class Softmax(_Elementwise):
     """exp(x) / sum(exp(x)) over dimension `dim` (1: the channels or features)."""
 
     name = "softmax"
+    torch_name = "Softmax"
     Args = SoftmaxArgs
     primary = "dim"
     elementwise = False  # over a dimension the input must have
@@ -100,7 +102,15 @@ class Softmax(_Elementwise):
 
     @classmethod
     def torch_module(cls, a: SoftmaxArgs, inputs: list[Shape]) -> TorchCall:
-        return TorchCall("Softmax", (), keywords(dim=(a.dim, REQUIRED)))
+        return TorchCall(cls.torch_name, (), keywords(dim=(a.dim, REQUIRED)))
+
+
+@register
+class LogSoftmax(Softmax):
+    """log(softmax(x)) over dimension `dim`, computed stably (a classifier for NLL loss)."""
+
+    name = "log_softmax"
+    torch_name = "LogSoftmax"
 
 
 class DropoutArgs(NodeArgs):
