@@ -28,6 +28,35 @@ from .base import (
 from .spatial import Window, fmt_pair, padding_hint, window_out
 
 
+def _groups_divide(ctx: Context, groups: int, c: int, out: int) -> bool:
+    """Report `invalid-groups` unless `groups` divides both channel counts."""
+    if c % groups == 0 and out % groups == 0:
+        return True
+    ctx.error(
+        "invalid-groups",
+        f"`{ctx.name}` has {groups} groups, which must divide both its {c} input "
+        f"and {out} output channels",
+        "groups",
+    )
+    return False
+
+
+def _describe(what: str, a: Any, output_padding: tuple[int, int] = (0, 0)) -> str:
+    """`conv 3x3/2 pad 1 groups 32, 64`: the window's fields that differ from the defaults."""
+    text = f"{what} {a.kernel[0]}x{a.kernel[1]}"
+    if a.stride != (1, 1):
+        text += f"/{fmt_pair(a.stride)}"
+    if a.padding != (0, 0):
+        text += f" pad {fmt_pair(a.padding)}"
+    if output_padding != (0, 0):
+        text += f" out-pad {fmt_pair(output_padding)}"
+    if a.dilation != (1, 1):
+        text += f" dil {fmt_pair(a.dilation)}"
+    if a.groups != 1:
+        text += f" groups {a.groups}"
+    return f"{text}, {a.out}"
+
+
 class ConvArgs(NodeArgs):
     out: PosInt
     kernel: PosPair
@@ -59,13 +88,7 @@ class Conv(Op):
         c, h, w = x
         if a.in_ is not None:
             cls.check_in(a.in_, x, ctx)
-        if c % a.groups or a.out % a.groups:
-            ctx.error(
-                "invalid-groups",
-                f"`{ctx.name}` has {a.groups} groups, which must divide both its {c} input "
-                f"and {a.out} output channels",
-                "groups",
-            )
+        if not _groups_divide(ctx, a.groups, c, a.out):
             return None
         hw = window_out(ctx, cls.describe(a), (h, w), a.window())
         return None if hw is None else (a.out, *hw)
@@ -120,16 +143,7 @@ class Conv(Op):
 
     @classmethod
     def describe(cls, a: ConvArgs) -> str:
-        text = f"conv {a.kernel[0]}x{a.kernel[1]}"
-        if a.stride != (1, 1):
-            text += f"/{fmt_pair(a.stride)}"
-        if a.padding != (0, 0):
-            text += f" pad {fmt_pair(a.padding)}"
-        if a.dilation != (1, 1):
-            text += f" dil {fmt_pair(a.dilation)}"
-        if a.groups != 1:
-            text += f" groups {a.groups}"
-        return f"{text}, {a.out}"
+        return _describe("conv", a)
 
     @classmethod
     def hint(cls, a: ConvArgs, inputs: list[Shape], expected: Shape) -> str | None:
@@ -205,13 +219,7 @@ class ConvTranspose(Op):
         c, h, w = x
         if a.in_ is not None:
             cls.check_in(a.in_, x, ctx)
-        if c % a.groups or a.out % a.groups:
-            ctx.error(
-                "invalid-groups",
-                f"`{ctx.name}` has {a.groups} groups, which must divide both its {c} input "
-                f"and {a.out} output channels",
-                "groups",
-            )
+        if not _groups_divide(ctx, a.groups, c, a.out):
             return None
         hw = (cls.size(a, h, 0), cls.size(a, w, 1))
         if min(hw) <= 0:
@@ -258,15 +266,4 @@ class ConvTranspose(Op):
 
     @classmethod
     def describe(cls, a: ConvTransposeArgs) -> str:
-        text = f"conv transpose {a.kernel[0]}x{a.kernel[1]}"
-        if a.stride != (1, 1):
-            text += f"/{fmt_pair(a.stride)}"
-        if a.padding != (0, 0):
-            text += f" pad {fmt_pair(a.padding)}"
-        if a.output_padding != (0, 0):
-            text += f" out-pad {fmt_pair(a.output_padding)}"
-        if a.dilation != (1, 1):
-            text += f" dil {fmt_pair(a.dilation)}"
-        if a.groups != 1:
-            text += f" groups {a.groups}"
-        return f"{text}, {a.out}"
+        return _describe("conv transpose", a, a.output_padding)
