@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -19,6 +21,18 @@ def rename(graph: Any, old: str, new: str) -> None:
     node = copy.copy(graph.node(old))
     node.id = new
     graph.replace_node(old, node)
+
+
+def load_module(source: str, folder: Path, name: str) -> Any:
+    """Generated code, written to `folder` and imported as a module of its own."""
+    file = folder / f"{name}.py"
+    file.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"generated_{name}", file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

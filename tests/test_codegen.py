@@ -3,7 +3,6 @@ under ruff, byte-identical across runs, free of absolute paths, reading as writt
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
@@ -15,7 +14,7 @@ from compiler.cli import cli
 from compiler.codegen import codegen_file
 from compiler.ops.base import OPS, TorchCall
 
-from .conftest import ROOT, SPECS
+from .conftest import ROOT, SPECS, load_module
 
 CLEAN = sorted(
     p for p in [*SPECS.glob("*.yaml"), *(SPECS / "posts").glob("*.yaml")] if not lint_file(p).errors
@@ -26,16 +25,6 @@ def _generate(path) -> str:
     return codegen_file(lint_file(path), str(path.relative_to(ROOT)))
 
 
-def _load(source: str, tmp_path, name: str):
-    file = tmp_path / f"{name}.py"
-    file.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"generated_{name}", file)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("path", CLEAN, ids=lambda p: p.name)
 def test_generated_module_equals_build(path, tmp_path):
     torch = pytest.importorskip("torch")
@@ -43,7 +32,7 @@ def test_generated_module_equals_build(path, tmp_path):
 
     graph = lint_file(path).graph
     source = _generate(path)
-    module = _load(source, tmp_path, graph.name)
+    module = load_module(source, tmp_path, graph.name)
     assert "compiler" not in source and "yarch import" not in source
     cls = getattr(module, torchbuild.class_name(graph.name))
     torch.manual_seed(0)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import importlib.util
 import io
 import math
 import re
@@ -43,7 +42,7 @@ from compiler.graph import ArchGraph
 from compiler.names import MAX_NAME, Namespace, class_name, class_names, safe_identifier
 from compiler.pipeline import Result
 
-from .conftest import ROOT, rename
+from .conftest import ROOT, load_module, rename
 
 HAS_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAS_DOT, reason="Graphviz's `dot` is not installed")
@@ -245,17 +244,6 @@ def assert_only_the_model(source: str) -> ast.Module:
     return tree
 
 
-def _load(source: str, tmp_path: Path, stem: str) -> Any:
-    file = tmp_path / f"{stem}.py"
-    file.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(f"hostile_{stem}", file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def assert_builds_like_build(source: str, data: dict[str, Any], tmp_path: Path) -> None:
     """The generated module runs, with `compiler.build`'s state_dict and outputs."""
     torch = pytest.importorskip("torch")
@@ -263,7 +251,7 @@ def assert_builds_like_build(source: str, data: dict[str, Any], tmp_path: Path) 
 
     built = torchbuild.build(data)
     graph = built.yarch_graph
-    module = _load(source, tmp_path, f"m{abs(hash(source))}")
+    module = load_module(source, tmp_path, f"m{abs(hash(source))}")
     generated = getattr(module, class_name(graph.name))()
     generated.load_state_dict(built.state_dict(), strict=True)
     generated.eval()
@@ -707,7 +695,7 @@ def test_infinite_values_are_written_as_float_inf(tmp_path):
     assert 'nn.LeakyReLU(negative_slope=float("inf"))' in source
     ruff_check({"inf": source}, tmp_path)
     pytest.importorskip("torch")
-    module = _load(source, tmp_path, "inf")
+    module = load_module(source, tmp_path, "inf")
     assert module.Net().act.negative_slope == math.inf
 
 

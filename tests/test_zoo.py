@@ -13,9 +13,7 @@ deeper ResNets and ResNeXts) run in the slow profile only: `make test-zoo` (`YAR
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from functools import cache
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from compiler import lint_file
 from compiler.summary import summarize
 
 from . import zoo
+from .conftest import load_module
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs" / "zoo").glob("*.yaml"))
@@ -101,16 +100,6 @@ def _compare(output, name: str) -> float:
     )
 
 
-def _load_generated(source: str, folder: Path, name: str):
-    file = folder / f"zoo_{name}.py"
-    file.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"zoo_generated_{name}", file)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("path", SPECS, ids=_id)
 def test_outputs_equal_torchvisions_built_generated_and_optimized(path, tmp_path):
     """One model, three ways, each against the output torchvision recorded."""
@@ -128,7 +117,7 @@ def test_outputs_equal_torchvisions_built_generated_and_optimized(path, tmp_path
     with torch.no_grad():
         assert _compare(model(x), name) <= 1e-4, "compiler.build"
         source = codegen_file(_lint(path), f"specs/zoo/{path.name}")
-        module = _load_generated(source, tmp_path, name)
+        module = load_module(source, tmp_path, f"zoo_{name}")
         generated = getattr(module, torchbuild.class_name(_lint(path).graph.name))()
         generated.load_state_dict(model.state_dict(), strict=True)
         assert _compare(generated.eval()(x), name) <= 1e-4, "generated code"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -48,12 +47,6 @@ def weights() -> Any:
     import zoo_weights
 
     return zoo_weights
-
-
-@dataclass
-class Output:
-    values: list[float]  # the sampled values of the first sample, flattened
-    abs_max: float
 
 
 def sampled(tensor: Any, name: str) -> list[float]:
