@@ -319,7 +319,7 @@ class Expander:
             expect_span=raw.field_span(("expect",)),
         )
         self.index += 1
-        self.graph.graph.add_node(key, node=node)
+        self.graph.add_node(node)
         self.targets[key] = key
         self.linker.pending.append((key, inputs))
 
@@ -356,7 +356,7 @@ class Expander:
             if args.expect is not None:
                 node.expect = tuple(args.expect)
                 node.expect_span = raw.field_span(("expect",))
-            self.graph.graph.add_node(key, node=node)
+            self.graph.add_node(node)
             self.targets[key] = key
             self.linker.pending.append((key, inputs))
             return

@@ -196,9 +196,14 @@ class ArchGraph:
             raise KeyError(item)
         return chain[-1] if chain else None
 
-    def members(self, instance: str | None = None) -> list[str]:
+    def members(self, instance: str) -> list[str]:
         """The ids of the nodes inside a block instance, at any depth, in order (the input
-        node is inside none). Computed for every instance at once, on first use."""
+        node is inside none)."""
+        return self.member_map().get(instance, [])
+
+    def member_map(self) -> dict[str, list[str]]:
+        """Block instance id -> `members(id)`, for the instances with any members; computed
+        for every instance at once, on first use, and again after an edit."""
         if self._members is None:
             members: dict[str, list[str]] = {}
             for node_id in self.order:
@@ -207,14 +212,6 @@ class ArchGraph:
                 for inst in self.chain(self.node(node_id).scope):
                     members.setdefault(inst, []).append(node_id)
             self._members = members
-        if instance is None:
-            return []
-        return self._members.get(instance, [])
-
-    def member_map(self) -> dict[str, list[str]]:
-        """Block instance id -> `members(id)`, for the instances with any members."""
-        self.members()
-        assert self._members is not None
         return self._members
 
     # --- edits -----------------------------------------------------------------------------

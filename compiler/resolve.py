@@ -88,13 +88,13 @@ def add_input(doc: Document, graph: ArchGraph) -> None:
         index=-1,
     )
     node.shape = graph.input_shape or None
-    graph.graph.add_node(ArchGraph.INPUT, node=node)
+    graph.add_node(node)
 
 
 def abandon(graph: ArchGraph) -> ArchGraph:
     """The graph of a spec too large to resolve: its input only, marked incomplete."""
     out = ArchGraph(graph.name, graph.input_shape)
-    out.graph.add_node(ArchGraph.INPUT, node=graph.node(ArchGraph.INPUT))
+    out.add_node(graph.node(ArchGraph.INPUT))
     out.order = [ArchGraph.INPUT]
     out.complete = False
     return out
