@@ -62,12 +62,24 @@ def rewrite(text: str, root: Path | None = None) -> str:
     generated section rendered anew."""
     root = root or Path(__file__).resolve().parent.parent
     for begin, end, render in sections(root):
-        start, stop = text.find(begin), text.find(end)
-        if start < 0 or stop < start:
-            raise ValueError(f"the markers `{begin}` and `{end}` are missing")
+        start, stop = _markers(text, begin, end)
         # a blank line before the end marker: a table ends only at a blank line or a block
-        text = f"{text[: start + len(begin)]}\n{render()}\n\n{text[stop:]}"
+        text = f"{text[:start]}\n{render()}\n\n{text[stop:]}"
     return text
+
+
+def current(text: str, begin: str, end: str) -> str:
+    """What the README `text` holds between two markers, as `rewrite` writes it there."""
+    start, stop = _markers(text, begin, end)
+    return text[start:stop].removeprefix("\n").removesuffix("\n\n")
+
+
+def _markers(text: str, begin: str, end: str) -> tuple[int, int]:
+    """Where a section's text starts (after `begin`) and ends (at `end`)."""
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise ValueError(f"the markers `{begin}` and `{end}` are missing")
+    return start + len(begin), stop
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,3 +122,11 @@ def test_outputs_equal_torchvisions_built_generated_and_optimized(path, tmp_path
         generated.load_state_dict(model.state_dict(), strict=True)
         assert _compare(generated.eval()(x), name) <= 1e-4, "generated code"
         assert _compare(optimize(model)(x), name) <= 1e-4, "compiler.optimize"
+
+
+def test_the_readmes_table_of_the_zoo_is_current():
+    from compiler import readme
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.current(text, readme.ZOO_BEGIN, readme.ZOO_END)
+    assert table == readme.render_zoo(ROOT / "specs" / "zoo"), "run `make generate`"
