@@ -206,7 +206,7 @@ def _slot_names(c: Container, defs: dict[int, ClassDef]) -> list[tuple[str, bool
         elif child.call is not None:
             out += [(f"{child.attr}_{name}", True) for name in child.call.names]
             out += [(f"{child.attr}_{k}", False) for k, _, _ in child.call.kwargs]
-    return [(n if n.isidentifier() else f"p{n}", w) for n, w in out]
+    return [(n if n.isidentifier() else f"p{n.replace('-', '_')}", w) for n, w in out]
 
 
 def _same(a: tuple, b: tuple) -> bool:

@@ -158,6 +158,12 @@ _REGISTRY = (
         "an op given too few or too many inputs; a layer with several inputs given `repeat:` "
         "(each copy after the first reads only the copy before it)",
     ),
+    Code(
+        "dropped-input",
+        ERROR,
+        "a layer of several inputs removed by `if:` stands for its first input, and another "
+        "of its inputs is then read by nothing",
+    ),
     # graph lint rules
     Code("unreachable-node", WARNING, "a layer whose result reaches no output"),
     Code(

@@ -17,16 +17,31 @@ from pydantic import ValidationError
 
 from .blocks import Block, group_spans, known_op, normalize, report
 from .diagnostics import Diagnostic, Span, error
+from .expr import names_in
 from .graph import ArchGraph, Instance, Node
 from .limits import MAX_INSTANCES, MAX_LAYERS, MAX_NESTING, too_large
 from .link import BROKEN, Linker, Ref, Scope, qual
 from .loader import Document
-from .names import Namespace, shown
+from .names import Namespace, layer_name_form, layer_name_problem, shown
 from .ops import OPS, NodeArgs, Op
 from .ops.base import BrokenOp, field_names, suggest_op
 from .params import FAILED, Env, Param, Parameters, origins
 from .schema import to_diagnostics
 from .syntax import Loc, RawLayer
+
+# what a repeated layer's fields may read: its copy's index (from 0) and the number of copies
+_INDEX_NAMES = frozenset({"i", "n"})
+
+
+def copy_env(env: Env, i: int, count: int) -> Env:
+    """`env` with a repeat's `i` and `n`, which hide parameters of those names."""
+    return Env({"i": Param(i, None), "n": Param(count, None)}, parent=env)
+
+
+def _indexed(raw: RawLayer) -> bool:
+    """Whether a repeated layer's fields read its copy's `i` or `n`."""
+    fields = {k: v for k, v in raw.fields.items() if k not in ("names", "repeat")}
+    return bool(_INDEX_NAMES & names_in(fields))
 
 
 def with_first(raw: RawLayer) -> RawLayer:
@@ -42,15 +57,23 @@ def with_first(raw: RawLayer) -> RawLayer:
     return RawLayer(raw.op, fields, raw.span, spans, dict(raw.key_spans))
 
 
-def layer_names(items: list[RawLayer | None], numbered: bool, diags: list[Diagnostic]) -> list[str]:
+def layer_names(
+    items: list[RawLayer | None],
+    numbered: bool,
+    diags: list[Diagnostic],
+    removed: frozenset[int] = frozenset(),
+) -> list[str]:
     """The names of a list of layers: their `name:`, each given once (a second use is
     reported), else the op numbered from 1 (`conv_1`), or the position in a `seq` (`0`, as
-    nn.Sequential)."""
+    nn.Sequential). Positions count only the layers that are there: the items at `removed`
+    (an `if:` that is false) are skipped, as torchvision builds a Sequential from a list
+    it appended to only when a condition held (`block.0`, `block.1`, not `block.1`, `block.3`).
+    """
     taken: dict[str, Span | None] = {}
     names: list[str | None] = []
     for raw in items:
         given = raw.fields.get("name") if raw is not None else None
-        if isinstance(given, str) and given.isidentifier() and given != "input":
+        if isinstance(given, str) and layer_name_form(given) and given != "input":
             if given in taken:
                 diags.append(
                     error(
@@ -69,14 +92,17 @@ def layer_names(items: list[RawLayer | None], numbered: bool, diags: list[Diagno
             names.append(None)
     namespace = Namespace(taken)
     out = []
+    position = 0
     for i, (raw, name) in enumerate(zip(items, names, strict=True)):
         if name is None:
-            if numbered:
-                name = str(i)
+            if numbered and i not in removed:
+                name = str(position)
                 namespace.reserve(name)
             else:
                 base = raw.op if raw is not None and raw.op.isidentifier() else "layer"
                 name = namespace.create_name(base, numbered=True)
+        if i not in removed:
+            position += 1
         out.append(name)
     return out
 
@@ -115,7 +141,8 @@ class Expander:
         """Expand a list of layers in `scope`, each reading the one before; the last one."""
         if scope:
             self.targets[qual(scope, "input")] = input_ref
-        names = layer_names(items, numbered, self.diags)
+        removed = frozenset(i for i, raw in enumerate(items) if numbered and self.removed(raw, env))
+        names = layer_names(items, numbered, self.diags, removed)
         self.linker.scope_names[scope].extend(names)
         prev = Ref(scope, "input", None) if scope else input_ref
         for raw, name in zip(items, names, strict=True):
@@ -126,6 +153,14 @@ class Expander:
                 self.layer(raw, scope, name, env, prev)
             prev = Ref(scope, name, None)
         return prev
+
+    def removed(self, raw: RawLayer | None, env: Env) -> bool:
+        """Whether the layer's `if:` is false, looked at before it is expanded so that a
+        numbered scope counts only the layers that are there. Errors in the value are left to
+        `validate`, which reports them once."""
+        if raw is None or "if" not in raw.fields:
+            return False
+        return self.params.peek(raw.fields["if"], env) is False
 
     def validate(self, raw: RawLayer, env: Env) -> tuple[Any, type[Op] | Block] | None:
         target = known_op(raw.op, self.blocks)
@@ -144,7 +179,7 @@ class Expander:
         broken = False
         written: dict[Loc, Span] = {}
         for key, value in raw.fields.items():
-            if key in ("name", "from"):
+            if key in ("name", "from", "names"):  # `names` is a template, read per copy
                 fields[key] = value
                 continue
             new = self.params.subst(value, env, raw.span, lambda loc: raw.field_span(loc), (key,))
@@ -191,6 +226,11 @@ class Expander:
             # at the instance's arguments: each instance gets its own copy
             raw = copy.copy(raw)
         first = len(self.diags)
+        base = env
+        if "repeat" in raw.fields and _indexed(raw):  # the group is validated as its first copy
+            count = self.params.peek(raw.fields["repeat"], env)
+            if type(count) is int and count >= 1:
+                env = copy_env(env, 0, count)
         checked = self.validate(raw, env)
         if checked is None:
             self.salvage(raw, scope, name, prev)
@@ -213,10 +253,21 @@ class Expander:
             inputs = [prev]
         if not args.if_:  # a disabled layer passes its input through
             self.targets[key] = inputs[0]
+            if len(inputs) > 1:  # the others must still be read (checked once linked)
+                self.linker.removed.append((key, raw.op, inputs, raw.field_span(("if",))))
             return
         # a written `repeat:` makes a group even of one copy (`layer4.0`, as torchvision's
         # nn.Sequential of one block); no `repeat:`, no group
         if args.repeat == 1 and "repeat" not in args.model_fields_set:
+            if args.names is not None:
+                self.diags.append(
+                    error(
+                        "invalid-value",
+                        f"`names` names the copies of a repeat, and `{key}` has no `repeat:`",
+                        raw.field_span(("names",)),
+                        help="add `repeat:`, or name the layer with `name:`",
+                    )
+                )
             if args.first:  # the only copy is the first
                 raw = with_first(raw)
                 checked = self.validate(raw, env)
@@ -226,7 +277,7 @@ class Expander:
                 args = checked[0]
             self.create(raw, args, target, scope, name, inputs, env)
             return
-        self.repeat(raw, args, target, scope, name, inputs, env)
+        self.repeat(raw, args, target, scope, name, inputs, base)
 
     def repeat(
         self,
@@ -253,7 +304,13 @@ class Expander:
             self.targets[key] = BROKEN
             return
         group = (*scope, name)
-        self.linker.scope_names[group].extend(str(i) for i in range(args.repeat))
+        copies = self.copy_names(raw, args, env)
+        if copies is None:
+            self.targets[key] = BROKEN
+            return
+        self.linker.scope_names[group].extend(copies)
+        # a layer whose fields read `i` or `n` is validated again for each copy
+        indexed = _indexed(raw)
         inst = Instance(key, raw.op, raw.span, {"repeat": args.repeat}, repeat=args.repeat)
         self.graph.instances[key] = inst
         source = inputs[0]
@@ -262,15 +319,16 @@ class Expander:
         first_raw, first_args = raw, once
         if args.first:
             first_raw = with_first(raw)
-            checked = self.validate(first_raw, env)
+            checked = self.validate(first_raw, copy_env(env, 0, args.repeat) if indexed else env)
             if checked is None:
                 self.targets[key] = BROKEN
                 return
             first_args = checked[0].model_copy(update={"repeat": 1, "expect": None})
-        for i in range(args.repeat):
+        for i, copy_name in enumerate(copies):
             if i == 0:
                 before, made = self.index, self.instances
-                self.create(first_raw, first_args, target, group, "0", inputs, env)
+                first_env = copy_env(env, 0, args.repeat) if indexed else env
+                self.create(first_raw, first_args, target, group, copy_name, inputs, first_env)
                 total = before + (self.index - before) * args.repeat
                 instances = made + (self.instances - made) * args.repeat
                 how = f"repeated {args.repeat:,} times "
@@ -279,15 +337,52 @@ class Expander:
                     raise too_large(key, span, total, how)
                 if instances > MAX_INSTANCES:
                     raise too_large(key, span, instances, how, "block instances")
+            elif indexed:
+                copy_env_i = copy_env(env, i, args.repeat)
+                checked = self.validate(copy.copy(raw), copy_env_i)
+                if checked is None:
+                    self.targets[qual(group, copy_name)] = BROKEN
+                else:
+                    update = {"repeat": 1, "expect": None, "first": None}
+                    each = checked[0].model_copy(update=update)
+                    self.create(raw, each, target, group, copy_name, inputs, copy_env_i)
             else:
-                self.create(raw, once, target, group, str(i), inputs, env)
-            inputs = [Ref(group, str(i), None)]
+                self.create(raw, once, target, group, copy_name, inputs, env)
+            inputs = [Ref(group, copy_name, None)]
         self.targets[key] = inputs[0]
         self.linker.instance_refs.append((inst, source, inputs[0]))
         if args.expect is not None:
             self.linker.instance_expects.append(
                 (inst, tuple(args.expect), raw.field_span(("expect",)))
             )
+
+    def copy_names(self, raw: RawLayer, args: Any, env: Env) -> list[str] | None:
+        """The names of a repeat's copies: `names:` evaluated for each, or `0` ... `N-1`."""
+        if args.names is None:
+            return [str(i) for i in range(args.repeat)]
+        span = raw.field_span(("names",))
+        out: list[str] = []
+        seen: dict[str, int] = {}
+        for i in range(args.repeat):
+            text = self.params.template(args.names, copy_env(env, i, args.repeat), span)
+            if text is FAILED:
+                return None
+            why = layer_name_problem(text)
+            if why is None and text in seen:
+                why = f"is also the name of copy {seen[text]}"
+            if why:
+                self.diags.append(
+                    error(
+                        "invalid-value",
+                        f"`names` gives copy {i} the name `{shown(text)}`, which {why}",
+                        span,
+                        help='give each copy its own plain name, e.g. `names: "block${i + 1}"`',
+                    )
+                )
+                return None
+            seen[text] = i
+            out.append(text)
+        return out
 
     def salvage(self, raw: RawLayer, scope: Scope, name: str, prev: Ref) -> None:
         """Keep a layer that failed validation in the graph when it declares its output shape.
@@ -403,7 +498,7 @@ class Expander:
             block_env = Env(params, parent=root)
             inst_params = {p: v.value for p, v in params.items()}
             declared = args.in_
-            numbered = False
+            numbered = target.spec.sequential
         else:
             children = target.expand(args, raw)
             body = []

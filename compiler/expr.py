@@ -271,6 +271,29 @@ def _eval(node: ast.AST, lookup: Callable[[str], Any], text: str, funcs: Functio
     raise ExprError(f"`{text}` uses something a spec expression does not allow")
 
 
+def names_in(value: Any) -> set[str]:
+    """The parameter names the references inside `value` read (a guess of nothing for an
+    expression that does not parse: evaluating it reports that)."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif is_reference(item):
+            braced = item.startswith("${") and item.endswith("}")
+            source = item[2:-1].strip() if braced else item[1:]
+            if source.isidentifier():
+                found.add(source)
+            elif source.isascii() and len(source) <= MAX_SOURCE:
+                tree = _parse(source)
+                if not isinstance(tree, str):
+                    found.update(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))
+    return found
+
+
 def substitute(value: Any, lookup: Callable[[str], Any], functions: Functions | None = None) -> Any:
     """Replace references anywhere inside `value` (lists and mappings included)."""
     if value is None or type(value) in _PLAIN:  # the common case: nothing to do

@@ -51,6 +51,8 @@ class Linker:
         self.instance_refs: list[tuple[Instance, Ref, Ref]] = []  # instance, input, output
         self.instance_expects: list[tuple[Instance, tuple[int, ...], Span | None]] = []
         self.output_refs: dict[str, tuple[Ref, bool, Span | None]] = {}
+        # layers of several inputs removed by `if:` (each stands for its first input)
+        self.removed: list[tuple[str, str, list[Ref], Span | None]] = []
         self.memo: dict[str, str | None] = {}
 
     def lookup(self, ref: Ref) -> str | None:
@@ -127,6 +129,32 @@ class Linker:
                 if node.expect is None:
                     node.expect, node.expect_span = shape, span
         self.order_nodes()
+
+    def check_removed(self) -> None:
+        """A layer of several inputs that `if:` removes stands for its first input; another
+        input that nothing else reads would then be dropped silently, with only a warning
+        that it is unreachable. `add: {from: [conv, input], if: ...}` is the idiom (without
+        the shortcut, the block is its conv); `add: {from: [input, conv], if: ...}` is the
+        mistake, reported here."""
+        g = self.graph.graph
+        kept = set(self.graph.outputs.values())
+        for key, op, refs, span in self.removed:
+            first = self.lookup(refs[0])
+            for ref in refs[1:]:
+                node = self.lookup(ref)
+                if node is None or node == first or node in kept or g.out_degree(node) > 0:
+                    continue
+                self.graph.complete = False  # the error says it: no unreachable-node too
+                self.diags.append(
+                    error(
+                        "dropped-input",
+                        f"`{key}` ({op}) is removed by its `if:` and stands for its first input "
+                        f"`{refs[0].name}`, so `{ref.name}` is read by nothing",
+                        span,
+                        help=f"list first the input `{key}` should stand for when it is removed "
+                        f"(`from: [{ref.name}, ...]`), or remove `{ref.name}` with the same `if:`",
+                    )
+                )
 
     def order_nodes(self) -> None:
         """Topological order, the spec's own order breaking ties; cycles are looked for only

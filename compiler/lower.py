@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .graph import ArchGraph, Instance, Node
-from .names import AMBIGUOUS, BUILTINS, CODE_NAMES, Namespace, class_name
+from .names import AMBIGUOUS, BUILTINS, CODE_NAMES, Namespace, class_name, identifier
 from .ops.base import TorchCall
 
 INF = float("inf")
@@ -225,10 +225,7 @@ def _forward(
             name = next((n for n in free if n in args), free[0])
             var[step.out], holders[name] = name, step.out
         else:
-            base = (
-                step.base if step.base.isascii() and step.base.isidentifier() else f"x{step.base}"
-            )
-            var[step.out] = names.create_name(base)
+            var[step.out] = names.create_name(identifier(step.base))
         statement = Statement(var[step.out], step.expr(args), step.out)
         (c.training_statements if step.training else c.statements).append(statement)
     if c.path:

@@ -251,24 +251,63 @@ _MODULE_ATTRS_TEXT = """
 MODULE_ATTRS = frozenset(_MODULE_ATTRS_TEXT.split())
 
 
-def _check_name(value: str) -> str:
+def _name_problem(value: str) -> str | None:
     reason = problem(value)
     if reason is None and value in RESERVED_NAMES:
-        raise ValueError(f"`{value}` is reserved for the network's input")
+        return "is reserved for the network's input"
     if reason is None and value in MODULE_ATTRS:
-        reason = "is an attribute of torch's nn.Module"
+        return "is an attribute of torch's nn.Module"
+    return reason
+
+
+def _check_name(value: str) -> str:
+    reason = _name_problem(value)
+    if reason:
+        raise ValueError(f"`{shown(value)}` cannot be used as a name: it {reason}")
+    return value
+
+
+# A layer may also be named with hyphens between plain parts, as torchvision names RegNet's
+# blocks (`trunk_output.block1.block1-0`): its state_dict key is then torchvision's. Such a
+# name is a submodule attribute only (`getattr(self, "block1-0")`); the variable that holds
+# its value in generated code gets an identifier made from it (`block1_0`).
+_HYPHENATED = re.compile(r"[A-Za-z][A-Za-z0-9_]*(-[A-Za-z0-9_]+)+")
+
+
+def layer_name_problem(value: str) -> str | None:
+    """Why `value` cannot name a layer (read after "it"), or None."""
+    if _HYPHENATED.fullmatch(value):
+        return problem(value.replace("-", "_"))  # the length, and nothing else, applies
+    return _name_problem(value)
+
+
+def _check_layer_name(value: str) -> str:
+    reason = layer_name_problem(value)
     if reason:
         raise ValueError(f"`{shown(value)}` cannot be used as a name: it {reason}")
     return value
 
 
 def _check_ref(value: str) -> str:
-    if not value.isidentifier() or not value.isascii():
+    if not layer_name_form(value):
         raise ValueError(f"`{shown(value)}` is not a layer name")
     return value
 
 
+def layer_name_form(text: str) -> bool:
+    """Whether `text` has the form of a layer name (`conv1`, `block1-0`); `LayerName`
+    checks the rest (keywords, length, reserved names)."""
+    return text.isascii() and (text.isidentifier() or _HYPHENATED.fullmatch(text) is not None)
+
+
+def identifier(name: str) -> str:
+    """A layer name as a Python identifier: `block1-0` -> `block1_0`, `0` -> `x0`."""
+    text = name.replace("-", "_")
+    return text if text.isascii() and text.isidentifier() else f"x{text}"
+
+
 Name = Annotated[str, AfterValidator(_check_name)]
+LayerName = Annotated[str, AfterValidator(_check_layer_name)]
 RefName = Annotated[str, AfterValidator(_check_ref)]
 
 

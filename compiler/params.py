@@ -8,6 +8,7 @@ fails silently, so one undefined parameter is one error, not one per use.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,13 +17,14 @@ from .diagnostics import Diagnostic, Span, error
 from .expr import MAX_MAGNITUDE, ExprError, fmt_number, is_reference, substitute
 from .loader import Document
 from .names import Suggestions, did_you_mean, shown
-from .schema import Scale, Spec
+from .schema import Scale, Spec, fmt_value
 from .syntax import Loc
 
 # how many parameters a help line names when there is no close match
 KNOWN_SHOWN = 10
 
 FAILED = object()  # a value whose substitution failed (reported once)
+_TEMPLATE = re.compile(r"\$\{([^}]*)\}")  # the `${...}` parts of a name template
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,50 @@ class Parameters:
                 self.diags.append(error("invalid-expression", str(exc), where))
             return FAILED
 
+    def peek(self, value: Any, env: Env) -> Any:
+        """`value` substituted, or `FAILED`, reporting nothing (`subst` reports)."""
+
+        def lookup(name: str) -> Any:
+            param = env.get(name)
+            if param is None or param.value is FAILED:
+                raise ExprError("", "")
+            return param.value
+
+        try:
+            return substitute(value, lookup, self.functions)
+        except ExprError:
+            return FAILED
+
+    def template(self, text: str, env: Env, span: Span | None) -> Any:
+        """`text` with each `${...}` in it replaced by its value (`denselayer${i + 1}`), or
+        `FAILED`, reported."""
+        parts: list[str] = []
+        for k, piece in enumerate(_TEMPLATE.split(text)):
+            if k % 2 == 0:
+                parts.append(piece)
+                continue
+            value = self.subst("${" + piece + "}", env, span, lambda loc: None)
+            if value is FAILED:
+                return FAILED
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                self.diags.append(
+                    error(
+                        "invalid-expression",
+                        f"`${{{piece}}}` in a name gives {fmt_value(value)}, not a whole number "
+                        "or a text",
+                        span,
+                    )
+                )
+                return FAILED
+            parts.append(str(value))
+        return "".join(parts)
+
     def param_help(self, name: str, env: Env) -> str:
+        if name in ("i", "n"):
+            return (
+                "`i` (the copy's index, from 0) and `n` (the number of copies) are defined "
+                "in the fields of a layer with `repeat:`"
+            )
         count = env.count()
         if not count:
             return "declare it under `params:`"

@@ -65,6 +65,7 @@ def resolve(
     linker.expect_outputs(doc, spec, last)
     linker.link()
     linker.link_outputs()
+    linker.check_removed()
     for block in blocks.values():
         if not block.used:
             diags.append(

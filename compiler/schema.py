@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .diagnostics import Diagnostic, Span, error
 from .expr import MAX_MAGNITUDE, fmt_number
-from .names import Name, closest, did_you_mean, shown
+from .names import LayerName, Name, closest, did_you_mean, shown
 
 Loc = tuple[Any, ...]
 SpanOf = Callable[[Loc], Span | None]
@@ -37,7 +37,10 @@ class BlockSpec(BaseModel):
     doc: str | None = None
     params: dict[Name, ParamValue] = Field(default_factory=dict)
     layers: list[Any] = Field(min_length=1)
-    output: Name | None = None
+    output: LayerName | None = None
+    # unnamed layers numbered 0, 1, 2 as in nn.Sequential (torchvision's Conv2dNormActivation:
+    # `features.0.0` is its conv), not per op (`conv_1`)
+    sequential: Annotated[bool, Field(strict=True)] = False
 
 
 # `.inf` passes `gt=0`, and `w(c)` would turn it into an OverflowError
@@ -165,7 +168,8 @@ def _rank(err: dict) -> int:
     return 2
 
 
-def _fmt_value(value: Any) -> str:
+def fmt_value(value: Any) -> str:
+    """A value as a message shows it: `text`, true, a list, 1,000."""
     if isinstance(value, str):
         return f"`{value}`"
     if value is None:
@@ -181,7 +185,7 @@ def _fmt_value(value: Any) -> str:
 
 def _message(err: dict, label: str, value: Any) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
-    got = f", got {_fmt_value(value)}"
+    got = f", got {fmt_value(value)}"
     for key, sym in _OPS.items():
         if key in ctx and kind.startswith(("greater", "less")):
             bound = ctx[key]

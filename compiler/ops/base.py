@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..expr import MAX_MAGNITUDE
-from ..names import Name, RefName, did_you_mean
+from ..names import LayerName, RefName, did_you_mean
 from ..syntax import RawLayer, Shape, fmt_shape
 
 # bounded as expression values are: a 400-digit `out:` would otherwise reach the summary's
@@ -71,7 +71,7 @@ class NodeArgs(BaseModel):
     # so a lint process pays only for the ops its spec uses (about 1 ms each)
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, defer_build=True)
 
-    name: Name | None = None
+    name: LayerName | None = None
     from_: (
         Annotated[list[RefName], BeforeValidator(_listify, json_schema_input_type=str | list[str])]
         | None
@@ -81,10 +81,13 @@ class NodeArgs(BaseModel):
     # with `repeat`: fields that differ in the first copy (`first: {stride: 2}`), as
     # torchvision's `_make_layer` strides and widens only the first block of a stage
     first: dict[str, Any] | None = None
+    # with `repeat`: the copies' names, a text whose `${...}` parts are evaluated for each copy
+    # with `i` its index (`denselayer${i + 1}`, `block1-${i}`); default `0` ... `N-1`
+    names: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     if_: Annotated[bool, Field(strict=True)] = Field(True, alias="if")
 
 
-COMMON_FIELDS = ("name", "from", "expect", "repeat", "first", "if")
+COMMON_FIELDS = ("name", "from", "expect", "repeat", "first", "names", "if")
 
 
 class Context(Protocol):

@@ -1,0 +1,183 @@
+"""The language features torchvision's zoo needs (issue 15): `if:` in a numbered scope
+renumbers, numbered block bodies (`sequential: true`), layer names with hyphens (RegNet's
+`block1-0`), a repeat's copy names and index (`names: "denselayer${i + 1}"`, `${i}`, `${n}`),
+and `dropped-input` for a removed multi-input layer whose other input nothing reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from compiler import lint_text
+from compiler.codegen import codegen_file
+from tests.conftest import load_module
+
+torch = pytest.importorskip("torch")
+import compiler  # noqa: E402
+
+
+def build(text: str) -> torch.nn.Module:
+    return compiler.build(yaml.safe_load(text))
+
+
+def weights(module: torch.nn.Module) -> list[str]:
+    return [k for k in module.state_dict() if k.endswith("weight")]
+
+
+def codes(text: str) -> list[str]:
+    return [d.code for d in lint_text(text).diagnostics]
+
+
+NUMBERED = """
+name: numbered
+input: [3, 8, 8]
+params: {expand: 1}
+blocks:
+  ConvBN:
+    sequential: true
+    params: {out: ~, act: true}
+    layers:
+      - conv: {out: $out, kernel: 3, padding: 1, bias: false}
+      - bn
+      - relu: {if: $act}
+layers:
+  - seq:
+      name: block
+      layers:
+        - ConvBN: {out: 8, if: "${expand != 1}"}
+        - ConvBN: {out: 8}
+        - ConvBN: {out: 4, act: false}
+"""
+
+
+@pytest.mark.parametrize(
+    ("expand", "first"),
+    [(1, ["block.0.0.weight", "block.0.1.weight", "block.1.0.weight"]), (6, None)],
+)
+def test_if_in_a_seq_renumbers_and_blocks_number_their_bodies(
+    expand: int, first: list[str] | None
+) -> None:
+    text = NUMBERED.replace("expand: 1", f"expand: {expand}")
+    assert lint_text(text).diagnostics == []
+    keys = weights(build(text))
+    if first is not None:  # the first ConvBN removed: the others are 0 and 1, not 1 and 2
+        assert keys == [*first, "block.1.1.weight"]
+    else:
+        assert keys[::2] == ["block.0.0.weight", "block.1.0.weight", "block.2.0.weight"]
+
+
+def test_a_block_without_sequential_names_its_layers_per_op() -> None:
+    text = NUMBERED.replace("    sequential: true\n", "")
+    assert weights(build(text))[:2] == ["block.0.conv_1.weight", "block.0.bn_1.weight"]
+
+
+HYPHENS = """
+name: hyphens
+input: [3, 8, 8]
+layers:
+  - seq:
+      name: block1
+      layers:
+        - seq: {name: block1-0, layers: [{conv: {out: 4, kernel: 1}}, relu]}
+        - conv: {name: block1-1, out: 4, kernel: 1}
+        - add: [block1-0, block1-1]
+  - conv: {name: head-1, out: 2, kernel: 1}
+"""
+
+
+def test_layer_names_with_hyphens_are_state_dict_keys(tmp_path: Path) -> None:
+    assert lint_text(HYPHENS).diagnostics == []
+    model = build(HYPHENS).eval()
+    assert weights(model) == ["block1.block1-0.0.weight", "block1.block1-1.weight", "head-1.weight"]
+    # generated code holds them with add_module/getattr and equals the built module
+    result = lint_text(HYPHENS)
+    code = codegen_file(result, "hyphens.yaml")
+    assert 'getattr(self, "block1-0")' in code
+    generated = load_module(code, tmp_path, "hyphens").Hyphens().eval()
+    generated.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(generated(x), model(x))
+
+
+@pytest.mark.parametrize("bad", ["-a", "a-", "a--b", "a-b c", "1-a", "_a-b"])
+def test_only_plain_parts_join_with_hyphens(bad: str) -> None:
+    text = f"name: t\ninput: [3, 8, 8]\nlayers:\n  - conv: {{name: '{bad}', out: 4, kernel: 1}}\n"
+    assert "invalid-value" in codes(text)
+
+
+DENSE = """
+name: dense
+input: [8, 8, 8]
+blocks:
+  DenseLayer:
+    params: {growth: ~}
+    layers:
+      - bn: {name: norm1}
+      - relu: {name: relu1}
+      - conv: {name: conv1, out: $growth, kernel: 1, bias: false}
+      - concat: [input, conv1]
+layers:
+  - DenseLayer: {name: denseblock1, repeat: 3, names: "denselayer${i + 1}", growth: 4}
+  - conv: {name: widen, out: "${4 * (i + 1)}", kernel: 1, repeat: 3, names: "w-${i}"}
+  - seq: {name: last, repeat: 2, first: {layers: [{conv: {out: "${n}", kernel: 1}}]},
+          layers: [{conv: {out: "${10 + i}", kernel: 1}}]}
+"""
+
+
+def test_a_repeat_names_its_copies_and_reads_its_index() -> None:
+    result = lint_text(DENSE)
+    assert result.diagnostics == []
+    g = result.graph
+    shapes = {n: g.node(n).shape for n in ("widen.w-0", "widen.w-1", "widen.w-2")}
+    assert shapes == {"widen.w-0": (4, 8, 8), "widen.w-1": (8, 8, 8), "widen.w-2": (12, 8, 8)}
+    # `first:` is the first copy (i = 0, n = 2); the second reads its own i
+    assert g.node("last.0.0").shape == (2, 8, 8)
+    assert g.node("last.1.0").shape == (11, 8, 8)
+    assert g.node(g.outputs["out"]).shape == (11, 8, 8)
+    keys = weights(build(DENSE))
+    assert keys[:2] == [
+        "denseblock1.denselayer1.norm1.weight",
+        "denseblock1.denselayer1.conv1.weight",
+    ]
+    assert "denseblock1.denselayer3.conv1.weight" in keys
+    assert "widen.w-2.weight" in keys
+
+
+@pytest.mark.parametrize(
+    ("layer", "code", "words"),
+    [
+        ('{conv: {out: 4, kernel: 1, repeat: 2, names: "same"}}', "invalid-value", "copy 0"),
+        ('{conv: {out: 4, kernel: 1, repeat: 2, names: "a${i"}}', "invalid-value", "plain name"),
+        ('{conv: {out: 4, kernel: 1, repeat: 2, names: "${i / 2}"}}', "invalid-expression", "0.0"),
+        ('{conv: {out: 4, kernel: 1, names: "a${i}"}}', "invalid-value", "no `repeat:`"),
+        ('{conv: {out: 4, kernel: 1, repeat: 2, names: "${j}"}}', "undefined-parameter", "`j`"),
+        ('{conv: {out: "${i}", kernel: 1}}', "undefined-parameter", "`i`"),
+    ],
+)
+def test_copy_names_and_the_index_are_checked(layer: str, code: str, words: str) -> None:
+    text = f"name: t\ninput: [3, 8, 8]\nlayers:\n  - {layer}\n"
+    (d,) = lint_text(text).diagnostics
+    assert (d.code, words in d.message) == (code, True), d.message
+    if code == "undefined-parameter" and "`i`" in words:
+        assert "repeat" in (d.help or "")
+
+
+def test_a_removed_add_must_not_drop_its_other_input() -> None:
+    block = """
+name: t
+input: [16, 8, 8]
+blocks:
+  Residual:
+    layers:
+      - conv: {name: conv1, out: 32, kernel: 3, padding: 1}
+      - add: {from: FROM, if: false}
+layers:
+  - Residual
+"""
+    (d,) = lint_text(block.replace("FROM", "[input, conv1]")).diagnostics
+    assert d.code == "dropped-input"
+    assert "stands for its first input `input`, so `conv1` is read by nothing" in d.message
+    # the idiom: without the shortcut, the block is its main path
+    assert lint_text(block.replace("FROM", "[conv1, input]")).diagnostics == []
