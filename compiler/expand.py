@@ -182,6 +182,11 @@ class Expander:
             if key in ("name", "from", "names"):  # `names` is a template, read per copy
                 fields[key] = value
                 continue
+            if key == "layers" and target is OPS["seq"] and isinstance(value, list):
+                # a seq's layers are substituted each in its own scope when expanded: a
+                # repeat inside reads its `i`, which the seq does not have
+                fields[key] = value
+                continue
             new = self.params.subst(value, env, raw.span, lambda loc: raw.field_span(loc), (key,))
             broken |= new is FAILED
             fields[key] = new
@@ -253,6 +258,8 @@ class Expander:
             inputs = [prev]
         if not args.if_:  # a disabled layer passes its input through
             self.targets[key] = inputs[0]
+            if isinstance(target, Block):  # used, under a parameter: not an unused block
+                target.used = True
             if len(inputs) > 1:  # the others must still be read (checked once linked)
                 self.linker.removed.append((key, raw.op, inputs, raw.field_span(("if",))))
             return

@@ -181,3 +181,37 @@ layers:
     assert "stands for its first input `input`, so `conv1` is read by nothing" in d.message
     # the idiom: without the shortcut, the block is its main path
     assert lint_text(block.replace("FROM", "[conv1, input]")).diagnostics == []
+
+
+def test_a_repeat_inside_a_seq_reads_its_own_index() -> None:
+    # the seq's layers are substituted each in its scope, not by the seq (which has no `i`)
+    text = """
+name: t
+input: [3, 8, 8]
+layers:
+  - seq:
+      name: trunk
+      layers:
+        - conv: {name: stage, repeat: 2, names: "stage-${i}", out: "${2 + i}", kernel: 1}
+"""
+    result = lint_text(text)
+    assert result.diagnostics == []
+    assert result.graph.node("trunk.stage.stage-1").shape == (3, 8, 8)
+
+
+def test_a_block_used_only_under_a_false_if_is_not_unused() -> None:
+    text = """
+name: t
+input: [3, 8, 8]
+params: {se: false}
+blocks:
+  Gate:
+    layers: [{conv: {out: 3, kernel: 1}}, sigmoid]
+  Unused:
+    layers: [relu]
+layers:
+  - conv: {out: 3, kernel: 1}
+  - Gate: {if: $se}
+"""
+    (d,) = lint_text(text).diagnostics
+    assert (d.code, "`Unused`" in d.message) == ("unused-block", True)
