@@ -51,6 +51,21 @@ def _round(number: Any, ndigits: Any = None) -> Any:
     return round(number, ndigits)
 
 
+def _make_divisible(value: Any, divisor: Any = 8, min_value: Any = None) -> int:
+    """torchvision's `_make_divisible` (from TensorFlow's MobileNet): `value` to the nearest
+    multiple of `divisor`, at least `min_value` (the divisor), and never more than 10% less."""
+    numbers = [a for a in (value, divisor, min_value) if a is not None]
+    if any(isinstance(a, bool) or not isinstance(a, int | float) for a in numbers):
+        raise TypeError("make_divisible takes numbers")
+    if not isinstance(divisor, int) or divisor < 1:
+        raise _Refused("`make_divisible`'s divisor must be a whole number of at least 1")
+    floor_value = divisor if min_value is None else min_value
+    new = max(floor_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return int(new)
+
+
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -75,6 +90,7 @@ _FUNCS: dict[str, Callable[..., Any]] = {
     "round": _round,
     "ceil": math.ceil,
     "floor": math.floor,
+    "make_divisible": _make_divisible,
 }
 
 

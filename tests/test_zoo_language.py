@@ -215,3 +215,16 @@ layers:
 """
     (d,) = lint_text(text).diagnostics
     assert (d.code, "`Unused`" in d.message) == ("unused-block", True)
+
+
+@pytest.mark.parametrize(
+    ("expr", "value"),
+    # torchvision's _make_divisible: nearest multiple, at least the divisor, < 10% below
+    [("32 * 1.1", 32), ("16 * 1.8", 32), ("3", 8), ("40 * 1.4", 56), ("92", 96), ("91", 88)],
+)
+def test_make_divisible_is_torchvisions(expr: str, value: int) -> None:
+    layer = f"conv: {{out: '${{make_divisible({expr})}}', kernel: 1}}"
+    text = f"name: t\ninput: [3, 8, 8]\nlayers:\n  - {layer}\n"
+    result = lint_text(text)
+    assert result.diagnostics == []
+    assert result.graph.node("conv_1").shape[0] == value
