@@ -289,7 +289,9 @@ def _check_layer_name(value: str) -> str:
 
 
 def _check_ref(value: str) -> str:
-    if not layer_name_form(value):
+    # a name, or the number of an unnamed layer of a `seq` (`from: ["0", "1"]`, as ASPP's
+    # concatenation of the branches of an nn.ModuleList)
+    if not (layer_name_form(value) or (value.isascii() and value.isdigit())):
         raise ValueError(f"`{shown(value)}` is not a layer name")
     return value
 

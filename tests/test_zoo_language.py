@@ -228,3 +228,24 @@ def test_make_divisible_is_torchvisions(expr: str, value: int) -> None:
     result = lint_text(text)
     assert result.diagnostics == []
     assert result.graph.node("conv_1").shape[0] == value
+
+
+def test_a_numbered_layer_is_referred_to_by_its_number() -> None:
+    # ASPP's branches are an nn.ModuleList: unnamed, numbered, read in parallel and concatenated
+    text = """
+name: t
+input: [4, 8, 8]
+layers:
+  - seq:
+      name: convs
+      layers:
+        - seq: {from: input, layers: [{conv: {out: 2, kernel: 1}}, relu]}
+        - seq: {from: input, layers: [{conv: {out: 3, kernel: 3, padding: 1}}, relu]}
+        - concat: ["0", "1"]
+"""
+    result = lint_text(text)
+    assert result.diagnostics == []
+    assert result.graph.node(result.graph.outputs["out"]).shape == (5, 8, 8)
+    assert weights(build(text)) == ["convs.0.0.weight", "convs.1.0.weight"]
+    (d,) = lint_text(text.replace('["0", "1"]', '["0", "7"]')).diagnostics
+    assert (d.code, d.message) == ("undefined-reference", "no layer named `7` in `convs`")
