@@ -198,9 +198,25 @@ _REGISTRY = (
         ERROR,
         "a conv, pool or norm applied to a vector; a softmax over a dimension its input lacks",
     ),
-    Code("invalid-groups", ERROR, "conv groups that do not divide its channels"),
+    Code(
+        "invalid-groups",
+        ERROR,
+        "conv or channel_shuffle groups that do not divide its channels",
+    ),
+    Code(
+        "empty-chunk",
+        ERROR,
+        "a `chunk` part that torch.chunk does not make (part 3 of 4 chunks of 6 channels: "
+        "2 + 2 + 2)",
+    ),
     Code("concat-mismatch", ERROR, "concat inputs with different spatial sizes (or ranks)"),
     Code("add-mismatch", ERROR, "add inputs with different shapes", received=True),
+    Code(
+        "mul-mismatch",
+        ERROR,
+        "mul inputs whose shapes do not broadcast (a gate of 64 channels on a 128-channel map)",
+        received=True,
+    ),
     Code(
         "spatial-collapse",
         ERROR,

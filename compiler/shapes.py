@@ -74,7 +74,8 @@ class _Ctx:
         span = self.node.field_span(*loc) if loc else self.node.span
         related: tuple[tuple[Span, str], ...] = ()
         if code in RECEIVED:
-            inputs = self.node.inputs if code == "add-mismatch" else self.node.inputs[:1]
+            # a merge is about every input it receives; the other ops about their first
+            inputs = self.node.inputs if self.node.op.kind == "merge" else self.node.inputs[:1]
             related = sources(self.run, inputs, span)
         self.run.sink.append(
             Diagnostic(

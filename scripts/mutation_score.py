@@ -503,6 +503,18 @@ class Oracle:
     def op_add(self, f: dict, ins: list, path: tuple) -> Any:
         return sum(ins[1:], ins[0])
 
+    def op_mul(self, f: dict, ins: list, path: tuple) -> Any:
+        out = ins[0]
+        for x in ins[1:]:
+            out = out * x
+        return out
+
+    def op_chunk(self, f: dict, ins: list, path: tuple) -> Any:
+        return ins[0].chunk(f["chunks"], f.get("dim", 1))[f["part"]]
+
+    def op_channel_shuffle(self, f: dict, ins: list, path: tuple) -> Any:
+        return self.F.channel_shuffle(ins[0], f["groups"])
+
     @property
     def F(self) -> Any:
         """torch.nn.functional, as PyTorch code names it."""

@@ -581,6 +581,76 @@ def dense(g: Gen, s: Scope) -> bool:
     return True
 
 
+def gate(g: Gen, s: Scope) -> bool:
+    """A gate multiplied into the map (`mul`, broadcast as torch does): squeeze-excitation's
+    Cx1x1 from the pooled map, or a 1xHxW spatial gate from a 1x1 conv."""
+    c, h, w = s.shape
+    src = s.current()
+    sub = Scope(s.shape, s.names)
+    if g.bool():
+        pooled = Layer("adaptive_avgpool", {"output": 1, "from": s.ref(src)})
+        sub.add(pooled, (c, 1, 1))
+        squeeze = g.int(1, max(1, c // 2))
+        sub.add(Layer("conv", {"out": squeeze, "kernel": 1}), (squeeze, 1, 1))
+        sub.add(Layer("relu"), (squeeze, 1, 1))
+        sub.add(Layer("conv", {"out": c, "kernel": 1}), (c, 1, 1))
+        shape: Shape = (c, 1, 1)
+    else:
+        sub.add(Layer("conv", {"out": 1, "kernel": 1, "from": s.ref(src)}), (1, h, w))
+        shape = (1, h, w)
+    sub.add(Layer(g.pick(["sigmoid", "hardsigmoid"])), shape)
+    s.layers += sub.layers
+    refs = [s.ref(sub.layers[-1]), s.ref(src)]
+    if g.bool():
+        refs.reverse()
+    s.add(Layer("mul", {"from": refs}, primary="from", short=g.bool(0.7)), s.shape)
+    return True
+
+
+def torch_chunks(size: int, chunks: int) -> list[int]:
+    """torch.chunk's part sizes: ceil(size / chunks) each until the size runs out."""
+    step = -(-size // chunks)
+    sizes = []
+    while sum(sizes) < size:
+        sizes.append(min(step, size - sum(sizes)))
+    return sizes
+
+
+def shuffle_unit(g: Gen, s: Scope) -> bool:
+    """ShuffleNet's unit, loosely: the channels split by `chunk` (into fewer parts than asked
+    for where torch's rounding up uses them all), some parts through a 1x1 conv, the parts
+    concatenated again and `channel_shuffle`d."""
+    c, h, w = s.shape
+    if c < 2:
+        return False
+    src = s.current()
+    chunks = g.int(2, min(c, 5))
+    sizes = torch_chunks(c, chunks)
+    sub = Scope(s.shape, s.names)
+    ends: list[Layer] = []
+    total = 0
+    for part, size in enumerate(sizes):
+        fields = {"chunks": chunks, "part": part, "from": s.ref(src)}
+        ends.append(sub.add(Layer("chunk", fields), (size, h, w)))
+        width = size
+        if g.bool(0.4):
+            width = g.int(1, min(16, g.channels_cap(size, 1, (1, 1), (h, w))))
+            ends[-1] = sub.add(Layer("conv", {"out": width, "kernel": 1}), (width, h, w))
+        total += width
+    if total > MAX_CHANNELS:
+        return False  # nothing is added to `s` before the end
+    s.layers += sub.layers
+    refs = [s.ref(e) for e in ends]
+    if g.bool():
+        refs.reverse()
+    s.add(Layer("concat", {"from": refs}, primary="from", short=True), (total, h, w))
+    groups = g.pick([d for d in range(1, total + 1) if total % d == 0])
+    layer = Layer("channel_shuffle", {"groups": groups}, primary="groups", short=g.bool())
+    maybe_expect(g, layer, (total, h, w))
+    s.add(layer, (total, h, w))
+    return True
+
+
 # --- user blocks --------------------------------------------------------------------------------
 
 
@@ -867,7 +937,7 @@ def aux_head(g: Gen, s: Scope, src: Layer | None, shape: Shape) -> tuple[Layer, 
 # --- the spec -----------------------------------------------------------------------------------
 
 BODY = [conv, conv, conv, pool, pool, bn, act, inception, branches, user_block, user_block]
-BODY += [seq, dense]
+BODY += [seq, dense, gate, shuffle_unit]
 RARE = [repeated_conv, disabled, conv_transpose]
 
 

@@ -149,3 +149,16 @@ def test_specs_with_the_same_code_keep_their_own_output_names():
     second = compiler.build({"input": [4], "layers": layers, "outputs": {"c": "p", "d": "q"}})
     x = torch.zeros(1, 4)
     assert first(x)._fields == ("a", "b") and second(x)._fields == ("c", "d")
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3, 4, 6, 12])
+def test_channel_shuffle_is_torchvisions_view_transpose_view(groups):
+    """torchvision's `channel_shuffle` (shufflenetv2.py), transcribed, and the built module
+    give the same tensor."""
+    from compiler import build
+
+    model = build({"input": [12, 3, 2], "layers": [{"channel_shuffle": groups}]})
+    x = torch.randn(2, 12, 3, 2)
+    n, c, h, w = x.shape
+    reference = x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+    assert torch.equal(model(x), reference)

@@ -106,3 +106,44 @@ layers:
         assert node.params == sum(p.numel() for p in module.parameters())
     conv = nodes[1]
     assert conv.macs == 12 * (6 // 3) * 3 * 5 * 10 * 10
+
+
+@pytest.mark.parametrize("size", range(1, 14))
+def test_chunk_parts_match_torch(size):
+    """Every part of `x.chunk(chunks, 1)` has the size yarch infers, and a part torch does not
+    make is yarch's `empty-chunk`."""
+    x = torch.empty(1, size, 2, 2, device="meta")
+    for chunks in range(2, 9):
+        for part in range(chunks):
+            spec = (
+                f"input: [{size}, 2, 2]\nlayers:\n  - chunk: {{chunks: {chunks}, part: {part}}}\n"
+            )
+            result = lint_text(spec)
+            parts = x.chunk(chunks, 1)
+            if part < len(parts):
+                assert not result.diagnostics, (size, chunks, part)
+                graph = result.graph
+                assert graph.node(graph.outputs["out"]).shape == tuple(parts[part].shape[1:])
+            else:
+                assert [d.code for d in result.diagnostics] == ["empty-chunk"], (size, chunks)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_mul_broadcasts_as_torch(seed):
+    rng = random.Random(seed)
+    shapes = [tuple(rng.choice((1, 2, 3)) for _ in range(3)) for _ in range(rng.randint(2, 3))]
+    spec = "input: [3, 3, 3]\nlayers:\n" + "".join(
+        f"  - adaptive_avgpool: {{name: p{i}, from: input, output: [{s[1]}, {s[2]}]}}\n"
+        f"  - conv: {{name: c{i}, out: {s[0]}, kernel: 1}}\n"
+        for i, s in enumerate(shapes)
+    )
+    spec += f"  - mul: [{', '.join(f'c{i}' for i in range(len(shapes)))}]\n"
+    result = lint_text(spec)
+    graph = result.graph
+    try:
+        want = tuple(torch.broadcast_shapes(*[(2, *s) for s in shapes])[1:])
+    except RuntimeError:
+        assert [d.code for d in result.diagnostics] == ["mul-mismatch"], shapes
+        return
+    assert not result.diagnostics, shapes
+    assert graph.node(graph.outputs["out"]).shape == want

@@ -1,4 +1,4 @@
-"""Ops that merge several inputs: channel concatenation and elementwise addition."""
+"""Ops that merge several inputs: channel concatenation, elementwise addition and product."""
 
 from __future__ import annotations
 
@@ -109,3 +109,62 @@ class Add(Op):
     @classmethod
     def torch_expr(cls, a: NodeArgs, inputs: list[str], shapes: list[Shape]) -> str:
         return " + ".join(inputs)
+
+
+def broadcast(shapes: list[Shape]) -> Shape | None:
+    """The shape torch's broadcasting gives tensors of these shapes (batch left out, equal
+    ranks): each axis equal or 1; None when they do not broadcast."""
+    out = []
+    for sizes in zip(*shapes, strict=True):
+        wide = {s for s in sizes if s != 1}
+        if len(wide) > 1:
+            return None
+        out.append(wide.pop() if wide else 1)
+    return tuple(out)
+
+
+@register
+class Mul(Op):
+    """multiplies its inputs elementwise, broadcasting as torch does (a squeeze-excitation
+    gate: `[C, 1, 1]` times `[C, H, W]`)."""
+
+    name = "mul"
+    example = (
+        (3, 8, 8),
+        (
+            "adaptive_avgpool: {name: squeeze, output: 1}",
+            "sigmoid: {name: gate}",
+            "mul: [gate, input]",
+        ),
+    )
+    primary = "from"
+    kind = "merge"
+    min_inputs = 2
+    max_inputs = None
+
+    @classmethod
+    def infer(cls, a: NodeArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
+        ranks = {len(s) for s in inputs}
+        # with the batch in front, inputs of different ranks would broadcast the batch against
+        # another axis: the result would depend on the batch size
+        out = broadcast(inputs) if len(ranks) == 1 else None
+        if out is not None:
+            return out
+        if len(ranks) > 1:
+            message = f"`{ctx.name}` multiplies inputs of different ranks"
+            help = "give every input the same number of dimensions: a gate of a CxHxW map is Cx1x1"
+        else:
+            message = f"`{ctx.name}` multiplies inputs whose shapes do not broadcast"
+            help = "each dimension must be the same in every input, or 1 in all but one of them"
+        ctx.error(
+            "mul-mismatch",
+            message,
+            label="inputs disagree",
+            notes=_listing(ctx, inputs),
+            help=help,
+        )
+        return None
+
+    @classmethod
+    def torch_expr(cls, a: NodeArgs, inputs: list[str], shapes: list[Shape]) -> str:
+        return " * ".join(inputs)
