@@ -5,7 +5,9 @@ from ../shared/references; see tests/zoo.py):
 it lints with no diagnostic at all; its parameters and MACs are torchvision's; its state_dict
 has torchvision's keys and shapes, in order; with the deterministic weights of `zoo_weights.py`
 its eval output is the one torchvision gave, within 1e-4 of the output's largest magnitude; the
-generated code gives the built module's output; `compiler.optimize` keeps it within 1e-4.
+generated code gives the built module's output; `compiler.optimize` keeps it within 1e-4 (or,
+for a model that amplifies rounding past that, within three times what one float32 rounding of
+every weight moves its output).
 
 The output checks of the largest models (more than `FAST_MACS` multiply-accumulates: VGG, the
 deeper ResNets and ResNeXts) run in the slow profile only: `make test-zoo` (`YARCH_ZOO=all`).
@@ -121,7 +123,35 @@ def test_outputs_equal_torchvisions_built_generated_and_optimized(path, tmp_path
         generated = getattr(module, torchbuild.class_name(_lint(path).graph.name))()
         generated.load_state_dict(model.state_dict(), strict=True)
         assert _compare(generated.eval()(x), name) <= 1e-4, "generated code"
-        assert _compare(optimize(model)(x), name) <= 1e-4, "compiler.optimize"
+        error = _compare(optimize(model)(x), name)
+        # Folding batch norm into the convs rounds each weight once more. A few models amplify
+        # that much: with the zoo's weights, RegNetY-3.2GF's output moves by 1.7e-4 of its
+        # largest value when its weights move by one float32 rounding, so no folded network can
+        # keep it within 1e-4. Past 1e-4, the bound is three times what the model's own
+        # sensitivity to one rounding of every weight gives, measured here.
+        bound = 1e-4 if error <= 1e-4 else max(1e-4, 3 * _rounding_sensitivity(model, x, name))
+        assert error <= bound, f"compiler.optimize: {error:.3g} > {bound:.3g}"
+
+
+def _rounding_sensitivity(model, x, name: str) -> float:
+    """How far the output moves when every weight moves by one float32 rounding (relative
+    noise of 2^-24, two draws, the larger)."""
+    import torch
+
+    state = model.state_dict()
+    moved = []
+    for seed in (0, 1):
+        generator = torch.Generator().manual_seed(seed)
+        noisy = {
+            k: v * (1 + 2.0**-24 * torch.randn(v.shape, generator=generator))
+            if v.is_floating_point()
+            else v
+            for k, v in state.items()
+        }
+        model.load_state_dict(noisy)
+        moved.append(_compare(model(x), name))
+    model.load_state_dict(state)
+    return max(moved)
 
 
 def test_the_readmes_table_of_the_zoo_is_current():
