@@ -192,7 +192,13 @@ _REGISTRY = (
         ERROR,
         "a conv, pool or norm applied to a vector; a softmax over a dimension its input lacks",
     ),
-    Code("invalid-groups", ERROR, "conv groups that do not divide its channels"),
+    Code("invalid-groups", ERROR, "conv or group norm groups that do not divide its channels"),
+    Code(
+        "invalid-dims",
+        ERROR,
+        "a `permute` that is no order of its input's dimensions or moves the batch; a `mean` "
+        "over dimensions its input lacks or over the batch",
+    ),
     Code("concat-mismatch", ERROR, "concat inputs with different spatial sizes (or ranks)"),
     Code("add-mismatch", ERROR, "add inputs with different shapes", received=True),
     Code(
