@@ -7,10 +7,12 @@ batch norm, activations, dropout, LRN, `seq`, `repeat` with `first:`, disabled l
 Inception modules (every way of writing their channels), branches merged by `add` and `concat`
 (also across several layers, DenseNet-style), user blocks (ResNet basic and bottleneck blocks
 with a conditional projection shortcut, identity residuals, Inception-like blocks, depthwise
-separable convs, blocks made of blocks), parameters and `${...}` expressions, `expect:` and
-declared `in:` sizes, and a head (adaptive pooling, flatten or reshape, linear layers), sometimes
-with extra and training-only outputs. The shapes are computed here, independently of
-`compiler/`, with PyTorch's formulas; every example carries the output shapes it should have.
+separable convs, blocks made of blocks), ConvNeXt blocks (group and layer norms, `permute`,
+linear layers on the last dimension, layer scale, stochastic depth), parameters and `${...}`
+expressions, `expect:` and declared `in:` sizes, and a head (adaptive pooling, flatten, reshape
+or `mean`, linear layers), sometimes with extra and training-only outputs. The shapes are
+computed here, independently of `compiler/`, with PyTorch's formulas; every example carries the
+output shapes it should have.
 
 `mutants()` draws a spec of the library (every file under `specs/`, variants included) or a
 generated one, and breaks it: a number changed, a key deleted, duplicated or renamed, a value

@@ -31,8 +31,10 @@ def _as_map(features: int, channels: int) -> str | None:
 
 @register
 class Linear(Op):
-    """a fully connected layer (nn.Linear) on features, or on the last dimension at every
-    position (`over: last`)."""
+    """a fully connected layer (nn.Linear) on features, or on the last dim (`over: last`).
+
+    `over: last` applies it at every position of a tensor (a channels-last map, as ConvNeXt's
+    blocks do); without it a map must be flattened first."""
 
     name = "linear"
     example = ((3, 4, 4), ("flatten", "linear: {in: 48, out: 10}"))

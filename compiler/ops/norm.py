@@ -138,8 +138,10 @@ def _to_last(rank: int) -> tuple[str, str]:
 
 @register
 class LayerNorm(Op):
-    """layer normalisation over the channels of each position (`over: channels`, ConvNeXt's
-    LayerNorm2d) or over the last dimension (`over: last`, nn.LayerNorm)."""
+    """layer normalisation over the channels (ConvNeXt's LayerNorm2d) or the last dim (`last`).
+
+    `over: channels` normalises the channels at each position of a map (or the features);
+    `over: last` the last dimension, as nn.LayerNorm does (a channels-last map)."""
 
     name = "layer_norm"
     example = ((4, 5, 6), ("layer_norm: {eps: 1.0e-6}",))
@@ -192,8 +194,7 @@ class GroupNormArgs(NodeArgs):
 
 @register
 class GroupNorm(Op):
-    """group normalisation (nn.GroupNorm): the channels in `groups` groups, each normalised
-    over its channels and positions."""
+    """group normalisation (nn.GroupNorm): each of `groups` groups of channels on its own."""
 
     name = "group_norm"
     example = ((4, 5, 5), ("group_norm: 2",))

@@ -26,9 +26,10 @@ class StochasticDepthArgs(NodeArgs):
 
 @register
 class StochasticDepth(Op):
-    """zeroes a residual branch with probability `p` while training, per sample (`mode: row`)
-    or for the whole batch (`batch`), scaling what it keeps by 1/(1-p); the identity in eval
-    mode (torchvision's StochasticDepth)."""
+    """zeroes a residual branch with probability `p` while training (torchvision's StochasticDepth).
+
+    Per sample (`mode: row`) or for the whole batch (`batch`), scaling what it keeps by
+    1 / (1 - p); the identity in eval mode."""
 
     name = "stochastic_depth"
     example = ((3, 8, 8), ("stochastic_depth: {p: 0.1}",))
@@ -65,8 +66,10 @@ class LayerScaleArgs(NodeArgs):
 
 @register
 class LayerScale(Op):
-    """multiplies each channel by a learned scale, initially `init`: a bare parameter of shape
-    Cx1x1 (C for features) whose state_dict key is the layer's name (ConvNeXt)."""
+    """a learned scale per channel, initially `init` (ConvNeXt's layer scale).
+
+    A bare parameter of shape Cx1x1 (C for features) whose state_dict key is the layer's
+    name itself."""
 
     name = "layer_scale"
     example = ((3, 8, 8), ("layer_scale: {init: 0.1}",))

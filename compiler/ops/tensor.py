@@ -27,8 +27,7 @@ class PermuteArgs(NodeArgs):
 
 @register
 class Permute(Op):
-    """reorders the dimensions as `Tensor.permute` does, batch first: `[0, 2, 3, 1]` makes a
-    CxHxW map channels-last (HxWxC)."""
+    """reorders the dimensions, batch first (`Tensor.permute`): `[0, 2, 3, 1]` is channels-last."""
 
     name = "permute"
     example = ((3, 4, 5), ("permute: [0, 2, 3, 1]",))
@@ -79,8 +78,9 @@ class MeanArgs(NodeArgs):
 
 @register
 class Mean(Op):
-    """averages over `dims` (torch's numbering, the batch 0: `[2, 3]` is a global average
-    pool of a map); `keepdim` keeps them with size 1."""
+    """averages over `dims`, numbered as torch does (the batch 0): `[2, 3]` pools a map.
+
+    `keepdim: true` keeps them, with size 1."""
 
     name = "mean"
     example = ((3, 4, 5), ("mean: {dims: [2, 3], keepdim: true}",))
