@@ -27,7 +27,7 @@ from .gcpause import no_cyclic_gc
 from .graph import ArchGraph
 from .lower import Container, Leaf, lower, render_forward
 from .names import Namespace, class_name, class_names, safe_identifier
-from .ops.base import OPS, fmt_shape
+from .ops.base import OPS, TorchParameter, fmt_shape
 
 LINE_LENGTH = 100
 INDENT = "    "
@@ -56,8 +56,9 @@ class ClassDef:
     values: dict[int, list[Any]] = field(default_factory=dict)
     # slot index -> the text that fills it in the class body, and whether it is a parameter
     slots: list[tuple[str, bool]] = field(default_factory=list)
-    # (attribute, constructor expression) of every submodule, in `state_dict` order
-    children: list[tuple[str, str]] = field(default_factory=list)
+    # (attribute, constructor expression, how a non-identifier attribute is registered) of
+    # every submodule or bare parameter, in `state_dict` order
+    children: list[tuple[str, str, str]] = field(default_factory=list)
     returns: str = "torch.Tensor"
     forward: list[str] = field(default_factory=list)  # its lines, indented relative to its body
 
@@ -305,9 +306,10 @@ def _parameterize(cls: ClassDef, graph: ArchGraph, defs: dict[int, ClassDef]) ->
 
 def _construct(
     c: Container, slots: list[tuple[str, bool]], defs: dict[int, ClassDef], at: list[int]
-) -> list[tuple[str, str]]:
-    """(attribute, constructor expression) of every child, filling slots in order."""
-    out: list[tuple[str, str]] = []
+) -> list[tuple[str, str, str]]:
+    """(attribute, constructor expression, registering method) of every child, filling slots
+    in order."""
+    out: list[tuple[str, str, str]] = []
 
     def take(n: int) -> list[tuple[str, bool]]:
         start = at[0]
@@ -318,22 +320,25 @@ def _construct(
         if isinstance(child, Container):
             if child.sequential:
                 # the trailing comma keeps one module a line, as nn.Sequential is written
-                inner = "".join(f"{e}, " for _, e in _construct(child, slots, defs, at))
-                out.append((child.attr, f"nn.Sequential({inner.rstrip()})"))
+                inner = "".join(f"{e}, " for _, e, _ in _construct(child, slots, defs, at))
+                out.append((child.attr, f"nn.Sequential({inner.rstrip()})", "add_module"))
             else:
                 d = defs[id(child)]
                 args = [t for t, _ in take(len(d.params))]
-                out.append((child.attr, f"{d.name}({', '.join(args)})"))
+                out.append((child.attr, f"{d.name}({', '.join(args)})", "add_module"))
         elif child.call is not None:
             call = child.call
             values = take(len(call.args) + len(call.kwargs))
             args = [t for t, _ in values[: len(call.args)]]
-            for (k, v, default), (text, is_param) in zip(
-                call.kwargs, values[len(call.args) :], strict=True
-            ):
-                if is_param or v != default:  # a literal equal to torch's default is left out
-                    args.append(f"{k}={text}")
-            out.append((child.attr, f"nn.{call.cls}({', '.join(args)})"))
+            kwargs = [
+                (k, text)
+                for (k, v, default), (text, is_param) in zip(
+                    call.kwargs, values[len(call.args) :], strict=True
+                )
+                if is_param or v != default  # a literal equal to torch's default is left out
+            ]
+            method = "register_parameter" if isinstance(call, TorchParameter) else "add_module"
+            out.append((child.attr, call.construct(args, kwargs), method))
     return out
 
 

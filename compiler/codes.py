@@ -201,13 +201,19 @@ _REGISTRY = (
     Code(
         "invalid-groups",
         ERROR,
-        "conv or channel_shuffle groups that do not divide its channels",
+        "conv, group norm or channel_shuffle groups that do not divide its channels",
     ),
     Code(
         "empty-chunk",
         ERROR,
         "a `chunk` part that torch.chunk does not make (part 3 of 4 chunks of 6 channels: "
         "2 + 2 + 2)",
+    ),
+    Code(
+        "invalid-dims",
+        ERROR,
+        "a `permute` that is no order of its input's dimensions or moves the batch; a `mean` "
+        "over dimensions its input lacks or over the batch",
     ),
     Code("concat-mismatch", ERROR, "concat inputs with different spatial sizes (or ranks)"),
     Code("add-mismatch", ERROR, "add inputs with different shapes", received=True),

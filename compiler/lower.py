@@ -244,12 +244,16 @@ def _leaf_expr(leaf: Leaf) -> Callable[[list[str]], str]:
         return lambda args: node.op.torch_expr(node.args, args, node.input_shapes)  # type: ignore[arg-type]
     pad = node.op.torch_pad(node.args, node.input_shapes)  # type: ignore[arg-type]
     call = attribute(leaf.attr)
+
+    def apply(x: str) -> str:
+        return node.op.torch_apply(node.args, call, x, node.input_shapes)  # type: ignore[arg-type]
+
     if pad is None:
-        return lambda args: f"{call}({args[0]})"
+        return lambda args: apply(args[0])
     pads, value = pad
     fill = f'float("{value}")' if value in (INF, -INF) else repr(value)
     extra = f", value={fill}" if value else ""
-    return lambda args: f"{call}(F.pad({args[0]}, {pads!r}{extra}))"
+    return lambda args: apply(f"F.pad({args[0]}, {pads!r}{extra})")
 
 
 def _is_chain(c: Container) -> bool:

@@ -20,7 +20,7 @@ from .lint.rules import MAX_ACTIVATION_BYTES, MAX_PARAMS, budget_problems
 from .loader import Document
 from .lower import Container, lower, render_forward
 from .names import class_name
-from .ops.base import BuildError
+from .ops.base import BuildError, TorchParameter
 from .pipeline import SpecError, lint_document, lint_file
 
 _CLASSES: dict[tuple[str, str, tuple[str, ...] | None], type[nn.Module]] = {}
@@ -44,10 +44,13 @@ def _module_class(name: str, source: str, outputs: type | None) -> type[nn.Modul
 
 
 def instantiate(c: Container, model_name: str) -> nn.Module:
-    children: list[tuple[str, nn.Module]] = []
+    children: list[tuple[str, nn.Module | nn.Parameter]] = []
     for child in c.children:
         if isinstance(child, Container):
             children.append((child.attr, instantiate(child, model_name)))
+        elif isinstance(child.call, TorchParameter):
+            ((_, fill, _),) = child.call.kwargs
+            children.append((child.attr, nn.Parameter(torch.full(child.call.args, fill))))
         elif child.call is not None:
             module_cls = getattr(nn, child.call.cls)
             kwargs = {k: v for k, v in child.call.shown_kwargs()}
@@ -60,7 +63,10 @@ def instantiate(c: Container, model_name: str) -> nn.Module:
     name = class_name(model_name if not c.path else c.block)
     module = _module_class(name, forward_source(c), outputs)()
     for attr, child_module in children:
-        module.add_module(attr, child_module)
+        if isinstance(child_module, nn.Parameter):
+            module.register_parameter(attr, child_module)
+        else:
+            module.add_module(attr, child_module)
     return module
 
 

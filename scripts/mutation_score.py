@@ -305,9 +305,10 @@ class Oracle:
     """Build and run a spec as hand-written PyTorch would, honouring every declared number.
 
     Supports what the bundled specs use: conv, bn, lrn, max/avg/adaptive pooling, the
-    activations, dropout, flatten, linear, reshape, softmax, concat, add, seq, inception and
-    user blocks with `$name` parameters. Expressions, `repeat`, `first`, `if`, `scales` and
-    `extends` raise `Unsupported`.
+    activations, dropout, flatten, linear, reshape, softmax, concat, add, permute, mean, layer
+    and group norm, layer scale, stochastic depth, seq, inception and user blocks with `$name`
+    parameters. Expressions, `repeat`, `first`, `if`, `scales` and `extends` raise
+    `Unsupported`.
     """
 
     BATCH = 2
@@ -514,6 +515,34 @@ class Oracle:
 
     def op_channel_shuffle(self, f: dict, ins: list, path: tuple) -> Any:
         return self.F.channel_shuffle(ins[0], f["groups"])
+
+    def op_permute(self, f: dict, ins: list, path: tuple) -> Any:
+        return ins[0].permute(*f["dims"])
+
+    def op_mean(self, f: dict, ins: list, path: tuple) -> Any:
+        return ins[0].mean(tuple(f["dims"]), keepdim=f.get("keepdim", False))
+
+    def op_stochastic_depth(self, f: dict, ins: list, path: tuple) -> Any:
+        return ins[0]  # the identity in eval mode
+
+    def op_layer_scale(self, f: dict, ins: list, path: tuple) -> Any:
+        x = ins[0]  # nn.Parameter(torch.full((C, 1, 1), init)) * x
+        return self.empty(x.shape[1], *(1,) * (x.dim() - 2)) * x
+
+    def op_layer_norm(self, f: dict, ins: list, path: tuple) -> Any:
+        """nn.LayerNorm on the last dimension, or between permutes on the channels."""
+        x = ins[0]
+        if f.get("over", "channels") == "last" or x.dim() == 2:
+            return self.F.layer_norm(x, (x.shape[-1],), self.empty(x.shape[-1]))
+        there = x.movedim(1, -1)
+        return self.F.layer_norm(there, (x.shape[1],), self.empty(x.shape[1])).movedim(-1, 1)
+
+    def op_group_norm(self, f: dict, ins: list, path: tuple) -> Any:
+        """nn.GroupNorm(groups, C)(x); its constructor's check included."""
+        x, groups = ins[0], f["groups"]
+        if x.shape[1] % groups:
+            raise ValueError("num_channels must be divisible by num_groups")
+        return self.F.group_norm(x, groups, self.empty(x.shape[1]))
 
     @property
     def F(self) -> Any:

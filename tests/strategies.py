@@ -7,10 +7,12 @@ batch norm, activations, dropout, LRN, `seq`, `repeat` with `first:`, disabled l
 Inception modules (every way of writing their channels), branches merged by `add` and `concat`
 (also across several layers, DenseNet-style), user blocks (ResNet basic and bottleneck blocks
 with a conditional projection shortcut, identity residuals, Inception-like blocks, depthwise
-separable convs, blocks made of blocks), parameters and `${...}` expressions, `expect:` and
-declared `in:` sizes, and a head (adaptive pooling, flatten or reshape, linear layers), sometimes
-with extra and training-only outputs. The shapes are computed here, independently of
-`compiler/`, with PyTorch's formulas; every example carries the output shapes it should have.
+separable convs, blocks made of blocks), ConvNeXt blocks (group and layer norms, `permute`,
+linear layers on the last dimension, layer scale, stochastic depth), parameters and `${...}`
+expressions, `expect:` and declared `in:` sizes, and a head (adaptive pooling, flatten, reshape
+or `mean`, linear layers), sometimes with extra and training-only outputs. The shapes are
+computed here, independently of `compiler/`, with PyTorch's formulas; every example carries the
+output shapes it should have.
 
 `mutants()` draws a spec of the library (every file under `specs/`, variants included) or a
 generated one, and breaks it: a number changed, a key deleted, duplicated or renamed, a value
@@ -648,6 +650,43 @@ def shuffle_unit(g: Gen, s: Scope) -> bool:
     layer = Layer("channel_shuffle", {"groups": groups}, primary="groups", short=g.bool())
     maybe_expect(g, layer, (total, h, w))
     s.add(layer, (total, h, w))
+
+
+def cn_block(g: Gen, s: Scope) -> bool:
+    """ConvNeXt's block, inline: a depthwise conv, the channels moved last (`permute`) for a
+    layer norm and two linear layers on the last dimension, moved back, a layer scale and
+    stochastic depth, added to the block's input; sometimes a group or layer norm first."""
+    c, h, w = s.shape
+    if g.bool(0.4):
+        if g.bool():
+            groups = g.pick([d for d in range(1, c + 1) if c % d == 0])
+            s.add(
+                Layer("group_norm", {"groups": groups}, primary="groups", short=g.bool()), s.shape
+            )
+        else:
+            s.add(Layer("layer_norm", {"eps": 1e-6} if g.bool() else {}), s.shape)
+    src = s.current()
+    k = g.pick([k for k in (1, 3, 7) if c * k * k * h * w <= LAYER_MACS] or [1])
+    s.add(Layer("conv", {"out": c, "kernel": k, "padding": k // 2, "groups": c}), s.shape)
+    s.add(Layer("permute", {"dims": [0, 2, 3, 1]}, primary="dims", short=g.bool(0.7)), (h, w, c))
+    s.add(Layer("layer_norm", {"over": "last"}, primary="over", short=g.bool()), (h, w, c))
+    hidden = g.int(1, max(1, min(16, LAYER_MACS // (h * w * c))))
+    s.add(Layer("linear", {"out": hidden, "over": "last"}), (h, w, hidden))
+    act(g, s, map_only=False)
+    fields: dict[str, Any] = {"out": c, "over": "last"}
+    if g.bool(0.3):
+        fields["in"] = hidden
+    s.add(Layer("linear", fields), (h, w, c))
+    s.add(Layer("permute", {"dims": [0, 3, 1, 2]}, primary="dims", short=g.bool(0.7)), (c, h, w))
+    if g.bool(0.7):
+        init = g.pick([1e-6, 0.5, 1])
+        s.add(Layer("layer_scale", {"init": init}, primary="init", short=g.bool()), s.shape)
+    if g.bool(0.7):
+        fields = {"p": g.pick([0, 0.1, 0.5])}
+        if g.bool(0.2):
+            fields["mode"] = g.pick(["row", "batch"])
+        s.add(Layer("stochastic_depth", fields, primary="p", short=g.bool()), s.shape)
+    s.add(Layer("add", {"from": [s.ref(s.current()), s.ref(src)]}, primary="from"), s.shape)
     return True
 
 
@@ -884,11 +923,15 @@ def stage(g: Gen, s: Scope) -> bool:
 def head(g: Gen, s: Scope) -> None:
     """Map -> features -> classifier, or nothing (the network outputs a map)."""
     c, h, w = s.shape
-    kind = g.pick(["adaptive", "flatten", "reshape", "none"])
+    kind = g.pick(["adaptive", "flatten", "reshape", "mean", "none"])
     if kind == "flatten" and c * h * w > 4096:
         kind = "adaptive"
     if kind == "none":
         return
+    if kind == "mean":  # a global average pool, as ConvNeXt-style heads write it
+        dims = g.pick([[2, 3], [-2, -1], [3, 2]])
+        s.add(Layer("mean", {"dims": dims}, primary="dims", short=g.bool()), (c,))
+        h = w = 1
     if kind == "adaptive":
         op = g.pick(["adaptive_avgpool", "adaptive_maxpool"])
         out = g.pick([(1, 1), (1, 1), (2, 2), (1, 2)])
@@ -896,7 +939,9 @@ def head(g: Gen, s: Scope) -> None:
         s.add(Layer(op, fields, primary="output", short=g.bool()), (c, *out))
         c, h, w = s.shape
     features = c * h * w
-    if kind == "reshape":
+    if kind == "mean":
+        pass
+    elif kind == "reshape":
         shape = g.pick([["N", -1], ["N", features], [-1, features]])
         s.add(Layer("reshape", {"shape": shape}, primary="shape", short=g.bool(0.7)), (features,))
     else:
@@ -937,7 +982,7 @@ def aux_head(g: Gen, s: Scope, src: Layer | None, shape: Shape) -> tuple[Layer, 
 # --- the spec -----------------------------------------------------------------------------------
 
 BODY = [conv, conv, conv, pool, pool, bn, act, inception, branches, user_block, user_block]
-BODY += [seq, dense, gate, shuffle_unit]
+BODY += [seq, dense, gate, shuffle_unit, cn_block]
 RARE = [repeated_conv, disabled, conv_transpose]
 
 

@@ -159,9 +159,31 @@ class TorchCall:
     def shown_kwargs(self) -> list[tuple[str, Any]]:
         return [(k, v) for k, v, default in self.kwargs if v != default]
 
-    def render(self, prefix: str = "nn.") -> str:
-        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.shown_kwargs()]
-        return f"{prefix}{self.cls}({', '.join(parts)})"
+    def render(self) -> str:
+        return self.construct(
+            [repr(a) for a in self.args], [(k, repr(v)) for k, v in self.shown_kwargs()]
+        )
+
+    def construct(self, args: list[str], kwargs: list[tuple[str, str]]) -> str:
+        """The constructor call, from the source text of its arguments (generated code
+        passes a block's parameters: `nn.Conv2d(in_channels, 64, kernel_size=1)`)."""
+        parts = [*args, *(f"{k}={v}" for k, v in kwargs)]
+        return f"nn.{self.cls}({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class TorchParameter(TorchCall):
+    """A bare learned tensor instead of a module: `nn.Parameter(torch.full((96, 1, 1), 1e-06))`,
+    registered on the container under the layer's name, so that its state_dict key is the
+    layer's name itself, as torch code that keeps a tensor outside any module writes it
+    (ConvNeXt's `layer_scale`). `args` are its shape, `kwargs` its `fill_value`."""
+
+    cls: str = "Parameter"
+
+    def construct(self, args: list[str], kwargs: list[tuple[str, str]]) -> str:
+        shape = ", ".join(args) + ("," if len(args) == 1 else "")
+        fill = ", ".join(v for _, v in kwargs)
+        return f"nn.Parameter(torch.full(({shape}), {fill}))"
 
 
 def square(pair: tuple[int, int]) -> int | tuple[int, int]:
@@ -272,6 +294,13 @@ class Op:
     def torch_expr(cls, args: Any, inputs: list[str], shapes: list[Shape]) -> str:
         """The forward expression of an op without a module (`torch.cat([a, b], 1)`)."""
         raise NotImplementedError(cls.name)
+
+    @classmethod
+    def torch_apply(cls, args: Any, module: str, x: str, shapes: list[Shape]) -> str:
+        """How forward applies the module of `torch_module` (`module` is `self.conv1`) to the
+        input `x`: a call, unless the op runs its module on a view of the input (a layer norm
+        over the channels of a map) or its module is a `TorchParameter` (a learned scale)."""
+        return f"{module}({x})"
 
     @classmethod
     def torch_pad(cls, args: Any, inputs: list[Shape]) -> tuple[tuple[int, ...], float] | None:

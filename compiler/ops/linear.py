@@ -16,6 +16,9 @@ class LinearArgs(NodeArgs):
     out: PosInt
     bias: Annotated[bool, Field(strict=True)] = True
     in_: PosInt | None = Field(None, alias="in")
+    # `last`: at every position of a tensor, on its last dimension (a channels-last map, as
+    # ConvNeXt's blocks apply it); `features`: to a vector, so a map must be flattened first
+    over: Literal["features", "last"] = "features"
 
 
 def _as_map(features: int, channels: int) -> str | None:
@@ -28,7 +31,10 @@ def _as_map(features: int, channels: int) -> str | None:
 
 @register
 class Linear(Op):
-    """a fully connected layer (nn.Linear) on features."""
+    """a fully connected layer (nn.Linear) on features, or on the last dim (`over: last`).
+
+    `over: last` applies it at every position of a tensor (a channels-last map, as ConvNeXt's
+    blocks do); without it a map must be flattened first."""
 
     name = "linear"
     example = ((3, 4, 4), ("flatten", "linear: {in: 48, out: 10}"))
@@ -39,7 +45,7 @@ class Linear(Op):
     @classmethod
     def infer(cls, a: LinearArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
         (x,) = inputs
-        if len(x) != 1:
+        if len(x) != 1 and a.over == "features":
             ctx.error(
                 "unflattened-linear",
                 f"`{ctx.name}` is applied to a {fmt_shape(x)} map that was never flattened",
@@ -48,12 +54,24 @@ class Linear(Op):
                 "or pool the map to 1x1 first",
             )
             return None
-        if a.in_ is not None:
+        if a.in_ is not None and len(x) == 1:
             cls.check_in(a.in_, x, ctx)
-        return (a.out,)
+        elif a.in_ is not None and a.in_ != x[-1]:
+            ctx.error(
+                "feature-mismatch",
+                f"`{ctx.name}` declares {a.in_} input features but its input's last dimension "
+                f"has {x[-1]}",
+                "in",
+                label="declared here",
+                notes=(f"`{ctx.source(0)}` gives {fmt_shape(x)}",),
+                help=f"set `in: {x[-1]}`",
+            )
+        return (*x[:-1], a.out)
 
     @classmethod
     def check_in(cls, declared: int, x: Shape, ctx: Context) -> None:
+        # a layer that failed validation may have been meant for a vector or for the last
+        # dimension of a map: only a vector is checked then
         if len(x) != 1 or declared == x[0]:
             return
         (features,) = x
@@ -89,17 +107,17 @@ class Linear(Op):
 
     @classmethod
     def count_params(cls, a: LinearArgs, inputs: list[Shape], out: Shape) -> int:
-        return inputs[0][0] * a.out + (a.out if a.bias else 0)
+        return inputs[0][-1] * a.out + (a.out if a.bias else 0)
 
     @classmethod
     def count_macs(cls, a: LinearArgs, inputs: list[Shape], out: Shape) -> int:
-        return inputs[0][0] * a.out
+        return math.prod(out) * inputs[0][-1]
 
     @classmethod
     def torch_module(cls, a: LinearArgs, inputs: list[Shape]) -> TorchCall:
         return TorchCall(
             "Linear",
-            (inputs[0][0], a.out),
+            (inputs[0][-1], a.out),
             keywords(bias=(a.bias, True)),
             names=("in_features", "out_features"),
         )

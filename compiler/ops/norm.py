@@ -1,8 +1,8 @@
-"""batch normalisation and local response normalisation."""
+"""Normalisation: batch, layer, group and local response normalisation."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -119,3 +119,116 @@ class LocalResponseNorm(Op):
     @classmethod
     def describe(cls, a: LrnArgs) -> str:
         return f"lrn {a.size}"
+
+
+class LayerNormArgs(NodeArgs):
+    # `channels`: dimension 1, the channels of a map (ConvNeXt's LayerNorm2d) or the features;
+    # `last`: the last dimension, as nn.LayerNorm (a channels-last map)
+    over: Literal["channels", "last"] = "channels"
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    affine: Annotated[bool, Field(strict=True)] = True
+
+
+def _to_last(rank: int) -> tuple[str, str]:
+    """`Tensor.permute` arguments that move dimension 1 last, and back (batch included)."""
+    there = [0, *range(2, rank + 1), 1]
+    back = [0, rank, *range(1, rank)]
+    return ", ".join(map(str, there)), ", ".join(map(str, back))
+
+
+@register
+class LayerNorm(Op):
+    """layer normalisation over the channels (ConvNeXt's LayerNorm2d) or the last dim (`last`).
+
+    `over: channels` normalises the channels at each position of a map (or the features);
+    `over: last` the last dimension, as nn.LayerNorm does (a channels-last map)."""
+
+    name = "layer_norm"
+    example = ((4, 5, 6), ("layer_norm: {eps: 1.0e-6}",))
+    Args = LayerNormArgs
+    primary = "over"
+    kind = "norm"
+    passthrough = True
+
+    @classmethod
+    def infer(cls, a: LayerNormArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
+        return inputs[0]
+
+    @classmethod
+    def _size(cls, a: LayerNormArgs, x: Shape) -> int:
+        return x[0] if a.over == "channels" else x[-1]
+
+    @classmethod
+    def count_params(cls, a: LayerNormArgs, inputs: list[Shape], out: Shape) -> int:
+        return 2 * cls._size(a, inputs[0]) if a.affine else 0
+
+    @classmethod
+    def torch_module(cls, a: LayerNormArgs, inputs: list[Shape]) -> TorchCall:
+        return TorchCall(
+            "LayerNorm",
+            (cls._size(a, inputs[0]),),
+            keywords(eps=(a.eps, 1e-5), elementwise_affine=(a.affine, True)),
+            names=("normalized_shape",),
+        )
+
+    @classmethod
+    def torch_apply(cls, a: LayerNormArgs, module: str, x: str, shapes: list[Shape]) -> str:
+        rank = len(shapes[0])
+        if a.over == "last" or rank == 1:
+            return f"{module}({x})"
+        # nn.LayerNorm normalises the last dimension: the channels go there and back, as
+        # torchvision's LayerNorm2d does, and the weights keep nn.LayerNorm's names
+        there, back = _to_last(rank)
+        return f"{module}({x}.permute({there})).permute({back})"
+
+    @classmethod
+    def describe(cls, a: LayerNormArgs) -> str:
+        return f"layer norm over {'the channels' if a.over == 'channels' else 'the last dim'}"
+
+
+class GroupNormArgs(NodeArgs):
+    groups: PosInt
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    affine: Annotated[bool, Field(strict=True)] = True
+
+
+@register
+class GroupNorm(Op):
+    """group normalisation (nn.GroupNorm): each of `groups` groups of channels on its own."""
+
+    name = "group_norm"
+    example = ((4, 5, 5), ("group_norm: 2",))
+    Args = GroupNormArgs
+    primary = "groups"
+    kind = "norm"
+    passthrough = True
+
+    @classmethod
+    def infer(cls, a: GroupNormArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
+        (x,) = inputs
+        if x[0] % a.groups:
+            ctx.error(
+                "invalid-groups",
+                f"`{ctx.name}` has {a.groups} groups, which must divide its {x[0]} channels",
+                "groups",
+                notes=(channel_note(ctx, 0, x[0]),),
+            )
+            return None
+        return x
+
+    @classmethod
+    def count_params(cls, a: GroupNormArgs, inputs: list[Shape], out: Shape) -> int:
+        return 2 * inputs[0][0] if a.affine else 0
+
+    @classmethod
+    def torch_module(cls, a: GroupNormArgs, inputs: list[Shape]) -> TorchCall:
+        return TorchCall(
+            "GroupNorm",
+            (a.groups, inputs[0][0]),
+            keywords(eps=(a.eps, 1e-5), affine=(a.affine, True)),
+            names=("num_groups", "num_channels"),
+        )
+
+    @classmethod
+    def describe(cls, a: GroupNormArgs) -> str:
+        return f"group norm {a.groups}"
