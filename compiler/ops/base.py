@@ -188,6 +188,9 @@ class Op:
     kind: ClassVar[str] = "other"
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1
+    # fields that name another value the op reads (`upsample: {like: input}`): each becomes
+    # an input after those of `from:` (or the layer before)
+    ref_fields: ClassVar[tuple[str, ...]] = ()
     composite: ClassVar[bool] = False  # expands into other layers instead of inferring
     # a composite's docstring on the class generated code writes for its instances
     code_doc: ClassVar[str | None] = None

@@ -71,7 +71,16 @@ SizesPadding = Annotated[
     ),
 ]
 
-WINDOW_FIELDS = ("kernel", "stride", "padding", "dilation", "output_padding", "output")
+WINDOW_FIELDS = (
+    "kernel",
+    "stride",
+    "padding",
+    "dilation",
+    "output_padding",
+    "output",
+    "size",
+    "scale",
+)
 
 
 class WindowArgs(NodeArgs):
