@@ -139,10 +139,10 @@ def spatial_axes(ctx: Context, a: WindowArgs, x: Shape, what: str | None = None)
         field, value = problem
         ctx.error(
             "rank-mismatch",
-            f"`{ctx.name}` has {len(value)} values in `{field}` but its {fmt_shape(x)} input "
-            f"has {n} spatial axe{'s' if n > 1 else ''}",
+            f"`{ctx.name}` has {_count(len(value), 'value')} in `{field}` but its "
+            f"{fmt_shape(x)} input has {n} spatial {'axes' if n > 1 else 'axis'}",
             field,
-            label=f"{len(value)} values",
+            label=_count(len(value), "value"),
             notes=(f"`{ctx.source(0)}` gives a {MAPS[n]} map, {fmt_shape(x)}",),
             help=f"write one value per axis, [{', '.join(DIMENSIONS[n])}], or one number for all",
         )
@@ -224,6 +224,10 @@ class Window:
             return 0
         remainder = (size + 2 * p - k) % s
         return max(0, remainder - p)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
 
 
 def _and(words: list[str]) -> str:
