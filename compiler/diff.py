@@ -143,7 +143,7 @@ def _side(node: Node) -> NodeSide:
     return NodeSide(
         id=node.id,
         op=node.op.name,
-        desc=node.op.describe(node.args),
+        desc=node.op.describe_at(node.args, node.input_shapes),
         fields={k: v for k, v in dumped.items() if k not in IGNORED_FIELDS},
         inputs=tuple(node.inputs),
         input_shapes=tuple(node.input_shapes),

@@ -514,10 +514,13 @@ def _node(
         }
     # a layer that failed validation: the op as written, marked
     described = [
-        f"{node.layer.op} (invalid)" if node.op is BrokenOp else node.op.describe(node.args)
+        f"{node.layer.op} (invalid)"
+        if node.op is BrokenOp
+        else node.op.describe_at(node.args, node.input_shapes)
     ]
     described += [
-        graph.node(n).op.describe(graph.node(n).args) for n in layout.folded.get(node_id, [])
+        graph.node(n).op.describe_at(graph.node(n).args, graph.node(n).input_shapes)
+        for n in layout.folded.get(node_id, [])
     ]
     rows = [("", _clip(" + ".join(described)))]
     if not _generated_name(node.name, node.layer.op):

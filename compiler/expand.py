@@ -256,6 +256,10 @@ class Expander:
             ]
         else:
             inputs = [prev]
+        for field in getattr(target, "ref_fields", ()):
+            ref = getattr(args, field, None)
+            if ref is not None:
+                inputs.append(Ref(scope, ref, raw.field_span((field,))))
         if not args.if_:  # a disabled layer passes its input through
             self.targets[key] = inputs[0]
             if isinstance(target, Block):  # used, under a parameter: not an unused block

@@ -345,7 +345,9 @@ def _fold_weights(old: dict, weights: dict, conv: str, bn: str, node: Node) -> N
     scale = old[f"{bn}.weight"] / torch.sqrt(old[f"{bn}.running_var"] + node.args.eps)
     bias = weights.get(f"{conv}.bias")
     bias = torch.zeros_like(scale) if bias is None else bias
-    weights[f"{conv}.weight"] = weights[f"{conv}.weight"] * scale.reshape(-1, 1, 1, 1)
+    weight = weights[f"{conv}.weight"]
+    # one scale per output channel, whatever the conv's rank (Conv1d, 2d, 3d)
+    weights[f"{conv}.weight"] = weight * scale.reshape(-1, *[1] * (weight.dim() - 1))
     weights[f"{conv}.bias"] = (bias - old[f"{bn}.running_mean"]) * scale + old[f"{bn}.bias"]
 
 

@@ -95,8 +95,9 @@ class Spec(BaseModel):
     name: Name | None = None
     source: str | None = None
     description: str | None = None
-    # [channels, height, width]; the batch dimension is implicit
-    input: list[Any] | None = Field(None, min_length=1, max_length=3)
+    # [channels, height, width] ([C, L], [C, D, H, W] for 1-D and 3-D maps); the batch
+    # dimension is implicit
+    input: list[Any] | None = Field(None, min_length=1, max_length=4)
     params: dict[Name, ParamValue] = Field(default_factory=dict)
     scales: dict[Name, Scale | None] = Field(default_factory=dict)
     blocks: dict[str, BlockSpec | None] = Field(default_factory=dict)

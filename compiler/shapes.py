@@ -178,7 +178,7 @@ def _mismatch(run: Run, ctx: _Ctx, node: Node, ins: list[Shape], out: Shape) -> 
             what += f" from a {fmt_shape(run.shapes.get(inst.input))} input"
     else:
         inputs = ", ".join(fmt_shape(s) for s in ins)
-        what = f"`{name}` is {node.op.describe(node.args)} on a {inputs} input"
+        what = f"`{name}` is {node.op.describe_at(node.args, ins)} on a {inputs} input"
     span = node.expect_span or node.span
     related: tuple[tuple[Span, str], ...] = ()
     if out[:1] != node.expect[:1]:  # the channels disagree: say where they were made
@@ -217,7 +217,7 @@ def _salvaged_channels(run: Run, ctx: _Ctx, node: Node, ins: list[Shape]) -> Non
     expect = node.expect
     if out is not None and expect is not None and expect[0] != out:
         assert run.sink is not None
-        what = "channels" if len(expect) == 3 else "features"
+        what = "channels" if len(expect) > 1 else "features"
         span = node.expect_span or node.span
         run.sink.append(
             error(
@@ -264,7 +264,7 @@ def sources(
         shape = shapes.get(node_id, run.shapes.get(node_id))
         if not shape:
             continue
-        what = "channels" if len(shape) == 3 else "features"
+        what = "channels" if len(shape) > 1 else "features"
         if node_id == ArchGraph.INPUT:  # the spec's `input:`
             found.append((node.span, shape[0], what))
         elif node_id in run.trusted and node_id not in shapes:
@@ -369,11 +369,12 @@ def _collapses(graph: ArchGraph, shape: Shape) -> bool:
 
 
 def smallest_input(graph: ArchGraph) -> Shape | None:
-    """The smallest input height and width (same channels) for which no map collapses."""
+    """The smallest input size on each spatial axis (same channels) for which no map
+    collapses."""
     shape = list(graph.input_shape)
-    if len(shape) != 3:
+    if len(shape) < 2:
         return None
-    for axis in (1, 2):
+    for axis in range(1, len(shape)):
         lo, hi = shape[axis], shape[axis]
         trial = list(shape)
         while True:  # grow until this axis stops collapsing
@@ -395,9 +396,9 @@ def smallest_input(graph: ArchGraph) -> Shape | None:
 
 
 def _collapses_axis(graph: ArchGraph, shape: list[int], axis: int) -> bool:
-    # the other axis is made large so only this one can collapse
-    probe = list(shape)
-    probe[3 - axis] = MAX_SEARCH
+    # the other axes are made large so only this one can collapse
+    probe = [shape[0]] + [MAX_SEARCH] * (len(shape) - 1)
+    probe[axis] = shape[axis]
     return _collapses(graph, tuple(probe))
 
 

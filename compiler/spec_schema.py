@@ -91,11 +91,12 @@ def spec_schema() -> dict[str, Any]:
                 "type": "array",
                 "items": {"anyOf": [{"type": "integer"}, REFERENCE]},
                 "minItems": 1,
-                "maxItems": 3,
+                "maxItems": 4,
             },
             {"type": "null"},
         ],
-        "description": "[channels, height, width]; the batch is implicit",
+        "description": "[channels, height, width] ([C, L], [C, D, H, W] for 1-D and 3-D maps); "
+        "the batch is implicit",
     }
     defs[BlockSpec.__name__]["properties"]["layers"] = layers
     defs[Insert.__name__]["properties"]["layers"] = layers

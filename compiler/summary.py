@@ -179,7 +179,7 @@ def summarize(graph: ArchGraph) -> Summary:
                 rows.append(
                     Row(
                         node.id,
-                        node.op.describe(node.args),
+                        node.op.describe_at(node.args, node.input_shapes),
                         node.op.name,
                         depth,
                         tuple(node.input_shapes),

@@ -386,6 +386,8 @@ class Oracle:
             else:
                 refs = [source] if isinstance(source, str) else source
                 ins = [names[r] for r in refs]
+            if "like" in fields:  # a value whose size the layer takes: its second input
+                ins.append(names[fields["like"]])
             try:
                 out = self.layer(op, fields, ins, env, lpath, isinstance(body, dict))
             except TorchFailure as exc:
@@ -497,6 +499,18 @@ class Oracle:
 
     def op_reshape(self, f: dict, ins: list, path: tuple) -> Any:
         return ins[0].reshape(*[ins[0].shape[0] if d == "N" else d for d in f["shape"]])
+
+    def op_upsample(self, f: dict, ins: list, path: tuple) -> Any:
+        mode = f.get("mode", "nearest")
+        kw: dict = {} if mode == "nearest" else {"align_corners": f.get("align_corners", False)}
+        if "like" in f:
+            kw["size"] = tuple(ins[1].shape[2:])
+        elif "size" in f:
+            kw["size"] = _pair(f["size"])
+        else:
+            scale = f["scale"]
+            kw["scale_factor"] = tuple(scale) if isinstance(scale, list) else (scale, scale)
+        return self.F.interpolate(ins[0], mode=mode, **kw)
 
     def op_concat(self, f: dict, ins: list, path: tuple) -> Any:
         return self.torch.cat(ins, f.get("dim", 1))

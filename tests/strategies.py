@@ -362,6 +362,35 @@ def conv_transpose(g: Gen, s: Scope) -> bool:
     return True
 
 
+def upsample(g: Gen, s: Scope) -> bool:
+    """An upsample of a small map: by a factor, to a size, or to an earlier map's size (a
+    segmentation head's `like: input`)."""
+    c, h, w = s.shape
+    if max(h, w) > 24:
+        return False
+    mode = g.pick(["nearest", "bilinear"])
+    fields: dict[str, Any] = {} if mode == "nearest" else {"mode": mode}
+    if mode == "bilinear" and g.bool(0.3):
+        fields["align_corners"] = True
+    kind = g.pick(["scale", "size", "like"])
+    if kind == "like":
+        earlier, shape = g.pick([(layer, sh) for layer, sh in s.history if len(sh) == 3])
+        fields["like"] = s.ref(earlier)
+        size = shape[1:]
+    elif kind == "size":
+        size = (g.int(1, 32), g.int(1, 32))
+        fields["size"] = pair(size)
+    else:
+        factor = g.pick([2, 3])
+        fields["scale"] = factor
+        size = (h * factor, w * factor)
+    layer = Layer("upsample", fields, primary="scale", short=g.bool(0.5))
+    shape = (c, size[0], size[1])
+    maybe_expect(g, layer, shape)
+    s.add(layer, shape)
+    return True
+
+
 def pool(g: Gen, s: Scope) -> bool:
     c, h, w = s.shape
     op = g.pick(["maxpool", "avgpool"])
@@ -983,7 +1012,7 @@ def aux_head(g: Gen, s: Scope, src: Layer | None, shape: Shape) -> tuple[Layer, 
 
 BODY = [conv, conv, conv, pool, pool, bn, act, inception, branches, user_block, user_block]
 BODY += [seq, dense, gate, shuffle_unit, cn_block]
-RARE = [repeated_conv, disabled, conv_transpose]
+RARE = [repeated_conv, disabled, conv_transpose, upsample]
 
 
 @st.composite

@@ -302,7 +302,7 @@ def test_a_field_of_many_parameter_references_is_linear():
     # in one list linted in 30 s)
     ratio = per_item_ratio(lambda n: lint_text(many_references(n)), 500, 10_000)
     assert ratio < 3, f"time per reference grew {ratio:.1f}x from 500 to 10,000"
-    (d,) = lint_text(many_references(4)).diagnostics  # an expect: of rank 4 on a 3-D map
+    (d,) = lint_text(many_references(5)).diagnostics  # an expect: of rank 5: no shape has it
     assert (d.code, d.span.line) == ("invalid-value", 4)
 
 

@@ -10,6 +10,7 @@ from . import (  # noqa: F401
     norm,
     pool,
     residual,
+    resize,
     tensor,
 )
 from .base import ALIASES, OPS, NodeArgs, Op, register

@@ -68,7 +68,7 @@ class LeakyReLU(_Elementwise):
 
 
 class SoftmaxArgs(NodeArgs):
-    dim: Annotated[int, Field(ge=1, le=3, strict=True)] = 1
+    dim: Annotated[int, Field(ge=1, le=4, strict=True)] = 1
 
 
 @register

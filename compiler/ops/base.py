@@ -76,7 +76,7 @@ class NodeArgs(BaseModel):
         Annotated[list[RefName], BeforeValidator(_listify, json_schema_input_type=str | list[str])]
         | None
     ) = Field(None, alias="from")
-    expect: list[PosInt] | None = Field(None, min_length=1, max_length=3)
+    expect: list[PosInt] | None = Field(None, min_length=1, max_length=4)
     repeat: Annotated[int, Field(ge=1, le=100_000, strict=True)] = 1
     # with `repeat`: fields that differ in the first copy (`first: {stride: 2}`), as
     # torchvision's `_make_layer` strides and widens only the first block of a stage
@@ -186,9 +186,9 @@ class TorchParameter(TorchCall):
         return f"nn.Parameter(torch.full(({shape}), {fill}))"
 
 
-def square(pair: tuple[int, int]) -> int | tuple[int, int]:
-    """`(3, 3)` -> `3`, as hand-written torch code writes it."""
-    return pair[0] if pair[0] == pair[1] else pair
+def square(sizes: tuple[int, ...]) -> int | tuple[int, ...]:
+    """`(3, 3)` -> `3`, `(3, 3, 3)` -> `3`, as hand-written torch code writes it."""
+    return sizes[0] if len(set(sizes)) == 1 else sizes
 
 
 REQUIRED = object()  # the "default" of a keyword argument that is always written
@@ -213,6 +213,9 @@ class Op:
     kind: ClassVar[str] = "other"
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1
+    # fields that name another value the op reads (`upsample: {like: input}`): each becomes
+    # an input after those of `from:` (or the layer before)
+    ref_fields: ClassVar[tuple[str, ...]] = ()
     composite: ClassVar[bool] = False  # expands into other layers instead of inferring
     # a composite's docstring on the class generated code writes for its instances
     code_doc: ClassVar[str | None] = None
@@ -245,6 +248,12 @@ class Op:
     @classmethod
     def describe(cls, args: Any) -> str:
         return cls.name
+
+    @classmethod
+    def describe_at(cls, args: Any, inputs: list[Shape]) -> str:
+        """`describe` for a node whose input shapes are known (empty where they are not): an op
+        whose window follows its input's rank writes one size per axis (`conv 3x3x3, 64`)."""
+        return cls.describe(args)
 
     @classmethod
     def buffers(cls, args: Any, inputs: list[Shape]) -> dict[str, tuple[int, str]]:

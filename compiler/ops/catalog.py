@@ -43,9 +43,9 @@ def fields(op: type[Op]) -> str:
 
 
 def summary(op: type[Op]) -> str:
-    """The first line of the op's docstring: what it does."""
-    doc = (op.__doc__ or "").strip().splitlines()
-    return doc[0].removesuffix(".") if doc else ""
+    """The first paragraph of the op's docstring, on one line: what it does."""
+    paragraph = (op.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(paragraph.split()).removesuffix(".")
 
 
 def render() -> str:

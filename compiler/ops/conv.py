@@ -1,7 +1,8 @@
-"""2-D convolution, and its transpose."""
+"""Convolution over 1, 2 or 3 spatial axes (its input's), and the 2-D transpose."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -13,7 +14,6 @@ from .base import (
     NodeArgs,
     NonNegInt,
     Op,
-    Padding,
     PosInt,
     PosPair,
     Shape,
@@ -25,7 +25,17 @@ from .base import (
     require_map,
     square,
 )
-from .spatial import Window, fmt_pair, padding_hint, window_out
+from .spatial import (
+    PosSizes,
+    SizesPadding,
+    Window,
+    WindowArgs,
+    fmt_pair,
+    input_axes,
+    padding_hint,
+    spatial_axes,
+    window_out,
+)
 
 
 def _groups_divide(ctx: Context, groups: int, c: int, out: int) -> bool:
@@ -41,39 +51,52 @@ def _groups_divide(ctx: Context, groups: int, c: int, out: int) -> bool:
     return False
 
 
-def _describe(what: str, a: Any, output_padding: tuple[int, int] = (0, 0)) -> str:
-    """`conv 3x3/2 pad 1 groups 32, 64`: the window's fields that differ from the defaults."""
-    text = f"{what} {a.kernel[0]}x{a.kernel[1]}"
-    if a.stride != (1, 1):
-        text += f"/{fmt_pair(a.stride)}"
-    if a.padding != (0, 0):
-        text += f" pad {fmt_pair(a.padding)}"
+def _describe(what: str, a: Any, output_padding: tuple[int, ...] = (0, 0), n: int = 2) -> str:
+    """`conv 3x3/2 pad 1 groups 32, 64`: the window's fields that differ from the defaults,
+    for `n` spatial axes (a 3-D conv reads `conv 3x7x7/1x2x2 pad 1x3x3, 64`)."""
+    kernel = a.axes("kernel", n) if isinstance(a, WindowArgs) else a.kernel
+    stride = a.axes("stride", n) if isinstance(a, WindowArgs) else a.stride
+    padding = a.axes("padding", n) if isinstance(a, WindowArgs) else a.padding
+    dilation = a.axes("dilation", n) if isinstance(a, WindowArgs) else a.dilation
+    text = f"{what} {'x'.join(map(str, kernel))}"
+    if set(stride) != {1}:
+        text += f"/{fmt_pair(stride)}"
+    if padding == "same" or set(padding) != {0}:
+        text += f" pad {fmt_pair(padding)}"
     if output_padding != (0, 0):
         text += f" out-pad {fmt_pair(output_padding)}"
-    if a.dilation != (1, 1):
-        text += f" dil {fmt_pair(a.dilation)}"
+    if set(dilation) != {1}:
+        text += f" dil {fmt_pair(dilation)}"
     if a.groups != 1:
         text += f" groups {a.groups}"
     return f"{text}, {a.out}"
 
 
-class ConvArgs(NodeArgs):
+class ConvArgs(WindowArgs):
     out: PosInt
-    kernel: PosPair
-    stride: PosPair = (1, 1)
-    padding: Padding = (0, 0)
-    dilation: PosPair = (1, 1)
+    kernel: PosSizes
+    stride: PosSizes = (1, 1)
+    padding: SizesPadding = (0, 0)
+    dilation: PosSizes = (1, 1)
     groups: PosInt = 1
     bias: Annotated[bool, Field(strict=True)] = True
     in_: PosInt | None = Field(None, alias="in")
 
-    def window(self) -> Window:
-        return Window(self.kernel, self.stride, self.padding, self.dilation)
+    def window(self, n: int = 2) -> Window:
+        return Window(
+            self.axes("kernel", n),
+            self.axes("stride", n),
+            self.axes("padding", n),
+            self.axes("dilation", n),
+        )
 
 
 @register
 class Conv(Op):
-    """2-D convolution (nn.Conv2d); `padding: same` keeps ceil(size / stride), as Keras does."""
+    """convolution on 1, 2 or 3 spatial axes (nn.Conv1d, 2d or 3d, by the input's rank).
+
+    On [C, L], [C, H, W] or [C, D, H, W]; `padding: same` keeps ceil(size / stride), as Keras
+    does."""
 
     name = "conv"
     example = ((3, 8, 8), ("conv: {in: 3, out: 16, kernel: 3, stride: 2, padding: 1}",))
@@ -83,19 +106,20 @@ class Conv(Op):
     @classmethod
     def infer(cls, a: ConvArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
         (x,) = inputs
-        if not require_map(ctx, x, "a conv cannot follow a flatten or a linear layer"):
+        n = spatial_axes(ctx, a, x, "a conv cannot follow a flatten or a linear layer")
+        if n is None:
             return None
-        c, h, w = x
+        c = x[0]
         if a.in_ is not None:
             cls.check_in(a.in_, x, ctx)
         if not _groups_divide(ctx, a.groups, c, a.out):
             return None
-        hw = window_out(ctx, cls.describe(a), (h, w), a.window())
-        return None if hw is None else (a.out, *hw)
+        sizes = window_out(ctx, cls.describe_at(a, inputs), x[1:], a.window(n))
+        return None if sizes is None else (a.out, *sizes)
 
     @classmethod
     def check_in(cls, declared: int, x: Shape, ctx: Context) -> None:
-        if len(x) == 3 and declared != x[0]:
+        if len(x) >= 2 and declared != x[0]:
             ctx.error(
                 "channel-mismatch",
                 f"`{ctx.name}` declares {declared} input channels but receives {x[0]}",
@@ -108,27 +132,30 @@ class Conv(Op):
     @classmethod
     def count_params(cls, a: ConvArgs, inputs: list[Shape], out: Shape) -> int:
         c = inputs[0][0]
-        weights = a.out * (c // a.groups) * a.kernel[0] * a.kernel[1]
+        weights = a.out * (c // a.groups) * math.prod(a.axes("kernel", len(out) - 1))
         return weights + (a.out if a.bias else 0)
 
     @classmethod
     def count_macs(cls, a: ConvArgs, inputs: list[Shape], out: Shape) -> int:
         c = inputs[0][0]
-        return a.out * (c // a.groups) * a.kernel[0] * a.kernel[1] * out[1] * out[2]
+        kernel = math.prod(a.axes("kernel", len(out) - 1))
+        return a.out * (c // a.groups) * kernel * math.prod(out[1:])
 
     @classmethod
     def torch_module(cls, a: ConvArgs, inputs: list[Shape]) -> TorchCall:
-        padding: Any = square(a.padding) if a.padding != "same" else "same"
-        if a.padding == "same" and a.stride != (1, 1):
+        n = len(inputs[0]) - 1
+        win = a.window(n)
+        padding: Any = square(win.padding) if win.padding != "same" else "same"
+        if win.padding == "same" and set(win.stride) != {1}:
             padding = 0  # applied by torch_pad: PyTorch's "same" allows stride 1 only
         return TorchCall(
-            "Conv2d",
+            f"Conv{n}d",
             (inputs[0][0], a.out),
             keywords(
-                kernel_size=(square(a.kernel), REQUIRED),
-                stride=(square(a.stride), 1),
+                kernel_size=(square(win.kernel), REQUIRED),
+                stride=(square(win.stride), 1),
                 padding=(padding, 0),
-                dilation=(square(a.dilation), 1),
+                dilation=(square(win.dilation), 1),
                 groups=(a.groups, 1),
                 bias=(a.bias, True),
             ),
@@ -137,25 +164,30 @@ class Conv(Op):
 
     @classmethod
     def torch_pad(cls, a: ConvArgs, inputs: list[Shape]) -> tuple[tuple[int, ...], float] | None:
-        if a.padding != "same" or a.stride == (1, 1):
+        win = a.window(len(inputs[0]) - 1)
+        if win.padding != "same" or set(win.stride) == {1}:
             return None
-        return a.window().same_pads(inputs[0][1:]), 0.0
+        return win.same_pads(inputs[0][1:]), 0.0
 
     @classmethod
     def describe(cls, a: ConvArgs) -> str:
         return _describe("conv", a)
 
     @classmethod
+    def describe_at(cls, a: ConvArgs, inputs: list[Shape]) -> str:
+        return _describe("conv", a, n=input_axes(inputs))
+
+    @classmethod
     def hint(cls, a: ConvArgs, inputs: list[Shape], expected: Shape) -> str | None:
         x = inputs[0]
-        if len(x) != 3 or len(expected) != 3:
+        if len(x) < 2 or len(x) != len(expected) or a.rank_problem(len(x) - 1):
             return None
         parts = []
         if expected[0] != a.out:
             parts.append(f"`out: {expected[0]}` gives {expected[0]} channels")
-        win = a.window()
-        if (win.out_size(x[1], 0), win.out_size(x[2], 1)) != expected[1:]:
-            hint = padding_hint(win, (x[1], x[2]), (expected[1], expected[2]))
+        win = a.window(len(x) - 1)
+        if win.out_sizes(x[1:]) != expected[1:]:
+            hint = padding_hint(win, x[1:], expected[1:])
             if hint:
                 parts.append(hint)
         return "; ".join(parts) or None

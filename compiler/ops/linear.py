@@ -128,7 +128,7 @@ class Linear(Op):
 
 
 class FlattenArgs(NodeArgs):
-    start_dim: Annotated[int, Field(ge=1, le=3, strict=True)] = 1
+    start_dim: Annotated[int, Field(ge=1, le=4, strict=True)] = 1
 
 
 @register

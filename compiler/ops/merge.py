@@ -11,7 +11,7 @@ from .base import Context, NodeArgs, Op, register
 
 
 class ConcatArgs(NodeArgs):
-    dim: Annotated[int, Field(ge=1, le=3, strict=True)] = 1
+    dim: Annotated[int, Field(ge=1, le=4, strict=True)] = 1
 
 
 def _listing(ctx: Context, inputs: list[Shape]) -> list[str]:

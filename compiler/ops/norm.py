@@ -30,7 +30,9 @@ class BatchNormArgs(NodeArgs):
 
 @register
 class BatchNorm(Op):
-    """batch normalisation of channels (nn.BatchNorm2d) or features (nn.BatchNorm1d)."""
+    """batch normalisation of features or channels (nn.BatchNorm1d, 2d or 3d, by the input).
+
+    nn.BatchNorm1d on [F] or [C, L], BatchNorm2d on [C, H, W], BatchNorm3d on [C, D, H, W]."""
 
     name = "bn"
     Args = BatchNormArgs
@@ -40,7 +42,7 @@ class BatchNorm(Op):
     @classmethod
     def infer(cls, a: BatchNormArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
         (x,) = inputs
-        if len(x) not in (1, 3):
+        if not 1 <= len(x) <= 4:
             ctx.error("rank-mismatch", f"`{ctx.name}` needs features or a map, got {fmt_shape(x)}")
             return None
         if a.in_ is not None:
@@ -76,7 +78,7 @@ class BatchNorm(Op):
     @classmethod
     def torch_module(cls, a: BatchNormArgs, inputs: list[Shape]) -> TorchCall:
         return TorchCall(
-            "BatchNorm2d" if len(inputs[0]) == 3 else "BatchNorm1d",
+            f"BatchNorm{max(len(inputs[0]) - 1, 1)}d",
             (inputs[0][0],),
             keywords(eps=(a.eps, 1e-5), momentum=(a.momentum, 0.1), affine=(a.affine, True)),
             names=("num_features",),

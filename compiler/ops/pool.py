@@ -1,4 +1,4 @@
-"""Max, average and adaptive pooling."""
+"""Max, average and adaptive pooling over 1, 2 or 3 spatial axes (their input's)."""
 
 from __future__ import annotations
 
@@ -10,37 +10,49 @@ from .base import (
     REQUIRED,
     BuildError,
     Context,
-    NodeArgs,
     Op,
-    Padding,
-    PosPair,
     Shape,
     TorchCall,
     keywords,
     register,
-    require_map,
     square,
 )
-from .spatial import Window, fmt_pair, padding_hint, window_out
+from .spatial import (
+    DIMENSIONS,
+    PosSizes,
+    SizesPadding,
+    Window,
+    WindowArgs,
+    fmt_pair,
+    input_axes,
+    padding_hint,
+    spatial_axes,
+    window_out,
+)
 
 Bool = Annotated[bool, Field(strict=True)]
 
 
-class PoolArgs(NodeArgs):
-    kernel: PosPair
-    stride: PosPair | None = None  # PyTorch's default: the kernel size
-    padding: Padding = (0, 0)
+class PoolArgs(WindowArgs):
+    kernel: PosSizes
+    stride: PosSizes | None = None  # PyTorch's default: the kernel size
+    padding: SizesPadding = (0, 0)
     ceil_mode: Bool = False
 
-    def window(self) -> Window:
-        stride = self.stride or self.kernel
+    def window(self, n: int = 2) -> Window:
+        kernel = self.axes("kernel", n)
+        dilation = self.axes("dilation", n) if hasattr(self, "dilation") else (1,) * n
         return Window(
-            self.kernel, stride, self.padding, getattr(self, "dilation", (1, 1)), self.ceil_mode
+            kernel,
+            self.axes("stride", n) or kernel,
+            self.axes("padding", n),
+            dilation,
+            self.ceil_mode,
         )
 
 
 class MaxPoolArgs(PoolArgs):
-    dilation: PosPair = (1, 1)
+    dilation: PosSizes = (1, 1)
 
 
 class AvgPoolArgs(PoolArgs):
@@ -55,11 +67,12 @@ class _Pool(Op):
     @classmethod
     def infer(cls, a: Any, inputs: list[Shape], ctx: Context) -> Shape | None:
         (x,) = inputs
-        if not require_map(ctx, x):
+        n = spatial_axes(ctx, a, x)
+        if n is None:
             return None
-        win = a.window()
+        win = a.window(n)
         if win.padding != "same":
-            for axis in (0, 1):
+            for axis in range(n):
                 # PyTorch compares with the kernel itself, dilation left out
                 if 2 * win.padding[axis] > win.kernel[axis]:
                     ctx.error(
@@ -74,17 +87,17 @@ class _Pool(Op):
                         help=f"use padding {win.kernel[axis] // 2} or less",
                     )
                     return None
-        hw = window_out(ctx, cls.describe(a), (x[1], x[2]), win)
-        if hw is None:
+        sizes = window_out(ctx, cls.describe_at(a, inputs), x[1:], win)
+        if sizes is None:
             return None
-        for axis, size in ((0, x[1]), (1, x[2])):
+        for axis, size in enumerate(x[1:]):
             blind = win.blind(size, axis)
             if blind:
                 ctx.error(
                     "pool-padding",
-                    f"`{ctx.name}` ({cls.describe(a)} dilation {fmt_pair(win.dilation)}) has "
-                    f"{len(blind)} of its {hw[axis]} windows along the "
-                    f"{('height', 'width')[axis]} reading padding only: its taps skip the "
+                    f"`{ctx.name}` ({cls.describe_at(a, inputs)} dilation "
+                    f"{fmt_pair(win.dilation)}) has {len(blind)} of its {sizes[axis]} windows "
+                    f"along the {DIMENSIONS[n][axis]} reading padding only: its taps skip the "
                     f"{size} input pixel{'s' if size > 1 else ''}",
                     "dilation",
                     label="these windows see no input",
@@ -95,11 +108,11 @@ class _Pool(Op):
                     help="use a smaller dilation, or pool a larger map",
                 )
                 return None
-        return (x[0], *hw)
+        return (x[0], *sizes)
 
     @classmethod
     def torch_pad(cls, a: Any, inputs: list[Shape]) -> tuple[tuple[int, ...], float] | None:
-        win = a.window()
+        win = a.window(input_axes(inputs))
         if win.padding != "same":
             return None
         pads = win.same_pads(inputs[0][1:])
@@ -113,22 +126,30 @@ class _Pool(Op):
         return pads, float("-inf")
 
     @classmethod
-    def _torch_common(cls, a: Any) -> tuple[tuple[str, Any], ...]:
-        win = a.window()
+    def _torch_common(cls, a: Any, inputs: list[Shape]) -> tuple[tuple[str, Any, Any], ...]:
+        win = a.window(input_axes(inputs))
         padding = 0 if win.padding == "same" else square(win.padding)
         return keywords(
-            kernel_size=(square(a.kernel), REQUIRED),
-            stride=(square(win.stride), square(a.kernel)),
+            kernel_size=(square(win.kernel), REQUIRED),
+            stride=(square(win.stride), square(win.kernel)),
             padding=(padding, 0),
         )
 
     @classmethod
     def describe(cls, a: Any) -> str:
-        win = a.window()
-        text = f"{cls.label} {a.kernel[0]}x{a.kernel[1]}"
-        if win.stride != (1, 1):
+        return cls._describe(a, 2)
+
+    @classmethod
+    def describe_at(cls, a: Any, inputs: list[Shape]) -> str:
+        return cls._describe(a, input_axes(inputs))
+
+    @classmethod
+    def _describe(cls, a: Any, n: int) -> str:
+        win = a.window(n)
+        text = f"{cls.label} {'x'.join(map(str, win.kernel))}"
+        if set(win.stride) != {1}:
             text += f"/{fmt_pair(win.stride)}"
-        if win.padding != (0, 0):
+        if win.padding == "same" or set(win.padding) != {0}:
             text += f" pad {fmt_pair(win.padding)}"
         if win.ceil_mode:
             text += " ceil"
@@ -137,17 +158,19 @@ class _Pool(Op):
     @classmethod
     def hint(cls, a: Any, inputs: list[Shape], expected: Shape) -> str | None:
         x = inputs[0]
-        if len(x) != 3 or len(expected) != 3 or expected[0] != x[0]:
+        if len(x) < 2 or len(x) != len(expected) or expected[0] != x[0]:
             return None
-        win = a.window()
-        if (win.out_size(x[1], 0), win.out_size(x[2], 1)) == expected[1:]:
+        if a.rank_problem(len(x) - 1):
             return None
-        return padding_hint(win, (x[1], x[2]), (expected[1], expected[2]))
+        win = a.window(len(x) - 1)
+        if win.out_sizes(x[1:]) == expected[1:]:
+            return None
+        return padding_hint(win, x[1:], expected[1:])
 
 
 @register
 class MaxPool(_Pool):
-    """max pooling over a `kernel` window (`stride` defaults to the kernel)."""
+    """max pooling over a `kernel` window (`stride` defaults to the kernel), 1-D to 3-D."""
 
     name = "maxpool"
     example = ((3, 8, 8), ("maxpool: {kernel: 3, stride: 2, padding: 1}",))
@@ -157,18 +180,21 @@ class MaxPool(_Pool):
     @classmethod
     def torch_module(cls, a: MaxPoolArgs, inputs: list[Shape]) -> TorchCall:
         return TorchCall(
-            "MaxPool2d",
+            f"MaxPool{input_axes(inputs)}d",
             (),
             (
-                *cls._torch_common(a),
-                *keywords(dilation=(square(a.dilation), 1), ceil_mode=(a.ceil_mode, False)),
+                *cls._torch_common(a, inputs),
+                *keywords(
+                    dilation=(square(a.window(input_axes(inputs)).dilation), 1),
+                    ceil_mode=(a.ceil_mode, False),
+                ),
             ),
         )
 
 
 @register
 class AvgPool(_Pool):
-    """average pooling over a `kernel` window (`stride` defaults to the kernel)."""
+    """average pooling over a `kernel` window (`stride` defaults to the kernel), 1-D to 3-D."""
 
     name = "avgpool"
     example = ((3, 8, 8), ("avgpool: 2",))
@@ -178,10 +204,10 @@ class AvgPool(_Pool):
     @classmethod
     def torch_module(cls, a: AvgPoolArgs, inputs: list[Shape]) -> TorchCall:
         return TorchCall(
-            "AvgPool2d",
+            f"AvgPool{input_axes(inputs)}d",
             (),
             (
-                *cls._torch_common(a),
+                *cls._torch_common(a, inputs),
                 *keywords(
                     ceil_mode=(a.ceil_mode, False),
                     count_include_pad=(a.count_include_pad, True),
@@ -190,8 +216,8 @@ class AvgPool(_Pool):
         )
 
 
-class AdaptiveArgs(NodeArgs):
-    output: PosPair = (1, 1)
+class AdaptiveArgs(WindowArgs):
+    output: PosSizes = (1, 1)
 
 
 class _Adaptive(Op):
@@ -199,40 +225,45 @@ class _Adaptive(Op):
     primary = "output"
     Args = AdaptiveArgs
     label = "adaptive pool"
+    torch_name = "AdaptiveAvgPool"
 
     @classmethod
     def infer(cls, a: AdaptiveArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
         (x,) = inputs
-        if not require_map(ctx, x):
+        n = spatial_axes(ctx, a, x)
+        if n is None:
             return None
-        return (x[0], *a.output)
+        return (x[0], *a.axes("output", n))
 
     @classmethod
     def describe(cls, a: AdaptiveArgs) -> str:
-        return f"{cls.name} {a.output[0]}x{a.output[1]}"
+        return f"{cls.name} {'x'.join(map(str, a.axes('output', 2)))}"
+
+    @classmethod
+    def describe_at(cls, a: AdaptiveArgs, inputs: list[Shape]) -> str:
+        return f"{cls.name} {'x'.join(map(str, a.axes('output', input_axes(inputs))))}"
+
+    @classmethod
+    def torch_module(cls, a: AdaptiveArgs, inputs: list[Shape]) -> TorchCall:
+        n = input_axes(inputs)
+        output = square(a.axes("output", n))
+        return TorchCall(f"{cls.torch_name}{n}d", (output,), names=("output_size",))
 
 
 @register
 class AdaptiveAvgPool(_Adaptive):
-    """average pooling to an `output` size, whatever the input size."""
+    """average pooling to an `output` size, whatever the input size (1, 2 or 3 axes)."""
 
     name = "adaptive_avgpool"
     example = ((3, 8, 8), ("adaptive_avgpool: 1",))
     label = "adaptive avgpool"
 
-    @classmethod
-    def torch_module(cls, a: AdaptiveArgs, inputs: list[Shape]) -> TorchCall:
-        return TorchCall("AdaptiveAvgPool2d", (square(a.output),), names=("output_size",))
-
 
 @register
 class AdaptiveMaxPool(_Adaptive):
-    """max pooling to an `output` size, whatever the input size."""
+    """max pooling to an `output` size, whatever the input size (1, 2 or 3 axes)."""
 
     name = "adaptive_maxpool"
     example = ((3, 8, 8), ("adaptive_maxpool: [2, 3]",))
     label = "adaptive maxpool"
-
-    @classmethod
-    def torch_module(cls, a: AdaptiveArgs, inputs: list[Shape]) -> TorchCall:
-        return TorchCall("AdaptiveMaxPool2d", (square(a.output),), names=("output_size",))
+    torch_name = "AdaptiveMaxPool"
