@@ -164,6 +164,12 @@ _REGISTRY = (
         "a layer of several inputs removed by `if:` stands for its first input, and another "
         "of its inputs is then read by nothing",
     ),
+    Code(
+        "invalid-suppression",
+        WARNING,
+        "a `# yarch: ignore[...]` comment that names no code, an unknown code or an error's "
+        "(errors cannot be ignored)",
+    ),
     # graph lint rules
     Code("unreachable-node", WARNING, "a layer whose result reaches no output"),
     Code(

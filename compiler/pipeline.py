@@ -32,6 +32,7 @@ from .ops.base import field_names
 from .resolve import resolve
 from .schema import BlockSpec, OutputSpec, Spec, VariantEdits, to_diagnostics
 from .shapes import infer_shapes
+from .suppress import suppress
 from .variants import chain_note, load_spec
 
 
@@ -139,7 +140,7 @@ def lint_document(
         result.graph = graph
         diags += infer_shapes(graph)
         diags += run_rules(graph)
-    diags = [chain_note(doc, d) for d in diags]
+    diags = [chain_note(doc, d) for d in suppress(diags, doc.sources)]
     result.diagnostics = sorted(merge_duplicates(diags), key=sort_key)
     return result
 

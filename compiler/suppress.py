@@ -1,0 +1,86 @@
+"""Inline suppression: `# yarch: ignore[code]` at the end of a line, as ruff's `# noqa: CODE`.
+
+A comment `# yarch: ignore[stride-remainder]` (several codes separated by commas) drops the
+warnings of those codes whose span starts on its line. It is for a warning that is true and
+meant, such as torchvision's SqueezeNet, whose first conv drops a row and a column of a
+224x224 input. Errors are never dropped: a spec with an error cannot be built, whatever a
+comment says. A code that is not a warning yarch reports, an error's code, or a comment that
+names none, is reported as `invalid-suppression`, so a misspelt code does not silently keep
+a warning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from .codes import CODES, WARNING
+from .diagnostics import Diagnostic, Severity, Span, warning
+from .names import did_you_mean
+
+_COMMENT = re.compile(r"(?:^|\s)#\s*yarch:\s*ignore\b(\[([^\]\n]*)\])?")
+
+
+def _ignores(
+    sources: Mapping[str, str],
+) -> tuple[dict[tuple[str, int], set[str]], list[Diagnostic]]:
+    """The codes ignored on each (file, line), and what is wrong with the comments."""
+    ignored: dict[tuple[str, int], set[str]] = {}
+    problems: list[Diagnostic] = []
+    warnings = sorted(c for c, info in CODES.items() if info.severity == WARNING)
+    for file, text in sources.items():
+        if "yarch:" not in text:
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            match = _COMMENT.search(line)
+            if match is None:
+                continue
+            if match.group(2) is None or not match.group(2).strip():
+                start = match.start() + (1 if line[match.start()].isspace() else 0)
+                problems.append(
+                    warning(
+                        "invalid-suppression",
+                        "`# yarch: ignore` names no code, so it ignores nothing",
+                        Span(file, number, start + 1, number, match.end() + 1),
+                        help="name the warnings it is for: `# yarch: ignore[stride-remainder]`",
+                    )
+                )
+                continue
+            offset = match.start(2)
+            for part in match.group(2).split(","):
+                code = part.strip()
+                column = offset + len(part) - len(part.lstrip()) + 1
+                offset += len(part) + 1
+                if not code:
+                    continue
+                span = Span(file, number, column, number, column + len(code))
+                info = CODES.get(code)
+                if info is not None and info.severity == WARNING:
+                    ignored.setdefault((file, number), set()).add(code)
+                    continue
+                if info is not None:
+                    message = f"`{code}` is an error, and errors cannot be ignored"
+                    help = "fix the error: a spec with an error is not built"
+                else:
+                    message = f"`{code}` is not a warning yarch reports"
+                    help = did_you_mean(code, warnings) or "see the README's table of codes"
+                problems.append(warning("invalid-suppression", message, span, help=help))
+    return ignored, problems
+
+
+def suppress(diags: list[Diagnostic], sources: Mapping[str, str]) -> list[Diagnostic]:
+    """`diags` without the warnings that a comment on their line ignores, and with what is
+    wrong with the comments."""
+    ignored, problems = _ignores(sources)
+    if not ignored and not problems:
+        return diags
+    kept = [
+        d
+        for d in diags
+        if not (
+            d.severity == Severity.WARNING
+            and d.span is not None
+            and d.code in ignored.get((d.span.file, d.span.line), ())
+        )
+    ]
+    return kept + problems
