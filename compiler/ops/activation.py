@@ -12,6 +12,7 @@ from .base import (
     NodeArgs,
     Op,
     Shape,
+    ShapeKeeping,
     TorchCall,
     fmt_shape,
     keywords,
@@ -19,15 +20,10 @@ from .base import (
 )
 
 
-class _Elementwise(Op):
+class _Elementwise(ShapeKeeping):
     kind = "act"
-    passthrough = True
     elementwise = True
     torch_name: str = ""
-
-    @classmethod
-    def infer(cls, a: Any, inputs: list[Shape], ctx: Context) -> Shape | None:
-        return inputs[0]
 
     @classmethod
     def torch_module(cls, a: Any, inputs: list[Shape]) -> TorchCall:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -36,27 +36,6 @@ def _pair(value: Any) -> Any:
 PosPair = Annotated[
     tuple[PosInt, PosInt],
     BeforeValidator(_pair, json_schema_input_type=PosInt | tuple[PosInt, PosInt]),
-]
-
-
-def _padding(value: Any) -> Any:
-    if value == "valid":
-        return (0, 0)
-    if value == "same":
-        return "same"
-    if isinstance(value, str):
-        raise ValueError("padding must be a number, a pair of numbers, `same` or `valid`")
-    return _pair(value)
-
-
-# "same" keeps ceil(size / stride), as Keras and TensorFlow do (PyTorch's `padding="same"` is
-# the stride-1 case of it).
-Padding = Annotated[
-    Literal["same"] | tuple[NonNegInt, NonNegInt],
-    BeforeValidator(
-        _padding,
-        json_schema_input_type=Literal["same", "valid"] | NonNegInt | tuple[NonNegInt, NonNegInt],
-    ),
 ]
 
 
@@ -315,6 +294,17 @@ class Op:
     def torch_pad(cls, args: Any, inputs: list[Shape]) -> tuple[tuple[int, ...], float] | None:
         """Asymmetric padding to apply before the module (`padding: same` with a stride)."""
         return None
+
+
+class ShapeKeeping(Op):
+    """An op whose output has its input's shape and meaning (an activation, a norm, a scale):
+    layers after it see what came before it (`passthrough`)."""
+
+    passthrough = True
+
+    @classmethod
+    def infer(cls, args: Any, inputs: list[Shape], ctx: Context) -> Shape | None:
+        return inputs[0]
 
 
 class InputOp(Op):

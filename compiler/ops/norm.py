@@ -12,6 +12,7 @@ from .base import (
     Op,
     PosInt,
     Shape,
+    ShapeKeeping,
     TorchCall,
     channel_note,
     fmt_shape,
@@ -139,7 +140,7 @@ def _to_last(rank: int) -> tuple[str, str]:
 
 
 @register
-class LayerNorm(Op):
+class LayerNorm(ShapeKeeping):
     """layer normalisation over the channels (ConvNeXt's LayerNorm2d) or the last dim (`last`).
 
     `over: channels` normalises the channels at each position of a map (or the features);
@@ -150,11 +151,6 @@ class LayerNorm(Op):
     Args = LayerNormArgs
     primary = "over"
     kind = "norm"
-    passthrough = True
-
-    @classmethod
-    def infer(cls, a: LayerNormArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
-        return inputs[0]
 
     @classmethod
     def _size(cls, a: LayerNormArgs, x: Shape) -> int:

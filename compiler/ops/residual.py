@@ -8,10 +8,9 @@ from pydantic import Field
 
 from .base import (
     REQUIRED,
-    Context,
     NodeArgs,
-    Op,
     Shape,
+    ShapeKeeping,
     TorchCall,
     TorchParameter,
     keywords,
@@ -25,7 +24,7 @@ class StochasticDepthArgs(NodeArgs):
 
 
 @register
-class StochasticDepth(Op):
+class StochasticDepth(ShapeKeeping):
     """zeroes a residual branch with probability `p` while training (torchvision's StochasticDepth).
 
     Per sample (`mode: row`) or for the whole batch (`batch`), scaling what it keeps by
@@ -36,11 +35,6 @@ class StochasticDepth(Op):
     Args = StochasticDepthArgs
     primary = "p"
     kind = "dropout"
-    passthrough = True
-
-    @classmethod
-    def infer(cls, a: StochasticDepthArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
-        return inputs[0]
 
     @classmethod
     def torch_module(cls, a: StochasticDepthArgs, inputs: list[Shape]) -> TorchCall:
@@ -65,7 +59,7 @@ class LayerScaleArgs(NodeArgs):
 
 
 @register
-class LayerScale(Op):
+class LayerScale(ShapeKeeping):
     """a learned scale per channel, initially `init` (ConvNeXt's layer scale).
 
     A bare parameter of shape Cx1x1 (C for features) whose state_dict key is the layer's
@@ -76,11 +70,6 @@ class LayerScale(Op):
     Args = LayerScaleArgs
     primary = "init"
     kind = "other"
-    passthrough = True
-
-    @classmethod
-    def infer(cls, a: LayerScaleArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
-        return inputs[0]
 
     @classmethod
     def count_params(cls, a: LayerScaleArgs, inputs: list[Shape], out: Shape) -> int:
