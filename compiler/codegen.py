@@ -26,7 +26,7 @@ import jinja2
 from .gcpause import no_cyclic_gc
 from .graph import ArchGraph
 from .lower import Container, Leaf, lower, render_forward
-from .names import Namespace, class_name, class_names, safe_identifier
+from .names import MAX_NAME, Namespace, class_name, class_names, safe_identifier
 from .ops.base import OPS, TorchParameter, fmt_shape
 
 LINE_LENGTH = 100
@@ -150,6 +150,9 @@ def docstring(text: str, indent: str) -> list[str]:
     lines = wrap(text, LINE_LENGTH - len(indent) - 3)
     if not lines:
         return []
+    if len(lines) == 1 and " " in lines[0]:
+        # ruff format joins a one-line docstring's closing quotes to it, past the line length
+        lines = lines[0].rsplit(" ", 1)
     return [f'"""{lines[0]}', *lines[1:], '"""']
 
 
@@ -394,8 +397,10 @@ def generate(
         if not first.path:
             name = model
         elif first.block == "seq":  # an anonymous sequence of named layers: ConvBnRelu
+            joined = class_name("_".join(ch.attr for ch in first.children))
+            # a long sequence (DenseNet's 24 layers) is named after where it stands
             name = names.namespace.create_name(
-                class_name("_".join(ch.attr for ch in first.children))
+                joined if len(joined) <= MAX_NAME else class_name(first.attr)
             )
         else:
             name = names.for_block(first.block, _variant(first, groups))
@@ -515,7 +520,11 @@ def _variant(c: Container, groups: dict[tuple, list[Container]]) -> str:
     mine = {ch.attr for ch in c.children}
     common = set.intersection(*({ch.attr for ch in v.children} for v in variants))
     extra = sorted(mine - common)
-    return class_name("_".join(extra)) if extra else ""
+    if not extra:
+        return ""
+    joined = class_name("_".join(extra))
+    # many extra layers (a repeat's named copies) name the variant after where it stands
+    return joined if len(joined) <= MAX_NAME else class_name(c.attr)
 
 
 def _doc(cls: ClassDef, graph: ArchGraph, description: str | None) -> str | None:
