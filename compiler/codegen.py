@@ -60,6 +60,7 @@ class ClassDef:
     # every submodule or bare parameter, in `state_dict` order
     children: list[tuple[str, str, str]] = field(default_factory=list)
     returns: str = "torch.Tensor"
+    inputs: list[str] = field(default_factory=list)  # forward's arguments after `x`
     forward: list[str] = field(default_factory=list)  # its lines, indented relative to its body
 
     @property
@@ -183,7 +184,7 @@ def _structure(c: Container, keys: dict[int, tuple]) -> tuple:
             kw = tuple(k for k, _, _ in child.call.kwargs)
             children.append(("l", child.attr, child.call.cls, len(child.call.args), kw))
     forward = tuple(render_forward(c, "Outputs")) if not c.sequential else ()
-    return (c.block, c.sequential, forward, tuple(children))
+    return (c.block, c.sequential, tuple(c.params), forward, tuple(children))
 
 
 def _values(c: Container, defs: dict[int, ClassDef]) -> list[Any]:
@@ -421,6 +422,7 @@ def generate(
         cls.children = _construct(first, cls.slots, defs, [0])
         if first.path:
             cls.forward = render_forward(first, outputs, indent="")
+            cls.inputs = list(first.params)
             continue
         cls.forward = render_forward(first, outputs, lambda n: _shape_comment(graph, n), "")
         if graph.input_shape:

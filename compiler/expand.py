@@ -62,6 +62,7 @@ def layer_names(
     numbered: bool,
     diags: list[Diagnostic],
     removed: frozenset[int] = frozenset(),
+    inputs: tuple[str, ...] = (),
 ) -> list[str]:
     """The names of a list of layers: their `name:`, each given once (a second use is
     reported), else the op numbered from 1 (`conv_1`), or the position in a `seq` (`0`, as
@@ -74,6 +75,17 @@ def layer_names(
     for raw in items:
         given = raw.fields.get("name") if raw is not None else None
         if isinstance(given, str) and layer_name_form(given) and given != "input":
+            if given in inputs:
+                diags.append(
+                    error(
+                        "duplicate-name",
+                        f"`{given}` names a layer and an input of the block",
+                        raw.field_span(("name",)),  # type: ignore[union-attr]
+                        help="rename the layer, or the input under the block's `inputs:`",
+                    )
+                )
+                names.append(None)
+                continue
             if given in taken:
                 diags.append(
                     error(
@@ -90,7 +102,7 @@ def layer_names(
             names.append(given)
         else:
             names.append(None)
-    namespace = Namespace(taken)
+    namespace = Namespace([*taken, *inputs])
     out = []
     position = 0
     for i, (raw, name) in enumerate(zip(items, names, strict=True)):
@@ -137,12 +149,16 @@ class Expander:
         env: Env,
         input_ref: Ref,
         numbered: bool,
+        named_inputs: dict[str, Ref] | None = None,
     ) -> Ref:
-        """Expand a list of layers in `scope`, each reading the one before; the last one."""
+        """Expand a list of layers in `scope`, each reading the one before; the last one.
+        `named_inputs`: a block's inputs by the names it gives them (`inputs: [x, skip]`)."""
         if scope:
             self.targets[qual(scope, "input")] = input_ref
+        for input_name, ref in (named_inputs or {}).items():
+            self.targets[qual(scope, input_name)] = ref
         removed = frozenset(i for i, raw in enumerate(items) if numbered and self.removed(raw, env))
-        names = layer_names(items, numbered, self.diags, removed)
+        names = layer_names(items, numbered, self.diags, removed, tuple(named_inputs or ()))
         self.linker.scope_names[scope].extend(names)
         prev = Ref(scope, "input", None) if scope else input_ref
         for raw, name in zip(items, names, strict=True):
@@ -443,6 +459,9 @@ class Expander:
         key = qual(scope, name)
         composite = isinstance(target, Block) or target.composite
         lo, hi = (1, 1) if composite else (target.min_inputs, target.max_inputs)
+        declared_inputs = target.spec.inputs if isinstance(target, Block) else None
+        if declared_inputs:
+            lo = hi = len(declared_inputs)
         if len(inputs) < lo or (hi is not None and len(inputs) > hi):
             want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo}-{hi}"
             self.diags.append(
@@ -450,6 +469,12 @@ class Expander:
                     "wrong-inputs",
                     f"`{key}` ({raw.op}) takes {want} input(s), got {len(inputs)}",
                     raw.field_span(("from",)),
+                    help=(
+                        f"list them in `from:`, in the order of the block's `inputs:` "
+                        f"({', '.join(declared_inputs)})"
+                        if declared_inputs
+                        else None
+                    ),
                 )
             )
             self.targets[key] = BROKEN
@@ -540,8 +565,11 @@ class Expander:
             params=inst_params,
         )
         self.graph.instances[key] = inst
+        named = dict(zip(declared_inputs, inputs, strict=True)) if declared_inputs else None
+        if named:
+            self.linker.extra_refs.append((inst, list(named.items())[1:]))
         self.stack.append(raw.op)
-        out = self.expand_list(body, inner, block_env, inputs[0], numbered)
+        out = self.expand_list(body, inner, block_env, inputs[0], numbered, named)
         self.stack.pop()
         if isinstance(target, Block) and target.spec.output:
             out = Ref(inner, target.spec.output, self.doc.span(("blocks", target.name, "output")))

@@ -68,6 +68,9 @@ class Instance:
     declared_in: int | None = None
     declared_in_span: Span | None = None
     repeat: int = 0  # a `repeat: N` group: its children are the N copies
+    # a block of several inputs (`inputs: [x, skip]`): what its inputs after the first are,
+    # as (node id, the name the block gives it)
+    extra_inputs: list[tuple[str, str]] = field(default_factory=list)
     # the block's parameters with their values, in declaration order (names for generated code)
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -83,6 +86,7 @@ def _shallow(obj: Any) -> Any:
 def _copy_instance(inst: Instance) -> Instance:
     new = _shallow(inst)
     new.args, new.params = dict(inst.args), dict(inst.params)
+    new.extra_inputs = list(inst.extra_inputs)
     return new
 
 
@@ -99,7 +103,8 @@ class _Edit:
         # node -> the block instances that begin or end at it
         self.ends: dict[str, list[Instance]] = {}
         for inst in graph.instances.values():
-            for node_id in {inst.input, inst.output} - {None}:
+            ends = {inst.input, inst.output, *(n for n, _ in inst.extra_inputs)}
+            for node_id in ends - {None}:
                 self.ends.setdefault(node_id, []).append(inst)  # type: ignore[arg-type]
 
     def final(self, node_id: str) -> str:
@@ -319,6 +324,9 @@ class ArchGraph:
                     inst.input = edit.final(inst.input)  # type: ignore[arg-type]
                 if inst.output in gone:
                     inst.output = edit.final(inst.output)  # type: ignore[arg-type]
+                inst.extra_inputs = [
+                    (edit.final(n) if n in gone else n, name) for n, name in inst.extra_inputs
+                ]
         for node_id in [n for n in edit.replaced if n in self.instance_outputs]:
             self.instance_outputs[edit.final(node_id)] = self.instance_outputs.pop(node_id)
 

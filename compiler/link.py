@@ -49,6 +49,8 @@ class Linker:
         self.scope_names: dict[Scope, list[str]] = defaultdict(list)
         self.pending: list[tuple[str, list[Ref]]] = []  # node id -> the references it reads
         self.instance_refs: list[tuple[Instance, Ref, Ref]] = []  # instance, input, output
+        # a block of several inputs: its inputs after the first, with the names it gives them
+        self.extra_refs: list[tuple[Instance, list[tuple[str, Ref]]]] = []
         self.instance_expects: list[tuple[Instance, tuple[int, ...], Span | None]] = []
         self.output_refs: dict[str, tuple[Ref, bool, Span | None]] = {}
         # layers of several inputs removed by `if:` (each stands for its first input)
@@ -123,6 +125,9 @@ class Linker:
             inst.output = self.lookup(out_ref)
             if inst.output is not None:
                 self.graph.instance_outputs[inst.output] = inst.id
+        for inst, named in self.extra_refs:
+            found = [(self.lookup(ref), name) for name, ref in named]
+            inst.extra_inputs = [(n, name) for n, name in found if n is not None]
         for inst, shape, span in self.instance_expects:
             if inst.output is not None:
                 node = self.graph.node(inst.output)

@@ -52,6 +52,10 @@ class Container:
     output: str | None
     index: int = 0
     sequential: bool = False
+    # a block of several inputs: its inputs after the first, as (node id, the name it gives
+    # them); `params` are the names forward takes them by (`skip`, or `skip_2` where taken)
+    extra_inputs: list[tuple[str, str]] = field(default_factory=list)
+    params: list[str] = field(default_factory=list)
     children: list[Leaf | Container] = field(default_factory=list)
     statements: list[Statement] = field(default_factory=list)
     training_statements: list[Statement] = field(default_factory=list)
@@ -98,7 +102,13 @@ def lower(graph: ArchGraph) -> Container:
             continue  # a block whose layers are all disabled: it passes its input through
         path = tuple(inst.id.split("."))
         containers[path] = Container(
-            path[-1], path, inst.block, inst.input, inst.output, sequential=_is_sequential(inst)
+            path[-1],
+            path,
+            inst.block,
+            inst.input,
+            inst.output,
+            sequential=_is_sequential(inst) and not inst.extra_inputs,
+            extra_inputs=list(inst.extra_inputs),
         )
     # every container's children, in the order the spec created them (the state_dict order)
     first_index: dict[tuple[str, ...], int] = {}
@@ -181,9 +191,9 @@ def _forward(
             sub = containers[path]
             assert sub.output is not None
             call = attribute(sub.attr)
-            steps.append(
-                _Step(sub.output, sub.attr, [sub.input], lambda a, f=call: f"{f}({a[0]})", training)
-            )
+            reads = [sub.input, *(n for n, _ in sub.extra_inputs)]
+            apply = lambda a, f=call: f"{f}({', '.join(a)})"  # noqa: E731
+            steps.append(_Step(sub.output, sub.attr, reads, apply, training))
     # the training-only heads run after the eval path, under `if self.training:`
     steps = [s for s in steps if not s.training] + [s for s in steps if s.training]
     results = [c.output] if c.path else list(graph.outputs.values())
@@ -207,6 +217,11 @@ def _forward(
     names = Namespace(
         {"x", "out"}, taken=lambda n: n in reserved or n in _HIDDEN or keyword.iskeyword(n)
     )
+    c.params = []
+    for node_id, name in c.extra_inputs:  # forward's further arguments
+        param = names.create_name(identifier(name))
+        c.params.append(param)
+        var.setdefault(node_id, param)  # a value given twice is read by its first name
     for i, step in enumerate(steps):
         args = [var[v] for v in step.inputs]
         # a value that only the next statement reads, as its one input, flows on in `x` (or

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .diagnostics import Diagnostic, Span, error
 from .expr import MAX_MAGNITUDE, fmt_number
@@ -41,6 +41,17 @@ class BlockSpec(BaseModel):
     # unnamed layers numbered 0, 1, 2 as in nn.Sequential (torchvision's Conv2dNormActivation:
     # `features.0.0` is its conv), not per op (`conv_1`)
     sequential: Annotated[bool, Field(strict=True)] = False
+    # a block of several inputs names them, in the order of an instance's `from:` (a U-Net
+    # decoder block: `inputs: [x, skip]`); the first is also its `input`
+    inputs: Annotated[list[Name], Field(min_length=2, max_length=16)] | None = None
+
+    @field_validator("inputs")
+    @classmethod
+    def _distinct_inputs(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) < len(value):
+            twice = next(n for n in value if value.count(n) > 1)
+            raise ValueError(f"`{twice}` names two inputs")
+        return value
 
 
 # `.inf` passes `gt=0`, and `w(c)` would turn it into an OverflowError

@@ -168,7 +168,7 @@ def summarize(graph: ArchGraph) -> Summary:
                     f"{inst.block} x{inst.repeat}" if inst.repeat else inst.block,
                     BLOCK,
                     depth,
-                    (shape_of(inst.input),),
+                    (shape_of(inst.input), *(shape_of(n) for n, _ in inst.extra_inputs)),
                     shape_of(inst.output),
                     *sums,
                 )

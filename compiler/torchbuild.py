@@ -28,7 +28,8 @@ _CLASSES: dict[tuple[str, str, tuple[str, ...] | None], type[nn.Module]] = {}
 
 def forward_source(c: Container) -> str:
     """`forward` as the shared lowering prints it."""
-    return "\n".join(["def forward(self, x):", *render_forward(c, "Outputs")]) + "\n"
+    head = f"def forward(self, {', '.join(['x', *c.params])}):"
+    return "\n".join([head, *render_forward(c, "Outputs")]) + "\n"
 
 
 def _module_class(name: str, source: str, outputs: type | None) -> type[nn.Module]:

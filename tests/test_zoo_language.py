@@ -249,3 +249,39 @@ layers:
     assert weights(build(text)) == ["convs.0.0.weight", "convs.1.0.weight"]
     (d,) = lint_text(text.replace('["0", "1"]', '["0", "7"]')).diagnostics
     assert (d.code, d.message) == ("undefined-reference", "no layer named `7` in `convs`")
+
+
+UNET = Path(__file__).parent / "fixtures" / "unet.yaml"
+
+
+def test_a_block_of_two_inputs(tmp_path: Path) -> None:
+    result = compiler.lint_file(UNET)
+    assert result.diagnostics == []
+    g = result.graph
+    assert g.node("u2.merged").inputs == ["d2.1", "u2.up"]  # `skip` is the second `from:`
+    assert g.instances["u2"].extra_inputs == [("d2.1", "skip")]
+    model = compiler.build(UNET).eval()
+    code = codegen_file(result, "unet.yaml")
+    assert "def forward(self, x: torch.Tensor, skip: torch.Tensor)" in code
+    generated = load_module(code, tmp_path, "unet").Unet().eval()
+    generated.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        out = model(x)
+        assert out.shape == (2, 2, 32, 32)
+        assert torch.equal(generated(x), out)
+        assert torch.allclose(compiler.optimize(model)(x), out, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "code", "words"),
+    [
+        ("from: [bottom, d2]", "from: [bottom]", "wrong-inputs", "takes 2 input(s), got 1"),
+        ("name: merged", "name: skip", "duplicate-name", "names a layer and an input"),
+        ("inputs: [x, skip]", "inputs: [x, x]", "invalid-value", "`x` names two inputs"),
+    ],
+)
+def test_a_block_of_two_inputs_is_checked(old: str, new: str, code: str, words: str) -> None:
+    text = UNET.read_text(encoding="utf-8").replace(old, new)
+    found = [(d.code, d.message) for d in lint_text(text).diagnostics]
+    assert any(c == code and words in m for c, m in found), found
