@@ -35,6 +35,7 @@ from .diagnostics import Diagnostic, cap, terminal_safe
 from .files import GENERATED_MARK, comment_safe, write_atomic
 from .gcpause import no_cyclic_gc
 from .graph import ArchGraph
+from .ops import OPS
 from .ops.base import BrokenOp
 from .syntax import fmt_shape
 
@@ -89,6 +90,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "act": ("#BBCC33", "activation"),
     "dropout": ("#DDDDDD", "dropout"),
     "linear": ("#44BB99", "linear"),
+    # these two are named after the ops drawn of them (`concat, mul`)
     "reshape": ("#99DDFF", "flatten, reshape"),
     "merge": ("#FFAABB", "concat, add"),
     "block": ("#F4F4F4", "block (collapsed)"),
@@ -183,6 +185,7 @@ class _Layout:
     drawn: dict[str, str] = field(default_factory=dict)  # node id -> DOT id of what shows it
     members: dict[str, list[str]] = field(default_factory=dict)  # instance -> node ids
     kinds: set[str] = field(default_factory=set)
+    ops: dict[str, set[str]] = field(default_factory=dict)  # kind -> the ops drawn of it
     depth: int | None = None
     folded: dict[str, list[str]] = field(default_factory=dict)  # node -> activations drawn in it
     placed: set[tuple[str | None, tuple[str, str]]] = field(default_factory=set)
@@ -241,6 +244,7 @@ def _layout(graph: ArchGraph, depth: int | None, fold: bool) -> _Layout:
             layout.drawn[node_id] = node_id
             if graph.node(node_id).op is not BrokenOp:  # drawn red, not in a kind's colour
                 layout.kinds.add(_kind(graph, node_id))
+                layout.ops.setdefault(_kind(graph, node_id), set()).add(graph.node(node_id).op.name)
         for outer, inner in zip([None, *shown], shown, strict=False):
             layout.add(("cluster", inner), outer)
         layout.add(item, shown[-1] if shown else None)
@@ -685,6 +689,13 @@ def _aligned(dot: Digraph, graph: ArchGraph, layout: _Layout) -> None:
                 dot.subgraph(same)
 
 
+def _legend_text(kind: str, layout: _Layout) -> str:
+    if kind not in ("reshape", "merge") or not layout.ops.get(kind):
+        return KINDS[kind][1]
+    drawn = layout.ops[kind]
+    return ", ".join(name for name in OPS if name in drawn)  # in the registry's order
+
+
 def _legend(dot: Digraph, layout: _Layout, rankdir: str) -> None:
     """The kinds drawn, as swatches four to a row (one column left to right), in a cluster of its
     own: a single flat node, so it takes little more height than the input beside it."""
@@ -695,7 +706,7 @@ def _legend(dot: Digraph, layout: _Layout, rankdir: str) -> None:
         return
     cells = [
         f'<TD BGCOLOR="{KINDS[k][0]}" BORDER="1" WIDTH="12" HEIGHT="12"></TD>'
-        f'<TD ALIGN="LEFT">{_html(KINDS[k][1])}</TD>'
+        f'<TD ALIGN="LEFT">{_html(_legend_text(k, layout))}</TD>'
         for k in kinds
     ]
     per_row = 4 if rankdir == "TB" else 1

@@ -242,9 +242,11 @@ def test_nodes_show_the_op_its_parameters_and_kind_colour(googlenet_dot):
     assert "params" not in attrs_of(googlenet_dot, "pool1")
     concat = attrs_of(googlenet_dot, "inception3a.concat")
     assert "256 = 64 + 128 + 32 + 32" in concat
-    # the legend lists the kinds drawn, and only those
+    # the legend lists the kinds drawn, and only those; merges and reshapes by the ops drawn
+    # (GoogLeNet concatenates and flattens, but adds and reshapes nothing)
     legend = attrs_of(googlenet_dot, "[legend]")
-    assert "convolution" in legend and "concat, add" in legend and "activation" not in legend
+    assert "convolution" in legend and "activation" not in legend
+    assert ">concat<" in legend and ">flatten<" in legend and "add" not in legend
 
 
 def test_inputs_and_outputs_are_drawn_apart(googlenet_dot):
