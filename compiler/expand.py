@@ -442,7 +442,9 @@ class Expander:
         """One copy of a validated layer: a node, or a block instance and what it contains."""
         key = qual(scope, name)
         composite = isinstance(target, Block) or target.composite
-        lo, hi = (1, 1) if composite else (target.min_inputs, target.max_inputs)
+        # a block or seq takes its first input as `input`, and its layers read any others by
+        # the names its `from:` gives them (LR-ASPP's head reads `backbone` and `backbone.4`)
+        lo, hi = (1, None) if composite else (target.min_inputs, target.max_inputs)
         if len(inputs) < lo or (hi is not None and len(inputs) > hi):
             want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo}-{hi}"
             self.diags.append(
@@ -540,9 +542,23 @@ class Expander:
             params=inst_params,
         )
         self.graph.instances[key] = inst
+        for ref in inputs[1:]:
+            self.targets[qual(inner, ref.name)] = ref
+            self.linker.scope_names[inner].append(ref.name)
         self.stack.append(raw.op)
         out = self.expand_list(body, inner, block_env, inputs[0], numbered)
         self.stack.pop()
+        for ref in inputs[1:]:
+            if self.targets.get(qual(inner, ref.name)) is not ref:
+                self.diags.append(
+                    error(
+                        "duplicate-name",
+                        f"`{ref.name}` is an input of `{key}` and a name inside it",
+                        ref.span,
+                        help="inside, its layers read its first input as `input` and the others "
+                        "by the names `from:` gives them: rename the layer",
+                    )
+                )
         if isinstance(target, Block) and target.spec.output:
             out = Ref(inner, target.spec.output, self.doc.span(("blocks", target.name, "output")))
         self.targets[key] = out

@@ -27,8 +27,9 @@ _CLASSES: dict[tuple[str, str, tuple[str, ...] | None], type[nn.Module]] = {}
 
 
 def forward_source(c: Container) -> str:
-    """`forward` as the shared lowering prints it."""
-    return "\n".join(["def forward(self, x):", *render_forward(c, "Outputs")]) + "\n"
+    """`forward` as the shared lowering prints it ("" for an opened container: none)."""
+    body = render_forward(c, "Outputs")
+    return "\n".join(["def forward(self, x):", *body]) + "\n" if body else ""
 
 
 def _module_class(name: str, source: str, outputs: type | None) -> type[nn.Module]:
@@ -38,7 +39,8 @@ def _module_class(name: str, source: str, outputs: type | None) -> type[nn.Modul
     if cls is None:
         namespace: dict[str, Any] = {"torch": torch, "F": F, "Outputs": outputs}
         exec(compile(source, f"<yarch {name}.forward>", "exec"), namespace)
-        cls = type(name, (nn.Module,), {"forward": namespace["forward"], "__module__": __name__})
+        methods = {"forward": namespace["forward"]} if "forward" in namespace else {}
+        cls = type(name, (nn.Module,), {**methods, "__module__": __name__})
         _CLASSES[key] = cls
     return cls
 
