@@ -458,7 +458,10 @@ class Expander:
         """One copy of a validated layer: a node, or a block instance and what it contains."""
         key = qual(scope, name)
         composite = isinstance(target, Block) or target.composite
-        lo, hi = (1, 1) if composite else (target.min_inputs, target.max_inputs)
+        # a block or seq takes its first input as `input`, and its layers read any others by
+        # the names its `from:` gives them (LR-ASPP's head reads `backbone` and `backbone.4`),
+        # or by the names of the block's `inputs:`, which then fixes their number
+        lo, hi = (1, None) if composite else (target.min_inputs, target.max_inputs)
         declared_inputs = target.spec.inputs if isinstance(target, Block) else None
         if declared_inputs:
             lo = hi = len(declared_inputs)
@@ -565,12 +568,32 @@ class Expander:
             params=inst_params,
         )
         self.graph.instances[key] = inst
-        named = dict(zip(declared_inputs, inputs, strict=True)) if declared_inputs else None
-        if named:
-            self.linker.extra_refs.append((inst, list(named.items())[1:]))
+        if declared_inputs:
+            named = dict(zip(declared_inputs, inputs, strict=True))
+        else:
+            named = {ref.name: ref for ref in inputs[1:]}
+            for ref in inputs[1:]:
+                self.targets[qual(inner, ref.name)] = ref
+                self.linker.scope_names[inner].append(ref.name)
+        extra = list(named.items())[1:] if declared_inputs else list(named.items())
+        if extra:
+            self.linker.extra_refs.append((inst, extra))
         self.stack.append(raw.op)
-        out = self.expand_list(body, inner, block_env, inputs[0], numbered, named)
+        out = self.expand_list(
+            body, inner, block_env, inputs[0], numbered, named if declared_inputs else None
+        )
         self.stack.pop()
+        for ref in [] if declared_inputs else inputs[1:]:
+            if self.targets.get(qual(inner, ref.name)) is not ref:
+                self.diags.append(
+                    error(
+                        "duplicate-name",
+                        f"`{ref.name}` is an input of `{key}` and a name inside it",
+                        ref.span,
+                        help="inside, its layers read its first input as `input` and the others "
+                        "by the names `from:` gives them: rename the layer",
+                    )
+                )
         if isinstance(target, Block) and target.spec.output:
             out = Ref(inner, target.spec.output, self.doc.span(("blocks", target.name, "output")))
         self.targets[key] = out

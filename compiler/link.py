@@ -79,7 +79,10 @@ class Linker:
                 names = self.scope_names.get(ref.scope, [])
                 help = self.suggest(
                     ref.name, lambda: [*(n for n in names if n != ref.name), "input"], len(names)
-                ) or ("a block's layers can refer to each other and to `input` only")
+                ) or (
+                    "a block's layers can refer to each other, to `input` and to the other "
+                    "inputs its `from:` names"
+                )
             self.diags.append(
                 error(
                     "undefined-reference",

@@ -56,6 +56,9 @@ class Container:
     # them); `params` are the names forward takes them by (`skip`, or `skip_2` where taken)
     extra_inputs: list[tuple[str, str]] = field(default_factory=list)
     params: list[str] = field(default_factory=list)
+    # a value crosses its boundary other than through its inputs and output (`from:
+    # backbone.4`): it has no forward, and the forward around it calls its children
+    opened: bool = False
     children: list[Leaf | Container] = field(default_factory=list)
     statements: list[Statement] = field(default_factory=list)
     training_statements: list[Statement] = field(default_factory=list)
@@ -79,9 +82,9 @@ class Container:
         return self._by_attr[attr]
 
 
-def attribute(attr: str) -> str:
+def attribute(attr: str, owner: str = "self") -> str:
     """`self.conv1`, or `self[0]`-free access for numbered children of non-sequential modules."""
-    return f"self.{attr}" if attr.isidentifier() else f"getattr(self, {attr!r})"
+    return f"{owner}.{attr}" if attr.isidentifier() else f"getattr({owner}, {attr!r})"
 
 
 def _is_sequential(inst: Instance) -> bool:
@@ -136,15 +139,19 @@ def lower(graph: ArchGraph) -> Container:
         ]
         for path in containers
     }
+    opened = _opened(graph, containers, live)
     for container in containers.values():
         if container.path and container.path not in first_index:
+            continue
+        if container.path in opened:
+            container.opened, container.sequential = True, False
             continue
         if container.path and container.output not in live:
             # a block whose result reaches no output (lint warns): its modules are kept, as
             # written, but nothing calls it
             container.sequential = False
             continue
-        _forward(graph, container, containers, inside[container.path], eval_live)
+        _forward(graph, container, containers, inside[container.path], eval_live, opened)
         if container.sequential and not _is_chain(container):
             container.sequential = False
         # an unnamed sequence, like nn.Sequential: its children are numbered 0, 1, 2 ...
@@ -153,6 +160,39 @@ def lower(graph: ArchGraph) -> Container:
         ]:
             container.sequential = False
     return root
+
+
+def _opened(
+    graph: ArchGraph, containers: dict[tuple[str, ...], Container], live: set[str]
+) -> set[tuple[str, ...]]:
+    """The containers that a value enters other than as their input, or leaves other than as
+    their output: a layer read from outside (`from: backbone.4`, torchvision's
+    IntermediateLayerGetter) or a seq that reads several values. A module's forward takes one
+    value and returns one, so these are opened: the forward around them calls their children."""
+
+    def scope(node_id: str) -> tuple[str, ...]:
+        return () if node_id == ArchGraph.INPUT else graph.node(node_id).scope
+
+    def entries(c: Container) -> set[str]:  # the values a container takes as arguments
+        return {node_id for node_id, _ in c.extra_inputs}
+
+    reads = [(u, scope(v)) for u, v in graph.graph.edges if v in live]
+    reads += [(node_id, ()) for node_id in graph.outputs.values()]
+    opened: set[tuple[str, ...]] = set()
+    for source, reader in reads:
+        written = scope(source)
+        common = 0
+        while common < min(len(written), len(reader)) and written[common] == reader[common]:
+            common += 1
+        for depth in range(common + 1, len(reader) + 1):
+            c = containers.get(reader[:depth])
+            if c is not None and c.input != source and source not in entries(c):
+                opened.add(c.path)
+        for depth in range(common + 1, len(written) + 1):
+            c = containers.get(written[:depth])
+            if c is not None and c.output != source:
+                opened.add(c.path)
+    return opened
 
 
 @dataclass
@@ -170,9 +210,10 @@ def _forward(
     containers: dict[tuple[str, ...], Container],
     inside: list[Node],
     eval_live: set[str],
+    opened: set[tuple[str, ...]],
 ) -> None:
-    """Straight-line statements for `c`, over its own children only; `inside` are the live
-    nodes within `c`, in graph order."""
+    """Straight-line statements for `c`, over its own children and those of the opened
+    containers within it; `inside` are the live nodes within `c`, in graph order."""
     steps: list[_Step] = []
     called: set[tuple[str, ...]] = set()
     depth = len(c.path)
@@ -185,12 +226,23 @@ def _forward(
             steps.append(_Step(node_id, node.name, node.inputs, _leaf_expr(leaf), training))
         else:
             path = node.scope[: depth + 1]
+            while path in opened and len(path) < len(node.scope):
+                path = node.scope[: len(path) + 1]
+            owner = "self"
+            for attr in path[depth:-1]:
+                owner = attribute(attr, owner)
+            if path in opened:  # a layer of an opened container, called through it
+                leaf = containers[path].child(node.name)
+                assert isinstance(leaf, Leaf)
+                expr = _leaf_expr(leaf, attribute(path[-1], owner))
+                steps.append(_Step(node_id, node.name, node.inputs, expr, training))
+                continue
             if path in called:
                 continue
             called.add(path)
             sub = containers[path]
             assert sub.output is not None
-            call = attribute(sub.attr)
+            call = attribute(sub.attr, owner)
             reads = [sub.input, *(n for n, _ in sub.extra_inputs)]
             apply = lambda a, f=call: f"{f}({', '.join(a)})"  # noqa: E731
             steps.append(_Step(sub.output, sub.attr, reads, apply, training))
@@ -253,12 +305,12 @@ def _forward(
         }
 
 
-def _leaf_expr(leaf: Leaf) -> Callable[[list[str]], str]:
+def _leaf_expr(leaf: Leaf, owner: str = "self") -> Callable[[list[str]], str]:
     node = leaf.node
     if leaf.call is None:
         return lambda args: node.op.torch_expr(node.args, args, node.input_shapes)  # type: ignore[arg-type]
     pad = node.op.torch_pad(node.args, node.input_shapes)  # type: ignore[arg-type]
-    call = attribute(leaf.attr)
+    call = attribute(leaf.attr, owner)
 
     def apply(x: str) -> str:
         return node.op.torch_apply(node.args, call, x, node.input_shapes)  # type: ignore[arg-type]
@@ -295,8 +347,10 @@ def render_forward(
 
     Both back ends print forward with this function, so `build` runs the code `codegen`
     writes. The model returns its one output, or a named tuple whose training-only fields are
-    None in eval mode.
+    None in eval mode. An opened container has no forward: no lines.
     """
+    if c.opened:
+        return []
     lines: list[str] = []
 
     def emit(statement: Statement, pad: str) -> None:

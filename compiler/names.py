@@ -290,8 +290,11 @@ def _check_layer_name(value: str) -> str:
 
 def _check_ref(value: str) -> str:
     # a name, or the number of an unnamed layer of a `seq` (`from: ["0", "1"]`, as ASPP's
-    # concatenation of the branches of an nn.ModuleList)
-    if not (layer_name_form(value) or (value.isascii() and value.isdigit())):
+    # concatenation of the branches of an nn.ModuleList); dotted, a layer inside a named
+    # block or seq (`backbone.4`, as torchvision's IntermediateLayerGetter reads a stage)
+    if not all(
+        layer_name_form(part) or (part.isascii() and part.isdigit()) for part in value.split(".")
+    ):
         raise ValueError(f"`{shown(value)}` is not a layer name")
     return value
 
@@ -303,8 +306,9 @@ def layer_name_form(text: str) -> bool:
 
 
 def identifier(name: str) -> str:
-    """A layer name as a Python identifier: `block1-0` -> `block1_0`, `0` -> `x0`."""
-    text = name.replace("-", "_")
+    """A layer name as a Python identifier: `block1-0` -> `block1_0`, `backbone.4` ->
+    `backbone_4`, `0` -> `x0`."""
+    text = name.replace("-", "_").replace(".", "_")
     return text if text.isascii() and text.isidentifier() else f"x{text}"
 
 

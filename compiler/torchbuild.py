@@ -27,9 +27,10 @@ _CLASSES: dict[tuple[str, str, tuple[str, ...] | None], type[nn.Module]] = {}
 
 
 def forward_source(c: Container) -> str:
-    """`forward` as the shared lowering prints it."""
+    """`forward` as the shared lowering prints it ("" for an opened container: none)."""
+    body = render_forward(c, "Outputs")
     head = f"def forward(self, {', '.join(['x', *c.params])}):"
-    return "\n".join([head, *render_forward(c, "Outputs")]) + "\n"
+    return "\n".join([head, *body]) + "\n" if body else ""
 
 
 def _module_class(name: str, source: str, outputs: type | None) -> type[nn.Module]:
@@ -39,7 +40,8 @@ def _module_class(name: str, source: str, outputs: type | None) -> type[nn.Modul
     if cls is None:
         namespace: dict[str, Any] = {"torch": torch, "F": F, "Outputs": outputs}
         exec(compile(source, f"<yarch {name}.forward>", "exec"), namespace)
-        cls = type(name, (nn.Module,), {"forward": namespace["forward"], "__module__": __name__})
+        methods = {"forward": namespace["forward"]} if "forward" in namespace else {}
+        cls = type(name, (nn.Module,), {**methods, "__module__": __name__})
         _CLASSES[key] = cls
     return cls
 

@@ -285,3 +285,104 @@ def test_a_block_of_two_inputs_is_checked(old: str, new: str, code: str, words: 
     text = UNET.read_text(encoding="utf-8").replace(old, new)
     found = [(d.code, d.message) for d in lint_text(text).diagnostics]
     assert any(c == code and words in m for c, m in found), found
+
+
+# LR-ASPP: the head reads the backbone's output and a value from inside it (block 4)
+TWO_LEVELS = """
+name: two_levels
+input: [3, 16, 16]
+layers:
+  - seq:
+      name: backbone
+      layers:
+        - conv: {out: 4, kernel: 3, padding: 1}
+        - relu
+        - conv: {out: 8, kernel: 3, stride: 2, padding: 1}
+  - seq:
+      name: head
+      from: [backbone, backbone.1]
+      layers:
+        - conv: {name: high, out: 2, kernel: 1}
+        - upsample: {name: up, like: backbone.1, mode: bilinear}
+        - conv: {name: low, from: backbone.1, out: 2, kernel: 1}
+        - add: [up, low]
+"""
+
+
+def test_a_dotted_name_reads_inside_a_seq_and_a_seq_reads_several_inputs(tmp_path: Path) -> None:
+    result = lint_text(TWO_LEVELS)
+    assert result.diagnostics == []
+    assert result.graph.node("head.low").inputs == ["backbone.1"]
+    model = build(TWO_LEVELS).eval()
+    assert weights(model) == [
+        "backbone.0.weight",
+        "backbone.2.weight",
+        "head.high.weight",
+        "head.low.weight",
+    ]
+    x = torch.randn(2, 3, 16, 16)
+    b, h = model.backbone, model.head
+    low = getattr(b, "1")(getattr(b, "0")(x))
+    high = h.high(getattr(b, "2")(low))
+    up = torch.nn.functional.interpolate(high, size=low.shape[2:], mode="bilinear")
+    with torch.no_grad():
+        assert torch.equal(model(x), up + h.low(low))
+        # the opened backbone has no forward of its own: the model's forward calls its layers
+        with pytest.raises(NotImplementedError):
+            model.backbone(x)
+        code = codegen_file(result, "two_levels.yaml")
+        # the head reads the backbone's layer 1 as its second argument
+        assert 'getattr(self.backbone, "1")' in code
+        assert "def forward(self, x: torch.Tensor, backbone_1: torch.Tensor)" in code
+        generated = load_module(code, tmp_path, "two_levels").TwoLevels().eval()
+        generated.load_state_dict(model.state_dict())
+        assert torch.equal(generated(x), model(x))
+
+
+def test_a_layer_read_from_outside_leaves_its_instance_closed() -> None:
+    # `backbone.1` is block 1's output: block 1 keeps its forward, `backbone` opens
+    text = TWO_LEVELS.replace("        - relu\n", "        - seq: [relu]\n")
+    assert lint_text(text).diagnostics == []
+    model = build(text).eval()
+    x = torch.randn(1, 4, 16, 16)
+    assert torch.equal(getattr(model.backbone, "1")(x), torch.relu(x))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "code", "message"),
+    [
+        (
+            "from: backbone.1,",
+            "from: backbone.7,",
+            "undefined-reference",
+            "no layer named `backbone.7`",
+        ),
+        (
+            "from: backbone.1,",
+            "from: backbone..1,",
+            "invalid-value",
+            "`backbone..1` is not a layer name",
+        ),
+        ("name: low,", "name: backbone.1,", "invalid-value", "cannot be used as a name"),
+        # a second input read by the name of a layer inside: which one is meant?
+        (
+            "[backbone, backbone.1]",
+            "[backbone, backbone.1, stem]",
+            "duplicate-name",
+            "`stem` is an input of `head` and a name inside it",
+        ),
+    ],
+)
+def test_dotted_names_and_several_inputs_are_checked(
+    old: str, new: str, code: str, message: str
+) -> None:
+    text = TWO_LEVELS.replace(
+        "  - seq:\n      name: backbone",
+        "  - conv: {name: stem, out: 3, kernel: 1}\n  - seq:\n      name: backbone",
+    )
+    text = text.replace("name: high,", "name: stem,")
+    assert old in text
+    diags = lint_text(text.replace(old, new)).diagnostics
+    assert [d.code for d in diags][:1] == [code], [d.message for d in diags]
+    assert message in diags[0].message
+    assert diags[0].span is not None
