@@ -29,7 +29,7 @@ test: setup
 	@$(MAKE) --no-print-directory check
 
 # Every zoo model's outputs against torchvision's, the largest included (CI checks those up to
-# 5 GMACs): tests/test_zoo.py with YARCH_ZOO=all, about 45 s.
+# 5 GMACs): tests/test_zoo.py with YARCH_ZOO=all, about 2 min 40 s.
 test-zoo: setup
 	YARCH_ZOO=all $(BIN)/pytest -q tests/test_zoo.py
 
