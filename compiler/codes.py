@@ -216,6 +216,11 @@ _REGISTRY = (
         "2 + 2 + 2)",
     ),
     Code(
+        "split-mismatch",
+        ERROR,
+        "a `split` whose sizes do not add up to the dimension it splits",
+    ),
+    Code(
         "invalid-dims",
         ERROR,
         "a `permute` that is no order of its input's dimensions or moves the batch; a `mean` "

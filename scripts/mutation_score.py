@@ -527,6 +527,9 @@ class Oracle:
     def op_chunk(self, f: dict, ins: list, path: tuple) -> Any:
         return ins[0].chunk(f["chunks"], f.get("dim", 1))[f["part"]]
 
+    def op_split(self, f: dict, ins: list, path: tuple) -> Any:
+        return ins[0].split(list(f["sizes"]), f.get("dim", 1))[f["part"]]
+
     def op_channel_shuffle(self, f: dict, ins: list, path: tuple) -> Any:
         return self.F.channel_shuffle(ins[0], f["groups"])
 

@@ -649,20 +649,27 @@ def torch_chunks(size: int, chunks: int) -> list[int]:
 
 def shuffle_unit(g: Gen, s: Scope) -> bool:
     """ShuffleNet's unit, loosely: the channels split by `chunk` (into fewer parts than asked
-    for where torch's rounding up uses them all), some parts through a 1x1 conv, the parts
-    concatenated again and `channel_shuffle`d."""
+    for where torch's rounding up uses them all) or `split` (into parts of given sizes), some
+    parts through a 1x1 conv, the parts concatenated again and `channel_shuffle`d."""
     c, h, w = s.shape
     if c < 2:
         return False
     src = s.current()
     chunks = g.int(2, min(c, 5))
     sizes = torch_chunks(c, chunks)
+    by_sizes = g.bool()  # `split` into parts of sizes drawn at random, not `chunk`
+    if by_sizes:
+        cuts = sorted({g.int(1, c - 1) for _ in range(chunks - 1)})
+        sizes = [b - a for a, b in zip([0, *cuts], [*cuts, c], strict=True)]
     sub = Scope(s.shape, s.names)
     ends: list[Layer] = []
     total = 0
     for part, size in enumerate(sizes):
-        fields = {"chunks": chunks, "part": part, "from": s.ref(src)}
-        ends.append(sub.add(Layer("chunk", fields), (size, h, w)))
+        if by_sizes:
+            layer = Layer("split", {"sizes": sizes, "part": part, "from": s.ref(src)})
+        else:
+            layer = Layer("chunk", {"chunks": chunks, "part": part, "from": s.ref(src)})
+        ends.append(sub.add(layer, (size, h, w)))
         width = size
         if g.bool(0.4):
             width = g.int(1, min(16, g.channels_cap(size, 1, (1, 1), (h, w))))
@@ -679,6 +686,7 @@ def shuffle_unit(g: Gen, s: Scope) -> bool:
     layer = Layer("channel_shuffle", {"groups": groups}, primary="groups", short=g.bool())
     maybe_expect(g, layer, (total, h, w))
     s.add(layer, (total, h, w))
+    return True
 
 
 def cn_block(g: Gen, s: Scope) -> bool:

@@ -147,3 +147,15 @@ def test_mul_broadcasts_as_torch(seed):
         return
     assert not result.diagnostics, shapes
     assert graph.node(graph.outputs["out"]).shape == want
+
+
+@pytest.mark.parametrize(("sizes", "part"), [([2, 4], 0), ([2, 4], 1), ([1, 1, 4], 2)])
+def test_split_is_torch_split(sizes: list[int], part: int) -> None:
+    torch = pytest.importorskip("torch")
+    from compiler import lint_text
+
+    text = f"name: t\ninput: [6, 5, 5]\nlayers:\n  - split: {{sizes: {sizes}, part: {part}}}\n"
+    result = lint_text(text)
+    assert result.diagnostics == []
+    want = torch.zeros(1, 6, 5, 5).split(sizes, 1)[part].shape[1:]
+    assert result.graph.node("split_1").shape == tuple(want)

@@ -1,4 +1,5 @@
-"""Ops that split or rearrange a tensor's channels: `chunk` and `channel_shuffle` (ShuffleNet)."""
+"""Ops that split or rearrange a tensor's channels: `chunk`, `split` and `channel_shuffle`
+(ShuffleNet)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,67 @@ class Chunk(Op):
     @classmethod
     def describe(cls, a: ChunkArgs) -> str:
         return f"chunk {a.part}/{a.chunks}" + (f" dim {a.dim}" if a.dim != 1 else "")
+
+
+class SplitArgs(NodeArgs):
+    sizes: Annotated[list[PosInt], Field(min_length=2, max_length=10_000)]
+    part: Annotated[int, Field(ge=0, le=100_000, strict=True)]
+    dim: Annotated[int, Field(ge=1, le=3, strict=True)] = 1
+
+    @model_validator(mode="after")
+    def _part_in_range(self) -> SplitArgs:
+        if self.part >= len(self.sizes):
+            raise ValueError(
+                f"part {self.part} does not exist: the {len(self.sizes)} parts of `sizes` are "
+                f"numbered 0 to {len(self.sizes) - 1}"
+            )
+        return self
+
+
+@register
+class Split(Op):
+    """one part of its input split into parts of the given `sizes` along `dim` (1: the
+    channels), as `x.split(sizes, dim)[part]`; each part is a layer of its own."""
+
+    name = "split"
+    example = ((6, 8, 8), ("split: {sizes: [2, 4], part: 1}",))
+    Args = SplitArgs
+    kind = "reshape"
+
+    @classmethod
+    def infer(cls, a: SplitArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
+        (x,) = inputs
+        axis = a.dim - 1
+        if axis >= len(x):
+            ctx.error(
+                "rank-mismatch",
+                f"`{ctx.name}` splits dimension {a.dim}, but `{ctx.source(0)}` gives "
+                f"{fmt_shape(x)}, {len(x)} dimension{'s' if len(x) > 1 else ''} after the batch",
+                "dim",
+                help="`dim: 1` splits the channels or features",
+            )
+            return None
+        if sum(a.sizes) != x[axis]:
+            what = AXES[a.dim] if len(x) == 3 else f"dimension {a.dim}"
+            ctx.error(
+                "split-mismatch",
+                f"`{ctx.name}` splits {x[axis]} {what} into parts of "
+                f"{' + '.join(map(str, a.sizes))} = {sum(a.sizes)}",
+                "sizes",
+                notes=(f"`{ctx.source(0)}` gives {fmt_shape(x)}",),
+                help=f"the sizes must add up to {x[axis]}",
+            )
+            return None
+        return (*x[:axis], a.sizes[a.part], *x[axis + 1 :])
+
+    @classmethod
+    def torch_expr(cls, a: SplitArgs, inputs: list[str], shapes: list[Shape]) -> str:
+        return f"{inputs[0]}.split({list(a.sizes)}, {a.dim})[{a.part}]"
+
+    @classmethod
+    def describe(cls, a: SplitArgs) -> str:
+        sizes = "+".join(map(str, a.sizes))
+        return f"split {a.part} of {sizes}" + (f" dim {a.dim}" if a.dim != 1 else "")
 
 
 class ChannelShuffleArgs(NodeArgs):
