@@ -35,6 +35,20 @@ def chunk_sizes(size: int, chunks: int) -> list[int]:
     return [min(step, size - start) for start in range(0, size, step)]
 
 
+def _axis(ctx: Context, x: Shape, dim: int) -> int | None:
+    """The axis of `x` (without the batch) that `dim` splits, or None, reported."""
+    if dim - 1 < len(x):
+        return dim - 1
+    ctx.error(
+        "rank-mismatch",
+        f"`{ctx.name}` splits dimension {dim}, but `{ctx.source(0)}` gives "
+        f"{fmt_shape(x)}, {len(x)} dimension{'s' if len(x) > 1 else ''} after the batch",
+        "dim",
+        help="`dim: 1` splits the channels or features",
+    )
+    return None
+
+
 @register
 class Chunk(Op):
     """one part of its input split into `chunks` along `dim` (1: the channels), as
@@ -48,15 +62,8 @@ class Chunk(Op):
     @classmethod
     def infer(cls, a: ChunkArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
         (x,) = inputs
-        axis = a.dim - 1
-        if axis >= len(x):
-            ctx.error(
-                "rank-mismatch",
-                f"`{ctx.name}` splits dimension {a.dim}, but `{ctx.source(0)}` gives "
-                f"{fmt_shape(x)}, {len(x)} dimension{'s' if len(x) > 1 else ''} after the batch",
-                "dim",
-                help="`dim: 1` splits the channels or features",
-            )
+        axis = _axis(ctx, x, a.dim)
+        if axis is None:
             return None
         sizes = chunk_sizes(x[axis], a.chunks)
         if a.part >= len(sizes):
@@ -112,15 +119,8 @@ class Split(Op):
     @classmethod
     def infer(cls, a: SplitArgs, inputs: list[Shape], ctx: Context) -> Shape | None:
         (x,) = inputs
-        axis = a.dim - 1
-        if axis >= len(x):
-            ctx.error(
-                "rank-mismatch",
-                f"`{ctx.name}` splits dimension {a.dim}, but `{ctx.source(0)}` gives "
-                f"{fmt_shape(x)}, {len(x)} dimension{'s' if len(x) > 1 else ''} after the batch",
-                "dim",
-                help="`dim: 1` splits the channels or features",
-            )
+        axis = _axis(ctx, x, a.dim)
+        if axis is None:
             return None
         if sum(a.sizes) != x[axis]:
             what = AXES[a.dim] if len(x) == 3 else f"dimension {a.dim}"
