@@ -103,15 +103,20 @@ class WindowArgs(NodeArgs):
     def axes(self, field: str, n: int) -> Any:
         """`field` for `n` spatial axes: a tuple of n, `"same"`, or None if it is unset."""
         value = getattr(self, field)
-        if value is None or isinstance(value, str) or field in self._listed:
+        # a number is stored as a pair: for the common 2-D map it is the answer as it is,
+        # without the look at `_listed` (a private attribute, slow to read from pydantic)
+        if value is None or isinstance(value, str) or (n == 2 and len(value) == 2):
+            return value
+        if field in self._listed:
             return value
         return (value[0],) * n
 
     def rank_problem(self, n: int) -> tuple[str, tuple[int, ...]] | None:
         """The first field written as a list whose length is not `n`."""
-        for field in WINDOW_FIELDS:
+        listed = self._listed
+        for field in WINDOW_FIELDS if listed else ():
             value = getattr(self, field, None)
-            if field in self._listed and not isinstance(value, str) and len(value) != n:
+            if field in listed and not isinstance(value, str) and len(value) != n:
                 return field, value
         return None
 
