@@ -367,11 +367,19 @@ def render_forward(
     if len(c.outputs) == 1:
         ((variable, _),) = c.outputs.values()
         return [*lines, f"{indent}return {variable}"]
-    training = [v for v, train_only in c.outputs.values() if train_only]
+    # a training-only output computed under `if self.training:`, or, when the eval path
+    # computes its value anyway (a head on a layer the main path reads), None in eval mode
+    lazy = {s.variable for s in c.training_statements}
+    training = [v for v, train_only in c.outputs.values() if train_only and v in lazy]
     if training:
         lines.append(f"{indent}{' = '.join(training)} = None")
         lines.append(f"{indent}if self.training:")
         for statement in c.training_statements:
             emit(statement, indent + "    ")
-    fields = ", ".join(variable for variable, _ in c.outputs.values())
+    fields = ", ".join(
+        f"{variable} if self.training else None"
+        if train_only and variable not in lazy
+        else variable
+        for variable, train_only in c.outputs.values()
+    )
     return [*lines, f"{indent}return {outputs_class}({fields})"]

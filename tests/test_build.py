@@ -162,3 +162,41 @@ def test_channel_shuffle_is_torchvisions_view_transpose_view(groups):
     n, c, h, w = x.shape
     reference = x.view(n, groups, c // groups, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
     assert torch.equal(model(x), reference)
+
+
+# a training-only head on a layer the main path reads too (computed in eval anyway), beside
+# one computed only in training: the first is None in eval by a condition, not by `if`
+TRAIN_ONLY = """
+name: heads
+input: [3, 8, 8]
+layers:
+  - conv: {out: 4, kernel: 3, padding: 1}
+  - relu
+  - conv: {out: 2, kernel: 1}
+  - conv: {name: side, from: relu_1, out: 3, kernel: 1}
+outputs:
+  out: conv_2
+  tap: {from: relu_1, train_only: true}
+  side: {from: side, train_only: true}
+"""
+
+
+def test_a_training_only_output_the_eval_path_computes_anyway(tmp_path):
+    import yaml
+
+    from compiler import lint_text, torchbuild
+    from compiler.codegen import codegen_file
+
+    from .conftest import load_module
+
+    model = torchbuild.build(yaml.safe_load(TRAIN_ONLY))
+    code = codegen_file(lint_text(TRAIN_ONLY), "heads.yaml")
+    generated = load_module(code, tmp_path, "heads").Heads()
+    generated.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    for module in (model, generated):
+        out, tap, side = module.eval()(x)
+        assert (out.shape, tap, side) == ((2, 2, 8, 8), None, None)
+        out, tap, side = module.train()(x)
+        assert (tap.shape, side.shape) == ((2, 4, 8, 8), (2, 3, 8, 8))
+        assert torch.equal(tap, torch.relu(module.conv_1(x)))
