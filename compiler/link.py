@@ -74,15 +74,15 @@ class Linker:
             self.graph.complete = False
         if target is None:
             where = f" in `{'.'.join(ref.scope)}`" if ref.scope else ""
-            help = "name a layer with `name:` to refer to it"
-            if ref.scope:
-                names = self.scope_names.get(ref.scope, [])
-                help = self.suggest(
-                    ref.name, lambda: [*(n for n in names if n != ref.name), "input"], len(names)
-                ) or (
-                    "a block's layers can refer to each other, to `input` and to the other "
-                    "inputs its `from:` names"
-                )
+            names = self.scope_names.get(ref.scope, [])
+            help = self.suggest(
+                ref.name, lambda: [*(n for n in names if n != ref.name), "input"], len(names)
+            ) or (
+                "a block's layers can refer to each other, to `input` and to the other "
+                "inputs its `from:` names"
+                if ref.scope
+                else "name a layer with `name:` to refer to it"
+            )
             self.diags.append(
                 error(
                     "undefined-reference",

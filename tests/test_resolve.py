@@ -174,3 +174,16 @@ def test_flow_mapping_expression_gets_a_hint():
     (d,) = lint_text("input: [3, 8, 8]\nlayers:\n  - linear: {out: ${2 * 3}}\n").diagnostics
     assert d.code == "yaml-syntax"
     assert "quote an expression" in d.help
+
+
+def test_top_level_references_get_a_did_you_mean():
+    text = """
+name: t
+input: [3, 8, 8]
+layers:
+  - conv: {name: stem, out: 4, kernel: 1}
+  - conv: {out: 4, kernel: 1, from: stemm}
+outputs: {logits: conv_2}
+"""
+    helps = [d.help for d in lint_text(text).diagnostics]
+    assert helps == ["did you mean `stem`?", "did you mean `conv_1`?"]
