@@ -167,8 +167,8 @@ _REGISTRY = (
     Code(
         "invalid-suppression",
         WARNING,
-        "a `# yarch: ignore[...]` comment that names no code, an unknown code or an error's "
-        "(errors cannot be ignored)",
+        "a `# yarch: ignore[...]` comment that names no code, an unknown code, an error's "
+        "(errors cannot be ignored) or one not reported on its line",
     ),
     # graph lint rules
     Code("unreachable-node", WARNING, "a layer whose result reaches no output"),

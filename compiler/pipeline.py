@@ -140,7 +140,7 @@ def lint_document(
         result.graph = graph
         diags += infer_shapes(graph)
         diags += run_rules(graph)
-    diags = [chain_note(doc, d) for d in suppress(diags, doc.sources)]
+    diags = [chain_note(doc, d) for d in suppress(diags, doc.sources, doc.file)]
     result.diagnostics = sorted(merge_duplicates(diags), key=sort_key)
     return result
 

@@ -6,7 +6,7 @@ meant, such as torchvision's SqueezeNet, whose first conv drops a row and a colu
 224x224 input. Errors are never dropped: a spec with an error cannot be built, whatever a
 comment says. A code that is not a warning yarch reports, an error's code, or a comment that
 names none, is reported as `invalid-suppression`, so a misspelt code does not silently keep
-a warning.
+a warning; so is a code not reported on its line in the spec linted (ruff's unused `noqa`).
 """
 
 from __future__ import annotations
@@ -68,19 +68,37 @@ def _ignores(
     return ignored, problems
 
 
-def suppress(diags: list[Diagnostic], sources: Mapping[str, str]) -> list[Diagnostic]:
+def suppress(
+    diags: list[Diagnostic], sources: Mapping[str, str], own: str | None = None
+) -> list[Diagnostic]:
     """`diags` without the warnings that a comment on their line ignores, and with what is
-    wrong with the comments."""
+    wrong with the comments. A comment in file `own` (the spec linted, not a base it extends,
+    whose comments may be for the base's own warnings) that ignores a code not reported on
+    its line is reported too, as ruff reports an unused `# noqa`."""
     ignored, problems = _ignores(sources)
     if not ignored and not problems:
         return diags
-    kept = [
-        d
-        for d in diags
-        if not (
-            d.severity == Severity.WARNING
-            and d.span is not None
-            and d.code in ignored.get((d.span.file, d.span.line), ())
-        )
-    ]
+    used: set[tuple[str, int, str]] = set()
+    kept = []
+    for d in diags:
+        if d.severity == Severity.WARNING and d.span is not None:
+            key = (d.span.file, d.span.line)
+            if d.code in ignored.get(key, ()):
+                used.add((*key, d.code))
+                continue
+        kept.append(d)
+    for (file, line), codes in sorted(ignored.items()):
+        if file != own:
+            continue
+        text = sources[file].splitlines()[line - 1]
+        for code in sorted(codes - {c for f, n, c in used if (f, n) == (file, line)}):
+            column = text.find(code, text.find("yarch:")) + 1
+            problems.append(
+                warning(
+                    "invalid-suppression",
+                    f"`{code}` is not reported on this line, so ignoring it does nothing",
+                    Span(file, line, column, line, column + len(code)),
+                    help="remove it from the comment (or the whole comment)",
+                )
+            )
     return kept + problems

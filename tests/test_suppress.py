@@ -19,7 +19,8 @@ def found(comment: str) -> list[tuple[str, str]]:
 def test_the_named_warning_is_dropped_on_its_line() -> None:
     assert [c for c, _ in found("")] == ["stride-remainder"]
     assert found("  # yarch: ignore[stride-remainder]") == []
-    assert found("  # yarch:ignore[ unreachable-node , stride-remainder ]") == []
+    (unused,) = found("  # yarch:ignore[ unreachable-node , stride-remainder ]")
+    assert unused[0] == "invalid-suppression" and "`unreachable-node` is not reported" in unused[1]
     # another line's comment does not reach it
     text = DROP.replace("COMMENT", "") + "  - relu  # yarch: ignore[stride-remainder]\n"
     assert [d.code for d in lint_text(text).diagnostics] == ["stride-remainder"]
@@ -48,3 +49,19 @@ def test_a_comment_in_a_base_file_applies_to_its_variants(tmp_path: Path) -> Non
     )
     (tmp_path / "variant.yaml").write_text("extends: base.yaml\nname: v\n", encoding="utf-8")
     assert lint_file(tmp_path / "variant.yaml").diagnostics == []
+
+
+def test_an_unused_suppression_is_reported_in_the_spec_linted_only(tmp_path: Path) -> None:
+    unused = "name: t\ninput: [3, 8, 8]\nlayers:\n  - relu  # yarch: ignore[stride-remainder]\n"
+    ((code, message),) = [(d.code, d.message) for d in lint_text(unused).diagnostics]
+    assert code == "invalid-suppression"
+    assert message == "`stride-remainder` is not reported on this line, so ignoring it does nothing"
+    # a base's comment may be for the base's own warnings, which a variant can remove
+    (tmp_path / "base.yaml").write_text(
+        DROP.replace("COMMENT", "  # yarch: ignore[stride-remainder]"), encoding="utf-8"
+    )
+    (tmp_path / "v.yaml").write_text(
+        "extends: base.yaml\nname: v\ninput: [3, 225, 225]\n", encoding="utf-8"
+    )
+    assert lint_file(tmp_path / "v.yaml").diagnostics == []
+    assert [d.code for d in lint_file(tmp_path / "base.yaml").diagnostics] == []
