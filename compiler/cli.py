@@ -211,6 +211,7 @@ def cli() -> None:
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @click.option(
     "--format",
+    "--output-format",  # ruff's and mypy's name
     "fmt",
     type=click.Choice(FORMATS),
     default="text",
@@ -300,6 +301,7 @@ def lint(
 @click.argument("spec", metavar="SPEC")
 @click.option(
     "--format",
+    "--output-format",  # ruff's and mypy's name
     "fmt",
     type=click.Choice(SUMMARY_FORMATS),
     default="text",
@@ -610,6 +612,7 @@ def _build_all(
 @click.argument("spec_b", metavar="B")
 @click.option(
     "--format",
+    "--output-format",  # ruff's and mypy's name
     "fmt",
     type=click.Choice(("text", "json")),
     default="text",

@@ -187,3 +187,19 @@ def test_a_folder_of_many_specs_is_linted_on_every_core_in_order(tmp_path, run):
     ]
     assert [(d["file"], d["line"], d["code"]) for d in parallel] == serial
     assert len(serial) == 10 * (PARALLEL_FROM + 2)
+
+
+def test_output_format_is_an_alias_of_format(tmp_path):
+    # ruff and mypy spell it --output-format; lint, summary and diff accept both
+    from click.testing import CliRunner
+
+    from compiler.cli import cli
+
+    spec = tmp_path / "t.yaml"
+    spec.write_text("name: t\ninput: [3, 8, 8]\nlayers:\n  - relu\n", encoding="utf-8")
+    runner = CliRunner()
+    for command in (["lint"], ["summary"], ["diff", str(spec)]):
+        a = runner.invoke(cli, [*command, "--format", "json", str(spec)])
+        b = runner.invoke(cli, [*command, "--output-format", "json", str(spec)])
+        assert a.exit_code == b.exit_code == 0, (command, a.output, b.output)
+        assert a.output == b.output and a.output.lstrip().startswith(("{", "["))
