@@ -33,7 +33,7 @@ from .files import (
     spec_label,
     write_atomic,
 )
-from .loader import LoadError, load_value
+from .loader import MAX_BYTES, LoadError, decode_input, load_value
 from .pipeline import Job, Result, lint_for_report, lint_safely, not_a_spec
 from .summary import FORMATS as SUMMARY_FORMATS
 from .summary import render, summarize
@@ -231,6 +231,12 @@ def cli() -> None:
     help="Skip files and folders found in a folder whose path or name matches GLOB"
     " (repeatable), e.g. --exclude 'old/*' --exclude '*_wip.yaml'.",
 )
+@click.option(
+    "--stdin-filename",
+    metavar="PATH",
+    help="With `-`: the file the text on standard input stands for, named in diagnostics; "
+    "its `extends:` is relative to that file's folder.",
+)
 @set_option
 def lint(
     paths: tuple[str, ...],
@@ -238,16 +244,20 @@ def lint(
     strict: bool,
     all_scales: bool,
     exclude: tuple[str, ...],
+    stdin_filename: str | None,
     sets: tuple[str, ...],
 ) -> None:
     """Check spec files and folders: schema, references, shapes and channels.
 
     In a folder, `*.yaml` files are found recursively, except what git ignores, hidden files
     and folders, virtual environments, node_modules and --exclude globs; YAML files that are
-    not specs (no `layers`, `blocks` or `extends` key) are skipped with a note.
+    not specs (no `layers`, `blocks` or `extends` key) are skipped with a note. `-` reads a
+    spec from standard input (an editor's unsaved buffer), named by --stdin-filename.
     """
     overrides = parse_sets(sets)
-    files = find_specs(paths, exclude)
+    from_stdin = [_lint_stdin(stdin_filename, overrides)] if "-" in paths else []
+    paths = tuple(p for p in paths if p != "-")
+    files = find_specs(paths, exclude) if paths else []
     jobs: list[Job] = [
         (p, overrides, display, chosen_scale(), found) for p, display, found in files
     ]
@@ -273,6 +283,7 @@ def lint(
                 results.append(result)
     else:
         results = lint_many(jobs)
+    results = from_stdin + results
     skipped = [r for r in results if r.skipped]
     results = [r for r in results if not r.skipped]
     diagnostics = [d for r in results for d in r.diagnostics]
@@ -295,6 +306,20 @@ def lint(
             echo(render_text(diagnostics, sources, MAX_SHOWN) + "\n")
         echo(_summary(results, len(skipped)))
     sys.exit(exit_code(results, strict))
+
+
+def _lint_stdin(stdin_filename: str | None, overrides: dict[str, Any]) -> Result:
+    """The spec on standard input, linted as if it were at --stdin-filename (else in the
+    current folder)."""
+    name = stdin_filename or "<stdin>"
+    stream = getattr(sys.stdin, "buffer", None)
+    raw = stream.read(MAX_BYTES + 1) if stream is not None else b""
+    try:
+        text = decode_input(raw, name)
+    except LoadError as exc:
+        return Result(name, diagnostics=[exc.diagnostic])
+    path = Path(stdin_filename) if stdin_filename else Path("stdin.yaml")
+    return lint_safely(path, overrides, name, chosen_scale(), text)
 
 
 @cli.command("summary")

@@ -344,11 +344,13 @@ def _check_depth(file: str, text: str) -> bool:
     return aliases
 
 
-def _too_large(file: str, size: int) -> LoadError:
+def _too_large(file: str, size: int | None) -> LoadError:
+    """`size` None: more than the limit, read from a stream that was not read to its end."""
+    what = "more than 2 MB" if size is None else f"{size / 2**20:.1f} MB"
     return LoadError(
         error(
             "yaml-too-large",
-            f"the file is {size / 2**20:.1f} MB; a spec may be at most {MAX_BYTES // 2**20} MB",
+            f"the file is {what}; a spec may be at most {MAX_BYTES // 2**20} MB",
             Span(file, 1, 1, 1, 2),
             help="a spec of 150,000 layers, the most a spec may have, is under 2 MB written "
             "out: is this the right file?",
@@ -467,6 +469,14 @@ def _read_bounded(path: str | Path, name: str) -> bytes:
     if len(raw) > MAX_BYTES:  # it grew while being read
         raise _too_large(name, len(raw))
     return raw
+
+
+def decode_input(raw: bytes, name: str) -> str:
+    """Text read from a stream (`yarch lint -` reads standard input), checked as a file's is:
+    its size and its encoding; raises `LoadError`."""
+    if len(raw) > MAX_BYTES:
+        raise _too_large(name, None)  # read up to one byte past the limit
+    return _decode(name, raw)
 
 
 def load_file(path: str | Path, display: str | None = None) -> Document:

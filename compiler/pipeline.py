@@ -150,10 +150,13 @@ def lint_file(
     overrides: dict[str, Any] | None = None,
     display: str | None = None,
     scale: str | None = None,
+    text: str | None = None,
 ) -> Result:
-    """Load, validate, resolve and check one spec file. Never raises for bad input."""
+    """Load, validate, resolve and check one spec file. Never raises for bad input. `text`:
+    the spec's text read elsewhere (`yarch lint -`), linted as if it were at `path`, whose
+    folder its `extends:` is relative to."""
     with no_cyclic_gc():
-        return _lint_file(path, overrides, display, scale)
+        return _lint_file(path, overrides, display, scale, text)
 
 
 def _lint_file(
@@ -161,14 +164,16 @@ def _lint_file(
     overrides: dict[str, Any] | None,
     display: str | None,
     scale: str | None,
+    text: str | None = None,
 ) -> Result:
     name = display or str(path)
     try:
-        doc, problems = load_spec(Path(path), name, _check_variant)
+        doc, problems = load_spec(Path(path), name, _check_variant, text=text)
     except LoadError as exc:
-        return Result(name, source_text(path), diagnostics=[exc.diagnostic])
+        shown = text if text is not None else source_text(path)
+        return Result(name, shown, diagnostics=[exc.diagnostic])
     if doc is None:
-        result = Result(name, source_text(path))
+        result = Result(name, text if text is not None else source_text(path))
         result.diagnostics = sorted(merge_duplicates(problems), key=sort_key)
         return result
     return lint_document(doc, overrides, scale, problems)
@@ -188,12 +193,13 @@ def lint_safely(
     overrides: dict[str, Any] | None = None,
     display: str | None = None,
     scale: str | None = None,
+    text: str | None = None,
 ) -> Result:
     """`lint_file`, with a failure of yarch itself (a bug) reported as an `internal-error`
     diagnostic on the file instead of raised, so that the files after it are still linted."""
     name = display or str(path)
     try:
-        return lint_file(path, overrides, display, scale)
+        return lint_file(path, overrides, display, scale, text)
     except Exception as exc:
         if os.environ.get("YARCH_DEBUG"):
             raise

@@ -17,7 +17,7 @@ from typing import Any
 
 from .diagnostics import Diagnostic, Span, error
 from .files import inside, project_root
-from .loader import Document, LoadError, PathKey, load_file
+from .loader import Document, LoadError, PathKey, load_file, load_text
 from .names import Suggestions, did_you_mean
 from .ops import OPS
 
@@ -421,6 +421,7 @@ def load_spec(
     check: Check,
     chain: tuple[Path, ...] = (),
     root: Path | None = None,
+    text: str | None = None,
 ) -> tuple[Document | None, list[Diagnostic]]:
     """Load a spec and, through `extends:`, its bases, merged into one Document.
 
@@ -429,8 +430,9 @@ def load_spec(
     too), so that the merged spec is validated once, its diagnostics pointing into the file
     that holds each value. Raises `LoadError` for the file itself; problems with its base
     are diagnostics. Bases must lie inside `root` (by default `project_root` of the spec).
+    `text`: the spec's text, read elsewhere (standard input), as if it were at `path`.
     """
-    doc = load_file(path, display)
+    doc = load_file(path, display) if text is None else load_text(text, display)
     data = doc.data
     if not isinstance(data, dict) or "extends" not in data:
         return doc, []
@@ -463,7 +465,8 @@ def load_spec(
     root = root or project_root(path)
     base_path = path.parent / ref
     try:
-        here, target = path.resolve(strict=True), base_path.resolve()
+        # a spec read from standard input stands for a file that need not exist
+        here, target = path.resolve(strict=text is None), base_path.resolve()
     except RuntimeError:  # a symlink loop
         return None, [
             error(

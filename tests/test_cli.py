@@ -203,3 +203,31 @@ def test_output_format_is_an_alias_of_format(tmp_path):
         b = runner.invoke(cli, [*command, "--output-format", "json", str(spec)])
         assert a.exit_code == b.exit_code == 0, (command, a.output, b.output)
         assert a.output == b.output and a.output.lstrip().startswith(("{", "["))
+
+
+def test_lint_reads_standard_input(tmp_path):
+    # an editor lints its unsaved buffer: `yarch lint - --stdin-filename path/of/the/file.yaml`
+    from click.testing import CliRunner
+
+    from compiler.cli import cli
+
+    runner = CliRunner()
+    bad = b"name: t\ninput: [3, 8, 8]\nlayers:\n  - conv: {out: 4, kernel: 1, from: stemm}\n"
+    named = str(tmp_path / "net.yaml")  # need not exist
+    out = runner.invoke(
+        cli, ["lint", "--format", "concise", "-", "--stdin-filename", named], input=bad
+    )
+    assert out.exit_code == 1
+    assert f"{named}:4:37: error[undefined-reference]" in out.output
+    out = runner.invoke(cli, ["lint", "--format", "concise", "-"], input=bad)
+    assert "<stdin>:4:37: error[undefined-reference]" in out.output
+    # `extends:` is relative to the file it stands for, inside that file's project
+    (tmp_path / "base.yaml").write_bytes(bad.replace(b", from: stemm", b""))
+    variant = b"extends: base.yaml\nname: v\n"
+    out = runner.invoke(cli, ["lint", "-", "--stdin-filename", named], input=variant)
+    assert out.exit_code == 0, out.output
+    # checked as a file is: the encoding, the size
+    out = runner.invoke(cli, ["lint", "-"], input=b"\xff\xfe")
+    assert out.exit_code == 2 and "invalid-encoding" in out.output
+    out = runner.invoke(cli, ["lint", "-"], input=b"#" * (3 * 1024 * 1024))
+    assert out.exit_code == 1 and "the file is more than 2 MB" in out.output
