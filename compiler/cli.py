@@ -18,6 +18,7 @@ import click
 from . import draw
 from .diagnostics import (
     SourceCache,
+    colorize,
     render_concise,
     render_github,
     render_json,
@@ -50,6 +51,16 @@ def echo(text: str = "", err: bool = False, nl: bool = True) -> None:
     """`click.echo`, with every character a terminal would act on escaped: file names and
     values from a spec reach the terminal."""
     click.echo(terminal_safe(text), err=err, nl=nl)
+
+
+def use_color() -> bool:
+    """Colour on a terminal, as ruff does: FORCE_COLOR (non-empty) forces it, NO_COLOR
+    (non-empty, https://no-color.org) turns it off, else standard output being a TTY decides."""
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty()
 
 
 def parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
@@ -303,7 +314,11 @@ def lint(
     else:
         sources = SourceCache.of(*(r.sources for r in results))
         if diagnostics:
-            echo(render_text(diagnostics, sources, MAX_SHOWN) + "\n")
+            text = render_text(diagnostics, sources, MAX_SHOWN) + "\n"  # terminal-safe
+            if use_color():
+                click.echo(colorize(text), color=True)
+            else:
+                echo(text)
         echo(_summary(results, len(skipped)))
     sys.exit(exit_code(results, strict))
 

@@ -269,6 +269,35 @@ def _snippet(d: Diagnostic, sources: SourceCache) -> tuple[str, list[str], list[
     return gutter, body, missing
 
 
+# ANSI styles of `render_text(color=True)`, as rustc and ruff colour their diagnostics
+_STYLE = {
+    "error": "\x1b[1;31m",
+    "warning": "\x1b[1;33m",
+    "frame": "\x1b[1;34m",
+    "help": "\x1b[1;36m",
+    "bold": "\x1b[1m",
+}
+_RESET = "\x1b[0m"
+_HEADER = re.compile(r"^(error|warning)(\[[a-z0-9-]+\])(:.*)$", re.MULTILINE)
+_FRAME = re.compile(r"^( *(?:\d+ )?(?:\||-->|:::|= note:)|\.\.\.$)", re.MULTILINE)
+_MARKS = re.compile(r"^( *\| )([ ]*)([\^-]+)(.*)$", re.MULTILINE)
+_HELP = re.compile(r"^help:", re.MULTILINE)
+
+
+def colorize(text: str) -> str:
+    """`render_text`'s output with ANSI colours: the severity and code, the frame (gutter,
+    arrows, notes), the carets and `help:`. Applied to text already made terminal-safe, so
+    the only escape sequences in the result are these."""
+
+    def header(m: re.Match[str]) -> str:
+        return f"{_STYLE[m[1]]}{m[1]}{m[2]}{_RESET}{_STYLE['bold']}{m[3]}{_RESET}"
+
+    text = _HEADER.sub(header, text)
+    text = _MARKS.sub(lambda m: f"{m[1]}{m[2]}{_STYLE['error']}{m[3]}{m[4]}{_RESET}", text)
+    text = _FRAME.sub(lambda m: f"{_STYLE['frame']}{m[1]}{_RESET}", text)
+    return _HELP.sub(f"{_STYLE['help']}help{_RESET}:", text)
+
+
 def render_text(
     diagnostics: Sequence[Diagnostic], sources: SourceCache, max_shown: int | None = None
 ) -> str:

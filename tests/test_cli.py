@@ -231,3 +231,27 @@ def test_lint_reads_standard_input(tmp_path):
     assert out.exit_code == 2 and "invalid-encoding" in out.output
     out = runner.invoke(cli, ["lint", "-"], input=b"#" * (3 * 1024 * 1024))
     assert out.exit_code == 1 and "the file is more than 2 MB" in out.output
+
+
+def test_colour_follows_force_color_and_no_color(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from compiler.cli import cli
+
+    spec = tmp_path / "t.yaml"
+    # a value with a terminal escape: it stays escaped, colour or not
+    spec.write_text(
+        'name: t\ninput: [3, 8, 8]\nlayers:\n  - conv: {out: 4, kernel: 1, from: "\\e]0;x\\a"}\n',
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    coloured = runner.invoke(cli, ["lint", str(spec)]).output
+    assert "\x1b[1;31merror[invalid-value]\x1b[0m" in coloured and "\x1b[1;34m -->" in coloured
+    assert "\x1b]0;" not in coloured and "\\x1b]0;x\\x07" in coloured
+    monkeypatch.delenv("FORCE_COLOR")
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = runner.invoke(cli, ["lint", str(spec)]).output
+    assert "\x1b[" not in plain and plain.startswith("error[")
+    monkeypatch.delenv("NO_COLOR")
+    assert "\x1b[" not in runner.invoke(cli, ["lint", str(spec)]).output  # not a TTY
