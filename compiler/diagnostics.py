@@ -91,6 +91,19 @@ class Diagnostic:
         if self.label is not None and len(self.label) > MAX_TEXT:
             object.__setattr__(self, "label", cap(self.label))
 
+    def __str__(self) -> str:
+        """One line, as `yarch lint --format concise` prints it:
+        `net.yaml:4:37: error[undefined-reference] no layer named `stemm``."""
+        return render_concise([self])
+
+    def render(self, source: str | None = None) -> str:
+        """The diagnostic as `yarch lint` prints it, with the source line and the caret when
+        `source` (the text of the file it points into) is given."""
+        sources = SourceCache()
+        if source is not None and self.span is not None:
+            sources.add(self.span.file, source)
+        return render_text([self], sources)
+
     def with_note(self, note: str) -> Diagnostic:
         return replace(self, notes=(*self.notes, note))
 

@@ -47,6 +47,17 @@ class Result:
     texts: dict[str, str] | None = None  # the sources, when there is no document to hold them
     skipped: str | None = None  # why a file found in a folder was not linted (not a spec)
 
+    def __repr__(self) -> str:
+        # the file's text, its document and its graph are too big to show
+        layers = f", layers={len(self.graph.graph) - 1}" if self.graph is not None else ""
+        return (
+            f"Result(file={self.file!r}, errors={self.errors}, warnings={self.warnings}{layers})"
+        )
+
+    def render(self) -> str:
+        """The diagnostics as `yarch lint` prints them, with their source lines."""
+        return render_text(self.diagnostics, SourceCache.of(self.sources))
+
     @property
     def sources(self) -> dict[str, str]:
         """The text of every file the diagnostics may point into (a variant and its bases)."""
