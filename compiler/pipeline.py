@@ -50,9 +50,7 @@ class Result:
     def __repr__(self) -> str:
         # the file's text, its document and its graph are too big to show
         layers = f", layers={len(self.graph.graph) - 1}" if self.graph is not None else ""
-        return (
-            f"Result(file={self.file!r}, errors={self.errors}, warnings={self.warnings}{layers})"
-        )
+        return f"Result(file={self.file!r}, errors={self.errors}, warnings={self.warnings}{layers})"
 
     def render(self) -> str:
         """The diagnostics as `yarch lint` prints them, with their source lines."""
