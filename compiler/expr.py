@@ -112,6 +112,8 @@ def evaluate(text: str, lookup: Callable[[str], Any], functions: Functions | Non
     elif text.startswith("$"):
         source = text[1:].strip()
         if not source.isidentifier():
+            if text.startswith("${"):  # `${base * 2`: the brace is what is missing
+                raise ExprError(f"`{shown}` has no closing `}}`")
             raise ExprError(f"`{shown}` is not a parameter name; write `${{...}}` for expressions")
     else:  # pragma: no cover - callers check is_reference first
         raise ExprError(f"`{shown}` is not a reference")

@@ -7,6 +7,7 @@ pydantic's `loc` tuples back to the YAML position of the offending value.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
@@ -195,9 +196,22 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
+def _quoted_number(value: Any) -> bool:
+    """`"8192"`: a number written in quotes, which YAML reads as text."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value.strip())
+    except ValueError:
+        return False
+    return bool(value.strip())
+
+
 def _message(err: dict, label: str, value: Any) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     got = f", got {fmt_value(value)}"
+    if _quoted_number(value) and kind.startswith(("int_", "float_")):
+        got = f", got the text {json.dumps(value)}: write the number without quotes"
     for key, sym in _OPS.items():
         if key in ctx and kind.startswith(("greater", "less")):
             bound = ctx[key]

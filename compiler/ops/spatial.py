@@ -264,10 +264,11 @@ def window_out(ctx: Context, what: str, hw: tuple[int, ...], win: Window) -> tup
             )
         fits = tuple(hw[a] - dropped[a] for a in range(n))
         grow = tuple(hw[a] + win.stride[a] - dropped[a] for a in range(n))
+        single = [d for d in dropped if d] == [1]  # "the last column is", not "are"
         ctx.warning(
             "stride-remainder",
             f"stride {fmt_pair(win.stride)} of `{ctx.name}` does not tile its "
-            f"{fmt_shape(hw)} input: {what_dropped} are never read",
+            f"{fmt_shape(hw)} input: {what_dropped} {'is' if single else 'are'} never read",
             field="stride",
             label="pixels are dropped",
             notes=(

@@ -1,0 +1,27 @@
+"""Messages that say what is wrong (issue 16): the quotes around a number, a `${` left open,
+the grammar of what a stride drops."""
+
+from __future__ import annotations
+
+import pytest
+
+from compiler import lint_text
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        (
+            '{conv: {in: "8", out: 4, kernel: 1}}',
+            '`in` must be a whole number, got the text "8": write the number without quotes',
+        ),
+        ('{conv: {out: "${base * 2", kernel: 1}}', "`${base * 2` has no closing `}`"),
+        (
+            "{conv: {out: 4, kernel: 2, stride: 2}}",
+            "stride 2 of `conv_1` does not tile its 8x7 input: the last column is never read",
+        ),
+    ],
+)
+def test_the_message_says_what_is_wrong(layer: str, message: str) -> None:
+    text = f"name: t\ninput: [8, 8, 7]\nparams: {{base: 2}}\nlayers:\n  - {layer}\n"
+    assert [d.message for d in lint_text(text).diagnostics] == [message]
