@@ -35,6 +35,7 @@ from .files import (
     write_atomic,
 )
 from .loader import MAX_BYTES, LoadError, decode_input, load_value
+from .params import CommandLineValues
 from .pipeline import Job, Result, lint_for_report, lint_safely, not_a_spec
 from .summary import FORMATS as SUMMARY_FORMATS
 from .summary import render, summarize
@@ -64,7 +65,7 @@ def use_color() -> bool:
 
 
 def parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = CommandLineValues()
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip().isidentifier():

@@ -24,6 +24,13 @@ from .syntax import Loc
 KNOWN_SHOWN = 10
 
 FAILED = object()  # a value whose substitution failed (reported once)
+
+
+class CommandLineValues(dict):
+    """Parameter overrides given as `--set name=value` (messages name the option), rather than
+    as keyword arguments of `compiler.build` or `lint_file(overrides=...)`."""
+
+
 _TEMPLATE = re.compile(r"\$\{([^}]*)\}")  # the `${...}` parts of a name template
 
 
@@ -193,7 +200,8 @@ class Parameters:
                 self.diags.append(
                     error(
                         "undefined-parameter",
-                        f"`--set {name}=...`: the spec has no parameter `{name}`",
+                        f"`{'--set ' if isinstance(self.overrides, CommandLineValues) else ''}"
+                        f"{name}=...`: the spec has no parameter `{name}`",
                         None,
                         help=did_you_mean(name, list(self.spec.params))
                         or "parameters: " + ", ".join(f"`{n}`" for n in self.spec.params)

@@ -25,3 +25,19 @@ from compiler import lint_text
 def test_the_message_says_what_is_wrong(layer: str, message: str) -> None:
     text = f"name: t\ninput: [8, 8, 7]\nparams: {{base: 2}}\nlayers:\n  - {layer}\n"
     assert [d.message for d in lint_text(text).diagnostics] == [message]
+
+
+def test_an_unknown_override_is_named_as_it_was_given() -> None:
+    from click.testing import CliRunner
+
+    from compiler.cli import cli
+    from compiler.pipeline import lint_file
+
+    from .conftest import SPECS
+
+    googlenet = SPECS / "googlenet.yaml"
+    (d,) = lint_file(googlenet, {"num_clases": 5}).diagnostics  # compiler.build's keywords
+    assert d.message == "`num_clases=...`: the spec has no parameter `num_clases`"
+    assert d.help == "did you mean `num_classes`?"
+    out = CliRunner().invoke(cli, ["lint", str(googlenet), "--set", "num_clases=5"]).output
+    assert "`--set num_clases=...`: the spec has no parameter `num_clases`" in out
