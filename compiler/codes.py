@@ -260,7 +260,11 @@ _REGISTRY = (
     Code("shape-mismatch", ERROR, "an `expect:` shape that disagrees with the inferred one"),
     # variants and scales
     Code("missing-base", ERROR, "`extends:` names a file that does not exist"),
-    Code("extends-cycle", ERROR, "specs that extend each other in a cycle"),
+    Code(
+        "extends-cycle",
+        ERROR,
+        "specs that extend each other in a cycle, or a chain of more than 32 `extends`",
+    ),
     Code(
         "override-target",
         ERROR,

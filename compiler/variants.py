@@ -480,9 +480,20 @@ def load_spec(
             error("missing-base", f"`extends` names `{ref}`: {exc.strerror or exc}", span)
         ]
     seen = (*chain, here)
-    if target in seen or len(seen) > MAX_CHAIN:
+    if target in seen:
         files = " -> ".join(f"`{p.name}`" for p in (*seen, target))
         return None, [error("extends-cycle", f"specs extend each other in a cycle: {files}", span)]
+    if len(seen) > MAX_CHAIN:  # no cycle: a chain longer than a variant needs
+        return None, [
+            error(
+                "extends-cycle",
+                f"a chain of more than {MAX_CHAIN} specs, each extending the next, reaches "
+                f"`{target.name}`; the limit is {MAX_CHAIN}",
+                span,
+                help="extend a base nearer the end of the chain, with the changes of the "
+                "specs in between written into the variant",
+            )
+        ]
     base_display = _display(display, ref)
     if not inside(target, root):
         return None, [

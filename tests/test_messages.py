@@ -41,3 +41,18 @@ def test_an_unknown_override_is_named_as_it_was_given() -> None:
     assert d.help == "did you mean `num_classes`?"
     out = CliRunner().invoke(cli, ["lint", str(googlenet), "--set", "num_clases=5"]).output
     assert "`--set num_clases=...`: the spec has no parameter `num_clases`" in out
+
+
+def test_a_long_chain_of_extends_is_not_called_a_cycle(tmp_path) -> None:
+    from compiler.pipeline import lint_file
+    from compiler.variants import MAX_CHAIN
+
+    (tmp_path / "s0.yaml").write_text(
+        "name: s0\ninput: [3, 8, 8]\nlayers:\n  - relu\n", encoding="utf-8"
+    )
+    for i in range(1, MAX_CHAIN + 3):
+        (tmp_path / f"s{i}.yaml").write_text(f"extends: s{i - 1}.yaml\n", encoding="utf-8")
+    assert lint_file(tmp_path / f"s{MAX_CHAIN}.yaml").diagnostics == []
+    (d,) = lint_file(tmp_path / f"s{MAX_CHAIN + 2}.yaml").diagnostics
+    assert d.code == "extends-cycle" and "cycle" not in d.message
+    assert f"a chain of more than {MAX_CHAIN} specs" in d.message
