@@ -159,6 +159,12 @@ _REGISTRY = (
         "(each copy after the first reads only the copy before it)",
     ),
     Code(
+        "hwc-input",
+        WARNING,
+        "an input written height, width, channels (`[224, 224, 3]`, as Keras does), where yarch "
+        "reads [channels, height, width]",
+    ),
+    Code(
         "dropped-input",
         ERROR,
         "a layer of several inputs removed by `if:` stands for its first input, and another "

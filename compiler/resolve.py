@@ -47,6 +47,7 @@ def resolve(
     if params.scale is not None:
         graph.scale = params.scale
     graph.input_shape = params.input_shape(env)
+    diags += hwc_input(doc, graph.input_shape)
     add_input(doc, graph)
 
     blocks = define_blocks(doc, spec, graph, diags)
@@ -77,6 +78,24 @@ def resolve(
                 )
             )
     return graph, diags
+
+
+def hwc_input(doc: Document, shape: tuple[int, ...]) -> list[Diagnostic]:
+    """Keras's and TensorFlow's `[224, 224, 3]`, which yarch (as PyTorch) reads as 224
+    channels of 224x3: said once, at the input, rather than only as the channel and shape
+    errors it causes further down."""
+    if len(shape) != 3 or shape[2] not in (1, 3, 4) or min(shape[:2]) < 8 * shape[2]:
+        return []
+    c, h, w = shape[2], shape[0], shape[1]
+    return [
+        warning(
+            "hwc-input",
+            f"`input: [{', '.join(map(str, shape))}]` reads as {shape[0]} channels of "
+            f"{shape[1]}x{shape[2]}: an input is [channels, height, width], as in PyTorch",
+            doc.span(("input",)),
+            help=f"for {c} channels of {h}x{w}, write `input: [{c}, {h}, {w}]`",
+        )
+    ]
 
 
 def add_input(doc: Document, graph: ArchGraph) -> None:

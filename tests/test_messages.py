@@ -56,3 +56,11 @@ def test_a_long_chain_of_extends_is_not_called_a_cycle(tmp_path) -> None:
     (d,) = lint_file(tmp_path / f"s{MAX_CHAIN + 2}.yaml").diagnostics
     assert d.code == "extends-cycle" and "cycle" not in d.message
     assert f"a chain of more than {MAX_CHAIN} specs" in d.message
+
+
+def test_flatten_mismatch_names_the_op_before_the_linear() -> None:
+    text = (
+        "name: t\ninput: [3, 8, 8]\nlayers:\n  - reshape: [N, -1]\n  - linear: {out: 10, in: 100}\n"
+    )
+    (d,) = lint_text(text).diagnostics
+    assert d.message == "`linear_1` declares 100 input features but the reshape before it gives 192"

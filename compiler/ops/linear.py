@@ -97,8 +97,8 @@ class Linear(Op):
                 help += f", or make the map before it {want}"
         ctx.error(
             "flatten-mismatch",
-            f"`{ctx.name}` declares {declared} input features but the flatten before it "
-            f"gives {features}",
+            f"`{ctx.name}` declares {declared} input features but the {producer.op.name} "
+            f"before it gives {features}",
             "in",
             label="declared here",
             notes=notes,
