@@ -118,10 +118,49 @@ def _yaml_error(file: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
         mark = context_mark  # an unclosed bracket: point at where it opened, not at the end
     span = _point(file, mark.line, mark.column) if mark is not None else Span(file, 1, 1, 1, 2)
     notes = (context,) if context else ()
-    help = None
-    if mark is not None and mark.line < len(lines) and "${" in lines[mark.line]:
+    line = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
+    message, help = _likely_mistake(problem, line, mark, context_mark)
+    if "${" in line:
         help = 'inside `{...}` quote an expression: `out: "${width * 2}"`'
-    return error("yaml-syntax", f"invalid YAML: {problem}", span, notes=notes, help=help)
+    return error("yaml-syntax", message, span, notes=notes, help=help)
+
+
+def _likely_mistake(problem: str, line: str, mark: Any, opened: Any) -> tuple[str, str | None]:
+    """PyYAML's words for a syntax error, and what the writer most likely did, as a message
+    and a help line: a tab, an item indented unlike its list, a key without its colon, a
+    bracket left open."""
+    column = mark.column if mark is not None else 0
+    if "cannot start any token" in problem and line[column : column + 1] == "\t":
+        return (
+            "a tab in the indentation: YAML indents with spaces only",
+            "replace the tab with spaces (two per level, as the rest of the spec)",
+        )
+    if (
+        "expected '-' indicator" in problem
+        or "expected <block end>" in problem
+        or ("mapping values are not allowed" in problem)
+    ):
+        return (
+            f"invalid YAML: {problem} (this line is indented unlike the lines around it)",
+            "items of one list start in the same column, and a layer's fields are indented "
+            "under it: line this one up with the one before",
+        )
+    if "could not find expected ':'" in problem:
+        return (
+            "invalid YAML: a key without its `:`",
+            "write `key: value` (a mapping's keys end with a colon, `layers:`)",
+        )
+    closer = {"']'": "[", "'}'": "{"}
+    for end, start in closer.items():
+        if f"expected ',' or {end}" in problem:
+            where = (
+                f" opened at line {opened.line + 1}, column {opened.column + 1}" if opened else ""
+            )
+            return (
+                f"invalid YAML: a `{start}`{where} is not closed",
+                f"close it with `{end[1]}`, or separate its items with commas",
+            )
+    return f"invalid YAML: {problem}", None
 
 
 class _Builder:

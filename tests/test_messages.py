@@ -64,3 +64,28 @@ def test_flatten_mismatch_names_the_op_before_the_linear() -> None:
     )
     (d,) = lint_text(text).diagnostics
     assert d.message == "`linear_1` declares 100 input features but the reshape before it gives 192"
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "help_start"),
+    [
+        ("layers:\n\t- relu\n", "a tab in the indentation", "replace the tab with spaces"),
+        (
+            "layers:\n  - conv: {out: 4, kernel: 1}\n   - relu\n",
+            "invalid YAML: did not find expected '-' indicator (this line is indented unlike",
+            "items of one list start in the same column",
+        ),
+        ("layers\n  - relu\n", "invalid YAML: a key without its `:`", "write `key: value`"),
+        (
+            "input: [3, 8, 8\nlayers:\n  - relu\n",
+            "invalid YAML: a `[` opened at line 2, column 8 is not closed",
+            "close it with `]`",
+        ),
+    ],
+)
+def test_a_yaml_syntax_error_says_what_was_likely_meant(
+    text: str, message: str, help_start: str
+) -> None:
+    (d,) = lint_text("name: t\n" + text).diagnostics
+    assert d.code == "yaml-syntax" and d.message.startswith(message), d.message
+    assert d.help is not None and d.help.startswith(help_start)
