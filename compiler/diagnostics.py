@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -218,9 +219,23 @@ def _window(src: str, column: int) -> tuple[str, int]:
     return shown, start - (3 if start else 0)
 
 
-def _marker(span: Span, src: str, mark: str, label: str | None, shift: int = 0) -> str:
+def _display(text: str) -> str:
+    """A source line as shown: a tab as four spaces, as rustc shows it (a terminal would put
+    it at its own tab stop, and the caret under it would drift)."""
+    return text.replace("\t", "    ")
+
+
+def _columns(text: str) -> int:
+    """The terminal columns `text` takes as shown: wide (CJK) characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in _display(text))
+
+
+def _marker(
+    span: Span, src: str, mark: str, label: str | None, shift: int = 0, shown: str | None = None
+) -> str:
     """The line under `src` with `mark` under the span (to the end of its code when it goes on
-    over more lines) and the label after it; `src` is shown shifted `shift` columns left."""
+    over more lines) and the label after it; `src` is shown shifted `shift` columns left, as
+    `shown`, whose tabs and wide characters place the mark by display width."""
     start = span.column - 1
     if span.end_line == span.line:
         width = max(1, span.end_column - span.column)
@@ -231,7 +246,10 @@ def _marker(span: Span, src: str, mark: str, label: str | None, shift: int = 0) 
         end = min(start + width, shift + MAX_LINE + 3)
         start = max(start - shift, 3 if shift > 0 else 0)
         width = max(1, end - shift - start)
-    text = " " * start + mark * width
+    line = src if shown is None else shown
+    pad = _columns(line[:start]) + max(0, start - len(line))
+    width = max(1, _columns(line[start : start + width]) or width)
+    text = " " * pad + mark * width
     return f"{text} {label}" if label else text
 
 
@@ -266,8 +284,8 @@ def _snippet(d: Diagnostic, sources: SourceCache) -> tuple[str, list[str], list[
             body.append("...")
         if span.line != previous:
             shown, shift = _window(line, span.column)
-            body.append(f"{span.line:>{width}} | {shown}")
-        body.append(f"{gutter} | {_marker(span, line, mark, label, shift)}")
+            body.append(f"{span.line:>{width}} | {_display(shown)}")
+        body.append(f"{gutter} | {_marker(span, line, mark, label, shift, shown)}")
         previous = span.line
     for span, label in elsewhere:
         line = sources.line(span.file, span.line) or ""
@@ -276,8 +294,8 @@ def _snippet(d: Diagnostic, sources: SourceCache) -> tuple[str, list[str], list[
             f"{gutter} |",
             f"{gutter}::: {_location(span)}",
             f"{gutter} |",
-            f"{span.line:>{width}} | {shown}",
-            f"{gutter} | {_marker(span, line, '-', label, shift)}",
+            f"{span.line:>{width}} | {_display(shown)}",
+            f"{gutter} | {_marker(span, line, '-', label, shift, shown)}",
         ]
     return gutter, body, missing
 

@@ -89,3 +89,27 @@ def test_a_yaml_syntax_error_says_what_was_likely_meant(
     (d,) = lint_text("name: t\n" + text).diagnostics
     assert d.code == "yaml-syntax" and d.message.startswith(message), d.message
     assert d.help is not None and d.help.startswith(help_start)
+
+
+@pytest.mark.parametrize(
+    ("line", "word"),
+    [
+        ("  - conv: {out: 4,\tkernel: 1, from: stemm}", "stemm"),  # a tab before the span
+        ("  - conv: {out: 4, kernel: 1, from: stemm}  # 卷积层", "stemm"),  # wide after
+        ('  - conv: {out: 4, kernel: 1, from: "卷积"}', '"卷积"'),  # wide in the span
+    ],
+)
+def test_carets_are_placed_by_display_width(line: str, word: str) -> None:
+    import unicodedata
+
+    text = f"name: t\ninput: [3, 8, 8]\nlayers:\n{line}\n"
+    (d,) = lint_text(text, "t.yaml").diagnostics
+    shown = d.render(text).splitlines()
+    source, carets = shown[3].split(" | ", 1)[1], shown[4].split(" | ", 1)[1]
+
+    def columns(s: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+    assert "\t" not in source  # shown as spaces, so the terminal does not move it
+    start = columns(source[: source.index(word)])
+    assert carets == " " * start + "^" * columns(word)
