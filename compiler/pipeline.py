@@ -101,26 +101,49 @@ def _known_fields(path: tuple) -> list[str]:
 
 
 def validate(doc: Document) -> tuple[Spec | None, list[Diagnostic]]:
+    problems: list[Diagnostic] = []
     try:
         spec = Spec.model_validate(doc.data)
     except ValidationError as exc:
-        return None, to_diagnostics(
-            exc, doc.data, doc.span, doc.key_span, "the spec", _known_fields
-        )
+        problems = to_diagnostics(exc, doc.data, doc.span, doc.key_span, "the spec", _known_fields)
+        # a misspelt top-level key (`output:`) is reported, and the rest is still checked
+        # without it: one mistake should not hide the others
+        unknown = {
+            e["loc"][0]
+            for e in exc.errors()
+            if e["type"] == "extra_forbidden" and len(e["loc"]) == 1
+        }
+        if not unknown or len(unknown) < len(exc.errors()) or not isinstance(doc.data, dict):
+            return None, problems
+        try:
+            spec = Spec.model_validate({k: v for k, v in doc.data.items() if k not in unknown})
+        except ValidationError:
+            return None, problems
     if spec.is_variant:
-        return spec, []
+        return spec, problems
     missing = [key for key in ("input", "layers") if getattr(spec, key) is None]
-    if missing:
+    # a misspelt `layer:` is reported as unknown, with `layers` as its did-you-mean: the
+    # missing `layers` is the same mistake, not a second one
+    misspelt = {
+        d.help.split("`")[1]
+        for d in problems
+        if d.code == "unknown-field" and d.help and d.help.startswith("did you mean `")
+    }
+    missing = [key for key in missing if key not in misspelt]
+    if missing or spec.input is None or spec.layers is None:
         return None, [
-            error(
-                "missing-field",
-                f"the spec needs `{key}`",
-                Span(doc.file, 1, 1, 1, 1),
-                help="or name a base spec with `extends:`",
-            )
-            for key in missing
+            *problems,
+            *(
+                error(
+                    "missing-field",
+                    f"the spec needs `{key}`",
+                    Span(doc.file, 1, 1, 1, 1),
+                    help="or name a base spec with `extends:`",
+                )
+                for key in missing
+            ),
         ]
-    return spec, []
+    return spec, problems
 
 
 def _check_variant(doc: Document) -> list[Diagnostic]:

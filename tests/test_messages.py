@@ -113,3 +113,26 @@ def test_carets_are_placed_by_display_width(line: str, word: str) -> None:
     assert "\t" not in source  # shown as spaces, so the terminal does not move it
     start = columns(source[: source.index(word)])
     assert carets == " " * start + "^" * columns(word)
+
+
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [
+        # a misspelt top-level key no longer hides a duplicate name
+        (
+            "input: [3, 8, 8]\noutput: {x: a}\nlayers:\n"
+            "  - conv: {name: a, out: 4, kernel: 1}\n  - conv: {name: a, out: 4, kernel: 1}\n",
+            ["unknown-field", "duplicate-name"],
+        ),
+        # `layer:` for `layers:` is one mistake, not also a missing `layers`
+        ("input: [3, 8, 8]\nlayer:\n  - relu\n", ["unknown-field"]),
+        # a pool's padding error no longer hides the conv's groups after it
+        (
+            "input: [4, 8, 8]\nlayers:\n  - maxpool: {kernel: 2, padding: 2}\n"
+            "  - conv: {out: 6, kernel: 1, groups: 4}\n",
+            ["pool-padding", "invalid-groups"],
+        ),
+    ],
+)
+def test_one_mistake_does_not_hide_another(text: str, codes: list[str]) -> None:
+    assert [d.code for d in lint_text("name: t\n" + text).diagnostics] == codes

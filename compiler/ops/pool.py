@@ -86,7 +86,9 @@ class _Pool(Op):
                         ),
                         help=f"use padding {win.kernel[axis] // 2} or less",
                     )
-                    return None
+                    # the output size is still defined: the layers after it are checked
+                    # (an independent mistake there is reported now, not after this fix)
+                    break
         sizes = window_out(ctx, cls.describe_at(a, inputs), x[1:], win)
         if sizes is None:
             return None
