@@ -25,7 +25,7 @@ from .loader import Document
 from .names import Namespace, layer_name_form, layer_name_problem, shown
 from .ops import OPS, NodeArgs, Op
 from .ops.base import BrokenOp, field_names, suggest_op
-from .params import FAILED, Env, Param, Parameters, origins
+from .params import FAILED, CommandLineValues, Env, Param, Parameters, origins
 from .schema import to_diagnostics
 from .syntax import Loc, RawLayer
 
@@ -218,27 +218,50 @@ class Expander:
                 if not any(loc[:k] in written for k in range(1, len(loc) + 1))
             }
             raw.spans.update(written)
+        if isinstance(target, Block):  # used, even where this use is wrong: not "unused"
+            target.used = True
         model = target.args_model if isinstance(target, Block) else target.Args
         try:
             args = model.model_validate(fields)
         except ValidationError as exc:
             owner = f"`{raw.op}`"
-            self.diags.extend(
-                to_diagnostics(
-                    exc,
-                    fields,
-                    lambda loc: raw.field_span(loc),
-                    lambda loc: (
-                        raw.key_spans.get(loc[0])
-                        if len(loc) == 1 and loc[0] in raw.key_spans
-                        else raw.field_span(loc)
-                    ),
-                    owner,
-                    lambda path: field_names(model) if not path else [],
-                )
+            found = to_diagnostics(
+                exc,
+                fields,
+                lambda loc: raw.field_span(loc),
+                lambda loc: (
+                    raw.key_spans.get(loc[0])
+                    if len(loc) == 1 and loc[0] in raw.key_spans
+                    else raw.field_span(loc)
+                ),
+                owner,
+                lambda path: field_names(model) if not path else [],
             )
+            self.diags.extend(self.overridden(raw, found))
             return None
         return args, target
+
+    def overridden(self, raw: RawLayer, found: list[Diagnostic]) -> list[Diagnostic]:
+        """`found` with a note on each about a field whose value is a parameter given from
+        outside the spec (`--set num_classes=abc`): the diagnostic points at where it is
+        used, and the note says where the value came from."""
+        given = self.params.overrides
+        if not given:
+            return found
+        how = "--set " if isinstance(given, CommandLineValues) else ""
+        source = {
+            key: value[1:].strip("{} ")
+            for key, value in raw.fields.items()
+            if isinstance(value, str) and value.startswith("$") and value[1:].strip("{} ") in given
+        }
+        out = []
+        for d in found:
+            key = next((k for k in source if d.message.startswith(f"`{k}`")), None)
+            if key is not None:
+                name = source[key]
+                d = d.with_note(f"`{name}` is `{given[name]}`, given as `{how}{name}=...`")
+            out.append(d)
+        return out
 
     def layer(self, raw: RawLayer, scope: Scope, name: str, env: Env, prev: Ref) -> None:
         key = qual(scope, name)

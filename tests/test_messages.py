@@ -136,3 +136,20 @@ def test_carets_are_placed_by_display_width(line: str, word: str) -> None:
 )
 def test_one_mistake_does_not_hide_another(text: str, codes: list[str]) -> None:
     assert [d.code for d in lint_text("name: t\n" + text).diagnostics] == codes
+
+
+def test_a_bad_override_is_named_where_its_value_is_used() -> None:
+    from click.testing import CliRunner
+
+    from compiler.cli import cli
+    from compiler.pipeline import lint_file
+
+    from .conftest import SPECS
+
+    googlenet = SPECS / "googlenet.yaml"
+    diags = lint_file(googlenet, {"num_classes": "abc"}).diagnostics
+    assert {d.code for d in diags} == {"invalid-value"}  # AuxHead is not also "unused"
+    (out,) = [d for d in diags if d.message.startswith("`out`")]
+    assert "`num_classes` is `abc`, given as `num_classes=...`" in out.notes
+    out = CliRunner().invoke(cli, ["lint", str(googlenet), "--set", "num_classes=abc"]).output
+    assert "= note: `num_classes` is `abc`, given as `--set num_classes=...`" in out
