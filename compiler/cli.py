@@ -40,7 +40,7 @@ from .pipeline import Job, Result, lint_for_report, lint_safely, not_a_spec
 from .summary import FORMATS as SUMMARY_FORMATS
 from .summary import render, summarize
 
-FORMATS = ("text", "concise", "json", "github")
+FORMATS = ("text", "concise", "json", "github", "sarif")
 SPEC_SUFFIXES = (".yaml", ".yml")
 MAX_SHOWN = 200
 # Folders `yarch lint DIR` never descends into, besides hidden ones and what git ignores.
@@ -299,10 +299,14 @@ def lint(
     skipped = [r for r in results if r.skipped]
     results = [r for r in results if not r.skipped]
     diagnostics = [d for r in results for d in r.diagnostics]
-    if fmt != "json":
+    if fmt not in ("json", "sarif"):
         for r in skipped:
             echo(f"note: skipped `{r.file}`: {r.skipped}", err=True)
-    if fmt == "json":
+    if fmt == "sarif":
+        from .sarif import render_sarif
+
+        echo(render_sarif(diagnostics))
+    elif fmt == "json":
         files = len({r.file for r in results})
         echo(render_json(diagnostics, files, {r.file: r.skipped or "" for r in skipped}))
     elif fmt == "github":
