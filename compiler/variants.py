@@ -25,6 +25,8 @@ MERGED_MAPPINGS = ("params", "scales", "blocks", "outputs")
 REPLACED = ("name", "source", "description", "input")
 VARIANT_KEYS = ("extends", "modify", "replace", "delete", "insert", "append")
 MAX_CHAIN = 32
+# `extends: yarch:googlenet.yaml` names a spec of the bundled library (`compiler.data_path`)
+BUNDLED_PREFIX = "yarch:"
 
 
 class _Tree:
@@ -407,6 +409,8 @@ def _copy(value: Any) -> Any:
 
 
 def _display(variant_display: str, ref: str) -> str:
+    if ref.startswith(BUNDLED_PREFIX):  # diagnostics in a bundled base name it as written
+        return BUNDLED_PREFIX + os.path.normpath(ref[len(BUNDLED_PREFIX) :]).replace(os.sep, "/")
     return os.path.normpath(os.path.join(os.path.dirname(variant_display), ref)).replace(
         os.sep, "/"
     )
@@ -464,6 +468,13 @@ def load_spec(
         ]
     root = root or project_root(path)
     base_path = path.parent / ref
+    if ref.startswith(BUNDLED_PREFIX):
+        # `yarch:googlenet.yaml`: a spec of the library yarch ships, from anywhere; bases
+        # inside the library stay inside it
+        from . import data_path
+
+        root = data_path("specs").resolve()
+        base_path = root / ref[len(BUNDLED_PREFIX) :]
     try:
         # a spec read from standard input stands for a file that need not exist
         here, target = path.resolve(strict=text is None), base_path.resolve()
@@ -502,7 +513,10 @@ def load_spec(
                 f"`extends` names `{ref}`, which is outside the project folder "
                 f"`{root.name or root}`",
                 span,
-                help="a spec may extend only specs in its own project: its git repository, "
+                help="`yarch:` names a spec of yarch's library (`yarch:googlenet.yaml`, "
+                "`yarch:zoo/resnet50.yaml`)"
+                if ref.startswith(BUNDLED_PREFIX)
+                else "a spec may extend only specs in its own project: its git repository, "
                 "else the nearest folder with a `pyproject.toml`, else its own folder "
                 "(symbolic links are followed before this check)",
             )

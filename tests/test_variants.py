@@ -153,3 +153,23 @@ def test_scale_functions_round_and_cap(tmp_path):
     g = lint_file(spec).graph
     assert g.node("conv_1").shape[0] == 32  # min(1000, 100) * 0.3 = 30, up to a multiple of 8
     assert g.node("conv_2").shape[0] == 8  # 3 -> 8
+
+
+def test_a_spec_anywhere_extends_a_bundled_spec(tmp_path):
+    from compiler import lint_file
+
+    spec = tmp_path / "g10.yaml"  # outside the repository
+    spec.write_text("extends: yarch:googlenet.yaml\nname: g10\nparams: {num_classes: 10}\n")
+    result = lint_file(spec)
+    assert result.diagnostics == []
+    assert result.graph.node(result.graph.outputs["logits"]).shape == (10,)
+    # a mistake in the edit is reported in the bundled base, named as it was written
+    spec.write_text(
+        "extends: yarch:googlenet.yaml\nname: g\nmodify: {inception5a: {c5: [32, 33]}}\n"
+    )
+    (d,) = lint_file(spec).diagnostics
+    assert d.code == "shape-mismatch" and d.span.file == "yarch:googlenet.yaml"
+    # and nothing outside the library is reached through it
+    spec.write_text("extends: yarch:../pyproject.toml\nname: x\n")
+    (d,) = lint_file(spec).diagnostics
+    assert d.code == "missing-base" and "outside the project folder" in d.message
