@@ -357,7 +357,9 @@ def test_fusing_many_parallel_convs_is_linear():
 
     graphs = {n: parallel_pairs(n) for n in (100, 2_000)}
     ratio = per_item_ratio(lambda n: optimize_graph(graphs[n]), 100, 2_000)
-    assert ratio < 3, f"time per fusion grew {ratio:.1f}x from 100 to 2,000"
+    # linear: about 1.6x on a quiet machine, 4.0x seen once in CI on a loaded one; a quadratic
+    # pass grows 20x per item from 100 to 2,000
+    assert ratio < 8, f"time per fusion grew {ratio:.1f}x from 100 to 2,000"
     rewritten, plan = optimize_graph(graphs[100])
     assert len(plan.fused) == 100
     assert rewritten.order.index("fused_1x1_100") < rewritten.order.index("j99")
