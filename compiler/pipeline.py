@@ -28,6 +28,7 @@ from .gcpause import no_cyclic_gc
 from .graph import ArchGraph
 from .lint import run_rules
 from .loader import Document, LoadError, load_text, source_text
+from .names import closest
 from .ops.base import field_names
 from .resolve import resolve
 from .schema import BlockSpec, OutputSpec, Spec, VariantEdits, to_diagnostics
@@ -102,6 +103,7 @@ def _known_fields(path: tuple) -> list[str]:
 
 def validate(doc: Document) -> tuple[Spec | None, list[Diagnostic]]:
     problems: list[Diagnostic] = []
+    unknown: set[str] = set()
     try:
         spec = Spec.model_validate(doc.data)
     except ValidationError as exc:
@@ -124,11 +126,7 @@ def validate(doc: Document) -> tuple[Spec | None, list[Diagnostic]]:
     missing = [key for key in ("input", "layers") if getattr(spec, key) is None]
     # a misspelt `layer:` is reported as unknown, with `layers` as its did-you-mean: the
     # missing `layers` is the same mistake, not a second one
-    misspelt = {
-        d.help.split("`")[1]
-        for d in problems
-        if d.code == "unknown-field" and d.help and d.help.startswith("did you mean `")
-    }
+    misspelt = {near[0] for key in unknown if (near := closest(key, _known_fields(())))}
     missing = [key for key in missing if key not in misspelt]
     if missing or spec.input is None or spec.layers is None:
         return None, [
