@@ -398,10 +398,8 @@ def generate(
         if not first.path:
             name = model
         elif first.block == "seq":  # an anonymous sequence of named layers: ConvBnRelu
-            joined = class_name("_".join(ch.attr for ch in first.children))
-            # a long sequence (DenseNet's 24 layers) is named after where it stands
             name = names.namespace.create_name(
-                joined if len(joined) <= MAX_NAME else class_name(first.attr)
+                _joined_name([ch.attr for ch in first.children], first)
             )
         else:
             name = names.for_block(first.block, _variant(first, groups))
@@ -522,10 +520,13 @@ def _variant(c: Container, groups: dict[tuple, list[Container]]) -> str:
     mine = {ch.attr for ch in c.children}
     common = set.intersection(*({ch.attr for ch in v.children} for v in variants))
     extra = sorted(mine - common)
-    if not extra:
-        return ""
-    joined = class_name("_".join(extra))
-    # many extra layers (a repeat's named copies) name the variant after where it stands
+    return _joined_name(extra, c) if extra else ""
+
+
+def _joined_name(attrs: list[str], c: Container) -> str:
+    """A class name made of layer names (`ConvBnRelu`), or, when they are many (DenseNet's 24
+    layers, a repeat's named copies), of where the container stands (`Denseblock1`)."""
+    joined = class_name("_".join(attrs))
     return joined if len(joined) <= MAX_NAME else class_name(c.attr)
 
 

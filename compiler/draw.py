@@ -243,8 +243,9 @@ def _layout(graph: ArchGraph, depth: int | None, fold: bool) -> _Layout:
             shown, item = chain, ("node", node_id)
             layout.drawn[node_id] = node_id
             if graph.node(node_id).op is not BrokenOp:  # drawn red, not in a kind's colour
-                layout.kinds.add(_kind(graph, node_id))
-                layout.ops.setdefault(_kind(graph, node_id), set()).add(graph.node(node_id).op.name)
+                kind = _kind(graph, node_id)
+                layout.kinds.add(kind)
+                layout.ops.setdefault(kind, set()).add(graph.node(node_id).op.name)
         for outer, inner in zip([None, *shown], shown, strict=False):
             layout.add(("cluster", inner), outer)
         layout.add(item, shown[-1] if shown else None)
