@@ -78,20 +78,20 @@ def suppress(
     ignored, problems = _ignores(sources)
     if not ignored and not problems:
         return diags
-    used: set[tuple[str, int, str]] = set()
+    used: dict[tuple[str, int], set[str]] = {}
     kept = []
     for d in diags:
         if d.severity == Severity.WARNING and d.span is not None:
             key = (d.span.file, d.span.line)
             if d.code in ignored.get(key, ()):
-                used.add((*key, d.code))
+                used.setdefault(key, set()).add(d.code)
                 continue
         kept.append(d)
     for (file, line), codes in sorted(ignored.items()):
         if file != own:
             continue
         text = sources[file].splitlines()[line - 1]
-        for code in sorted(codes - {c for f, n, c in used if (f, n) == (file, line)}):
+        for code in sorted(codes - used.get((file, line), set())):
             column = text.find(code, text.find("yarch:")) + 1
             problems.append(
                 warning(
