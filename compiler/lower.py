@@ -173,9 +173,11 @@ def _opened(
     def scope(node_id: str) -> tuple[str, ...]:
         return () if node_id == ArchGraph.INPUT else graph.node(node_id).scope
 
-    def entries(c: Container) -> set[str]:  # the values a container takes as arguments
-        return {node_id for node_id, _ in c.extra_inputs}
-
+    # the values each container takes as its arguments: reading them is no crossing
+    entries = {
+        path: {c.input, *(node_id for node_id, _ in c.extra_inputs)}
+        for path, c in containers.items()
+    }
     reads = [(u, scope(v)) for u, v in graph.graph.edges if v in live]
     reads += [(node_id, ()) for node_id in graph.outputs.values()]
     opened: set[tuple[str, ...]] = set()
@@ -186,7 +188,7 @@ def _opened(
             common += 1
         for depth in range(common + 1, len(reader) + 1):
             c = containers.get(reader[:depth])
-            if c is not None and c.input != source and source not in entries(c):
+            if c is not None and source not in entries[c.path]:
                 opened.add(c.path)
         for depth in range(common + 1, len(written) + 1):
             c = containers.get(written[:depth])
