@@ -49,6 +49,11 @@ def _axis(ctx: Context, x: Shape, dim: int) -> int | None:
     return None
 
 
+def _what(x: Shape, dim: int) -> str:
+    """What dimension `dim` of a map or tensor `x` holds, in a message: `channels`, `rows`."""
+    return AXES[dim] if len(x) == 3 else f"dimension {dim}"
+
+
 @register
 class Chunk(Op):
     """one part of its input split into `chunks` along `dim` (1: the channels), as
@@ -67,7 +72,7 @@ class Chunk(Op):
             return None
         sizes = chunk_sizes(x[axis], a.chunks)
         if a.part >= len(sizes):
-            what = AXES[a.dim] if len(x) == 3 else f"dimension {a.dim}"
+            what = _what(x, a.dim)
             ctx.error(
                 "empty-chunk",
                 f"`{ctx.name}` takes part {a.part} of {a.chunks}, but torch splits "
@@ -123,7 +128,7 @@ class Split(Op):
         if axis is None:
             return None
         if sum(a.sizes) != x[axis]:
-            what = AXES[a.dim] if len(x) == 3 else f"dimension {a.dim}"
+            what = _what(x, a.dim)
             ctx.error(
                 "split-mismatch",
                 f"`{ctx.name}` splits {x[axis]} {what} into parts of "
