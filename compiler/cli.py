@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from . import draw
+from .config import ConfigError, Configs
 from .diagnostics import (
     SourceCache,
     colorize,
@@ -120,7 +121,7 @@ LIBRARY_EXCLUDE = ("zoo/*",)
 
 
 def find_specs(
-    paths: tuple[str, ...], exclude: tuple[str, ...] = ()
+    paths: tuple[str, ...], exclude: tuple[str, ...] = (), configs: Configs | None = None
 ) -> list[tuple[Path, str, bool]]:
     """Files as given, and the specs under folders, in sorted order: (path, how diagnostics
     name it, whether it was found in a folder rather than named)."""
@@ -128,7 +129,7 @@ def find_specs(
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            specs = discover(path, exclude)
+            specs = discover(path, exclude, configs)
             if not specs:
                 raise click.UsageError(terminal_safe(f"no spec files (*.yaml) under `{given}`"))
             found += [(p, str(p), True) for p in specs]
@@ -137,11 +138,15 @@ def find_specs(
     return found
 
 
-def discover(folder: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
+def discover(
+    folder: Path, exclude: tuple[str, ...] = (), configs: Configs | None = None
+) -> list[Path]:
     """The `*.yaml` and `*.yml` files under `folder`, except: what git ignores, hidden files and
     folders, virtual environments and `node_modules`, paths matching an `exclude` glob, and
     files that are not regular or whose symbolic links lead out of the project (the same rule
-    as for `extends:`: its git repository, else its `pyproject.toml` folder)."""
+    as for `extends:`: its git repository, else its `pyproject.toml` folder). A file with a
+    configuration (`configs`) is taken when its `include` and `exclude` globs say so instead
+    of by its suffix."""
     root = project_root(folder)
     listed = _git_files(folder)
     if listed is None:
@@ -152,9 +157,10 @@ def discover(folder: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
     specs = []
     for path in listed:
         relative = path.relative_to(folder)
-        if path.suffix not in SPEC_SUFFIXES or any(
-            part.startswith(".") or part in SKIPPED_FOLDERS for part in relative.parts
-        ):
+        if any(part.startswith(".") or part in SKIPPED_FOLDERS for part in relative.parts):
+            continue
+        config = configs.of(path) if configs is not None else None
+        if not (config.included(path) if config is not None else path.suffix in SPEC_SUFFIXES):
             continue
         if _excluded(relative, exclude) or regular_file_problem(path) or not path.is_file():
             continue
@@ -249,6 +255,11 @@ def cli() -> None:
     help="With `-`: the file the text on standard input stands for, named in diagnostics; "
     "its `extends:` is relative to that file's folder.",
 )
+@click.option(
+    "--isolated",
+    is_flag=True,
+    help="Ignore configuration files (`[tool.yarch]` in pyproject.toml, yarch.toml).",
+)
 @set_option
 def lint(
     paths: tuple[str, ...],
@@ -257,6 +268,7 @@ def lint(
     all_scales: bool,
     exclude: tuple[str, ...],
     stdin_filename: str | None,
+    isolated: bool,
     sets: tuple[str, ...],
 ) -> None:
     """Check spec files and folders: schema, references, shapes and channels.
@@ -265,14 +277,38 @@ def lint(
     and folders, virtual environments, node_modules and --exclude globs; YAML files that are
     not specs (no `layers`, `blocks` or `extends` key) are skipped with a note. `-` reads a
     spec from standard input (an editor's unsaved buffer), named by --stdin-filename.
+
+    Settings come from the nearest `[tool.yarch]` in pyproject.toml, or yarch.toml, above each
+    spec: include and exclude globs, strict, and a severity per diagnostic code.
     """
+    configs = Configs(isolated)
+    try:
+        _lint(paths, fmt, strict, all_scales, exclude, stdin_filename, configs, sets)
+    except ConfigError as exc:
+        echo(f"yarch: {exc}", err=True)
+        sys.exit(2)
+
+
+def _lint(
+    paths: tuple[str, ...],
+    fmt: str,
+    strict: bool,
+    all_scales: bool,
+    exclude: tuple[str, ...],
+    stdin_filename: str | None,
+    configs: Configs,
+    sets: tuple[str, ...],
+) -> None:
     overrides = parse_sets(sets)
     from_stdin = [_lint_stdin(stdin_filename, overrides)] if "-" in paths else []
     paths = tuple(p for p in paths if p != "-")
-    files = find_specs(paths, exclude) if paths else []
+    files = find_specs(paths, exclude, configs) if paths else []
     jobs: list[Job] = [
         (p, overrides, display, chosen_scale(), found) for p, display, found in files
     ]
+    config_of = {display: configs.of(p) for p, display, _found in files}
+    if from_stdin:
+        config_of[from_stdin[0].file] = configs.of(Path(stdin_filename or "stdin.yaml"))
     if all_scales:
         results = []
         for path, _overrides, display, _scale, found in jobs:
@@ -298,6 +334,12 @@ def lint(
     results = from_stdin + results
     skipped = [r for r in results if r.skipped]
     results = [r for r in results if not r.skipped]
+    for r in results:
+        if (config := config_of.get(r.file)) is not None:
+            r.diagnostics = config.apply(r.diagnostics)
+    strict_files = {
+        r.file for r in results if strict or ((c := config_of.get(r.file)) and c.settings.strict)
+    }
     diagnostics = [d for r in results for d in r.diagnostics]
     if fmt not in ("json", "sarif"):
         for r in skipped:
@@ -325,7 +367,8 @@ def lint(
             else:
                 echo(text)
         echo(_summary(results, len(skipped)))
-    sys.exit(exit_code(results, strict))
+    failed = [r for r in results if r.file in strict_files]
+    sys.exit(max(exit_code(results), exit_code(failed, strict=True)))
 
 
 def _lint_stdin(stdin_filename: str | None, overrides: dict[str, Any]) -> Result:

@@ -77,11 +77,16 @@ class Diagnostic:
     # secondary places, each with its label: where the channels a layer receives were made
     # (`65 channels come from here` under the `out: 65` of the layer before)
     related: tuple[tuple[Span, str], ...] = ()
+    # a warning that a project's configuration makes an error (`config.Config.apply`)
+    raised: bool = False
 
     def __post_init__(self) -> None:
         # only registered codes, at their registered severity (a bug otherwise: `lint_safely`
-        # reports it as `internal-error`)
-        codes.check(self.code, self.severity)
+        # reports it as `internal-error`); a raised warning is registered as a warning
+        registered = Severity.WARNING if self.raised else self.severity
+        codes.check(self.code, registered)
+        if self.raised and self.severity is not Severity.ERROR:
+            raise codes.UnregisteredCode(f"`{self.code}` is raised, so it must be an error")
         # bounded here, once, so that every rendering (and the JSON) is bounded too
         if len(self.message) > MAX_TEXT:
             object.__setattr__(self, "message", cap(self.message))
@@ -107,6 +112,10 @@ class Diagnostic:
 
     def with_note(self, note: str) -> Diagnostic:
         return replace(self, notes=(*self.notes, note))
+
+    def raised_to_error(self, note: str) -> Diagnostic:
+        """This warning as an error, as a project's configuration asks, with `note` saying so."""
+        return replace(self, severity=Severity.ERROR, raised=True, notes=(*self.notes, note))
 
     @property
     def is_error(self) -> bool:

@@ -40,6 +40,7 @@ class Run:
     inputs: dict[str, list[Shape | None]] = field(default_factory=dict)
     explain: dict[str, str | None] = field(default_factory=dict)
     collapsed: bool = False
+    mismatched: bool = False  # a concat's inputs disagree
     # nodes whose `expect:` stands in for a shape they did not give (or could not infer)
     trusted: set[str] = field(default_factory=set)
     # what each node's op gives, before an `expect:` stands in for it (params and MACs are
@@ -68,6 +69,8 @@ class _Ctx:
     ) -> None:
         if code == "spatial-collapse":
             self.run.collapsed = True
+        elif code == "concat-mismatch":
+            self.run.mismatched = True
         if self.run.sink is None:
             return
         loc = (field,) if isinstance(field, str) else field
@@ -327,6 +330,8 @@ def infer_shapes(graph: ArchGraph) -> list[Diagnostic]:
     diags += _check_instances(graph, run)
     if run.collapsed:
         diags = _add_smallest_input(graph, diags)
+    elif run.mismatched:
+        diags = _add_working_sizes(graph, diags)
     return diags
 
 
@@ -400,6 +405,55 @@ def _collapses_axis(graph: ArchGraph, shape: list[int], axis: int) -> bool:
     probe = [shape[0]] + [MAX_SEARCH] * (len(shape) - 1)
     probe[axis] = shape[axis]
     return _collapses(graph, tuple(probe))
+
+
+MAX_NEARBY = 64  # input sizes tried on each side of the spec's, for a concat that disagrees
+NEARBY_BUDGET = 200_000  # node inferences spent on trying them (GoogLeNet: 159 a try)
+
+
+def nearby_inputs(graph: ArchGraph) -> tuple[Shape | None, Shape | None]:
+    """The nearest input sizes below and above the spec's (every spatial axis changed by the
+    same amount, the channels kept) for which no concat's inputs disagree and no map collapses;
+    None on a side where none is found within MAX_NEARBY, or within NEARBY_BUDGET."""
+    shape = graph.input_shape
+    if len(shape) < 2:
+        return None, None
+    tries = max(1, NEARBY_BUDGET // max(1, len(graph.order)))
+    found: dict[int, Shape | None] = {-1: None, 1: None}
+    for step in range(1, MAX_NEARBY + 1):
+        for side in (-1, 1):
+            if found[side] is not None or tries <= 0:
+                continue
+            trial = (shape[0], *(d + side * step for d in shape[1:]))
+            if min(trial[1:]) < 1:
+                continue
+            tries -= 1
+            run = propagate(Run(graph, trial, use_expect=False))
+            if not run.mismatched and not run.collapsed:
+                found[side] = trial
+        if all(v is not None for v in found.values()) or tries <= 0:
+            break
+    return found[-1], found[1]
+
+
+def _add_working_sizes(graph: ArchGraph, diags: list[Diagnostic]) -> list[Diagnostic]:
+    """A concat whose inputs disagree for this input size only: the nearest sizes that work,
+    as spatial-collapse says the smallest."""
+    below, above = nearby_inputs(graph)
+    sizes = [fmt_shape(s) for s in (below, above) if s is not None]
+    if not sizes:
+        return diags
+    where = f"{' or '.join(sizes)} (the spec's input is {fmt_shape(graph.input_shape)})"
+    out = []
+    for d in diags:
+        if d.code == "concat-mismatch" and d.label == "inputs disagree":
+            d = replace(
+                d,
+                help=f"the inputs agree for an input of {where}; or change the padding or "
+                "stride of a branch",
+            )
+        out.append(d)
+    return out
 
 
 def _add_smallest_input(graph: ArchGraph, diags: list[Diagnostic]) -> list[Diagnostic]:

@@ -101,3 +101,32 @@ def test_an_exception_is_an_internal_error_with_its_frame(monkeypatch, tmp_path)
     assert record["outcome"] == "internal-error"
     assert record["type"] == "KeyError" and record["stage"] == "lint_file"
     assert "test_fuzz.py" in record["where"] and "broken" in record["where"]
+
+
+def test_one_slow_command_is_a_timeout_named_by_its_command(monkeypatch, tmp_path):
+    def slow_draw(case, folder, stage):
+        stage[0] = "lint_file"
+        stage[0] = "to_dot"
+        time.sleep(0.3)
+        stage[0] = "summarize"
+
+    monkeypatch.setattr(fuzz, "exercise", slow_draw)
+    monkeypatch.setattr(fuzz, "COMMAND_LIMIT", 0.2)
+    record = fuzz.run_case(5, tmp_path)
+    assert record["outcome"] == "timeout" and record["stage"] == "to_dot"
+    assert record["command"] == "to_dot" and record["command_seconds"] >= 0.3
+    monkeypatch.setattr(fuzz, "COMMAND_LIMIT", 10.0)
+    assert fuzz.run_case(5, tmp_path)["outcome"] == "ok"
+
+
+def test_each_case_starts_in_an_empty_folder(monkeypatch, tmp_path):
+    seen = []
+
+    def look(case, folder, stage):
+        seen.append(sorted(p.name for p in folder.iterdir()))
+        (folder / "left-behind.yaml").write_text("layers: []\n")
+
+    monkeypatch.setattr(fuzz, "exercise", look)
+    fuzz.run_case(1, tmp_path / "w")
+    fuzz.run_case(2, tmp_path / "w")
+    assert seen == [[], []]

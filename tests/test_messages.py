@@ -153,3 +153,43 @@ def test_a_bad_override_is_named_where_its_value_is_used() -> None:
     assert "`num_classes` is `abc`, given as `num_classes=...`" in out.notes
     out = CliRunner().invoke(cli, ["lint", str(googlenet), "--set", "num_classes=abc"]).output
     assert "= note: `num_classes` is `abc`, given as `--set num_classes=...`" in out
+
+
+CONCAT_BY_SIZE = """\
+input: [3, 225, 225]
+layers:
+  - conv: {name: a, out: 8, kernel: 3, stride: 2, padding: 1}
+  - maxpool: {name: b, from: input, kernel: 2, stride: 2}
+  - concat: [a, b]
+"""
+
+
+def test_a_concat_that_disagrees_for_this_input_size_says_which_sizes_agree() -> None:
+    (d,) = [d for d in lint_text(CONCAT_BY_SIZE).diagnostics if d.code == "concat-mismatch"]
+    assert d.help.startswith(
+        "the inputs agree for an input of 3x224x224 or 3x226x226 (the spec's input is 3x225x225)"
+    )
+    # and those sizes do agree
+    for size in (224, 226):
+        fixed = CONCAT_BY_SIZE.replace("225, 225", f"{size}, {size}")
+        assert not lint_text(fixed).errors
+
+
+def test_a_concat_that_disagrees_for_every_size_keeps_its_advice() -> None:
+    text = CONCAT_BY_SIZE.replace("kernel: 2, stride: 2", "kernel: 3, stride: 1")
+    (d,) = [d for d in lint_text(text).diagnostics if d.code == "concat-mismatch"]
+    assert "agree for an input" not in d.help and "padding and stride of each branch" in d.help
+
+
+def test_trying_nearby_sizes_stays_within_its_budget(monkeypatch) -> None:
+    from compiler import shapes
+
+    relus = "".join(f"  - relu: {{name: r{i}}}\n" for i in range(4_000))
+    text = CONCAT_BY_SIZE.replace("kernel: 2, stride: 2", "kernel: 3, stride: 1") + relus
+    calls = []
+    real = shapes.propagate
+    monkeypatch.setattr(shapes, "propagate", lambda run: calls.append(1) or real(run))
+    result = lint_text(text)
+    assert "concat-mismatch" in [d.code for d in result.diagnostics]
+    nodes = len(result.graph.order)
+    assert 1 < len(calls) <= 1 + shapes.NEARBY_BUDGET // nodes  # the lint's own run, the tries
