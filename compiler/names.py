@@ -318,7 +318,8 @@ RefName = Annotated[str, AfterValidator(_check_ref)]
 
 
 def closest(word: str, choices: Sequence[str], n: int = 3) -> list[str]:
-    return difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
+    # a key of a spec's mapping may be a number (`blocks: {1: ...}`): compared as it is written
+    return difflib.get_close_matches(str(word), [str(c) for c in choices], n=n, cutoff=0.6)
 
 
 def did_you_mean(word: str, choices: Sequence[str]) -> str | None:

@@ -299,7 +299,7 @@ class Merge:
         prefix = ("blocks", block, "layers") if block else ("layers",)
         layers = self.lists.get(prefix)
         if layers is None:
-            blocks = [p[1] for p in self.lists if len(p) == 3]
+            blocks = [str(p[1]) for p in self.lists if len(p) == 3]
             self.diags.append(
                 error(
                     "override-target",

@@ -173,3 +173,13 @@ def test_a_spec_anywhere_extends_a_bundled_spec(tmp_path):
     spec.write_text("extends: yarch:../pyproject.toml\nname: x\n")
     (d,) = lint_file(spec).diagnostics
     assert d.code == "missing-base" and "outside the project folder" in d.message
+
+
+def test_a_block_named_by_a_number_in_the_base_is_compared_as_written(tmp_path):
+    # found by the fuzzer: did-you-mean compared `Bloc` with the number 1 (TypeError)
+    (tmp_path / "base.yaml").write_text(
+        "input: [3, 8, 8]\nblocks:\n  1:\n    layers: [relu]\nlayers: [relu]\n"
+    )
+    (tmp_path / "v.yaml").write_text("extends: base.yaml\nmodify:\n  Bloc.relu_1: {name: r}\n")
+    result = lint_file(tmp_path / "v.yaml")
+    assert "override-target" in [d.code for d in result.diagnostics]
