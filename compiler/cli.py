@@ -226,7 +226,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...", type=click.Path())
 @click.option(
     "--format",
     "--output-format",  # ruff's and mypy's name
@@ -386,7 +386,7 @@ def _lint_stdin(stdin_filename: str | None, overrides: dict[str, Any]) -> Result
 
 
 @cli.command("summary")
-@click.argument("spec", metavar="SPEC")
+@click.argument("spec", metavar="SPEC", type=click.Path())
 @click.option(
     "--format",
     "--output-format",  # ruff's and mypy's name
@@ -414,7 +414,7 @@ def summary_command(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...
 
 
 @cli.command("draw")
-@click.argument("spec", metavar="SPEC")
+@click.argument("spec", metavar="SPEC", type=click.Path())
 @click.option(
     "-o",
     "--output",
@@ -512,7 +512,7 @@ def draw_command(
 
 
 @cli.command("codegen")
-@click.argument("spec", metavar="SPEC")
+@click.argument("spec", metavar="SPEC", type=click.Path())
 @click.option(
     "-o",
     "--output",
@@ -545,7 +545,7 @@ def codegen_command(
 
 
 @cli.command("build")
-@click.argument("specs", nargs=-1, metavar="[SPEC...]")
+@click.argument("specs", nargs=-1, metavar="[SPEC...]", type=click.Path())
 @click.option(
     "-o",
     "--out-dir",
@@ -696,8 +696,8 @@ def _build_all(
 
 
 @cli.command("diff")
-@click.argument("spec_a", metavar="A")
-@click.argument("spec_b", metavar="B")
+@click.argument("spec_a", metavar="A", type=click.Path())
+@click.argument("spec_b", metavar="B", type=click.Path())
 @click.option(
     "--format",
     "--output-format",  # ruff's and mypy's name

@@ -255,3 +255,31 @@ def test_colour_follows_force_color_and_no_color(tmp_path, monkeypatch):
     assert "\x1b[" not in plain and plain.startswith("error[")
     monkeypatch.delenv("NO_COLOR")
     assert "\x1b[" not in runner.invoke(cli, ["lint", str(spec)]).output  # not a TTY
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        "yarch lint sp",
+        "yarch summary sp",
+        "yarch draw sp",
+        "yarch codegen sp",
+        "yarch build sp",
+        "yarch diff a.yaml sp",
+    ],
+)
+def test_spec_arguments_complete_as_paths(words):
+    # click's bash protocol: the shell is told to complete a file name (its own completion,
+    # which knows ~, quoting and folders), not offered nothing
+    env = {"_YARCH_COMPLETE": "bash_complete", "COMP_WORDS": words}
+    env["COMP_CWORD"] = str(len(words.split()) - 1)
+    out = CliRunner().invoke(cli, [], env=env, prog_name="yarch")
+    assert out.output.splitlines() == ["file,sp"], out.output
+
+
+def test_the_completion_script_is_what_the_readme_says():
+    out = CliRunner().invoke(cli, [], env={"_YARCH_COMPLETE": "bash_source"}, prog_name="yarch")
+    assert "complete -o nosort -F _yarch_completion yarch" in out.output
+    readme = (ROOT / "README.md").read_text()
+    for shell in ("bash", "zsh", "fish"):
+        assert f"_YARCH_COMPLETE={shell}_source yarch" in readme
