@@ -7,6 +7,8 @@ The lint path (`lint_file`, `lint_text`) is pure Python and never imports torch;
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -91,16 +93,23 @@ def _stand_in(what: str) -> Callable[..., NoReturn]:
     return needs_torch
 
 
-def __getattr__(name: str) -> object:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'compiler' has no attribute {name!r}")
-    if name in NEEDS_TORCH and _torch_missing():
-        return _stand_in(name)
-    value = getattr(importlib.import_module(f".{home}", __name__), name)
-    globals()[name] = value  # once: later lookups do not come here
-    return value
+class _Package(types.ModuleType):
+    """The package's module type: its public names are imported when first used (see
+    `_HOME`). A class rather than a module-level `__getattr__` so that `help(compiler)` lists
+    `build` and `optimize`, not `__getattr__` and `__dir__`."""
+
+    def __getattr__(self, name: str) -> object:
+        home = _HOME.get(name)
+        if home is None:
+            raise AttributeError(f"module 'compiler' has no attribute {name!r}")
+        if name in NEEDS_TORCH and _torch_missing():
+            return _stand_in(name)
+        value = getattr(importlib.import_module(f".{home}", __name__), name)
+        setattr(self, name, value)  # once: later lookups do not come here
+        return value
+
+    def __dir__(self) -> list[str]:
+        return sorted({*self.__dict__, *__all__})
 
 
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+sys.modules[__name__].__class__ = _Package

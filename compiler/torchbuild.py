@@ -8,6 +8,7 @@ compiled once. Pure chains (`seq`, repeats) become nn.Sequential. Only this modu
 from __future__ import annotations
 
 import collections
+import linecache
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +34,31 @@ def forward_source(c: Container) -> str:
     return "\n".join([head, *body]) + "\n" if body else ""
 
 
+def _init(self: nn.Module) -> None:
+    nn.Module.__init__(self)
+
+
 def _module_class(name: str, source: str, outputs: type | None) -> type[nn.Module]:
     # the outputs' field names are part of the class: two specs may share the forward code
     key = (name, source, outputs._fields if outputs is not None else None)
     cls = _CLASSES.get(key)
     if cls is None:
         namespace: dict[str, Any] = {"torch": torch, "F": F, "Outputs": outputs}
-        exec(compile(source, f"<yarch {name}.forward>", "exec"), namespace)
+        filename = f"<yarch {name}.forward {len(_CLASSES)}>"
+        if source:
+            # the source is kept where `inspect.getsource(model.forward)` and tracebacks look
+            # (`linecache` keeps an entry whose modification time is None)
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        exec(compile(source, filename, "exec"), namespace)
         methods = {"forward": namespace["forward"]} if "forward" in namespace else {}
-        cls = type(name, (nn.Module,), {**methods, "__module__": __name__})
+        doc = (
+            f"`{name}`, a module that `compiler.build` made from a yarch spec. Its children "
+            "are added by `build`, so the class takes no arguments; "
+            "`inspect.getsource(type(model).forward)` shows its forward, and "
+            "`yarch codegen SPEC` the whole model as code."
+        )
+        namespace_cls = {**methods, "__init__": _init, "__doc__": doc, "__module__": __name__}
+        cls = type(name, (nn.Module,), namespace_cls)
         _CLASSES[key] = cls
     return cls
 
