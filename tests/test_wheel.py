@@ -172,6 +172,16 @@ def test_variant_copied_from_the_package(installed: Installed) -> None:
     assert "shape-mismatch" in posts.stdout + posts.stderr
 
 
+def test_a_spec_anywhere_extends_a_bundled_one(installed: Installed) -> None:
+    (installed.work / "mine.yaml").write_text(
+        "extends: yarch:googlenet.yaml\nname: mine\nparams: {num_classes: 10}\n"
+    )
+    lint = installed.run("yarch", "lint", "mine.yaml")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    summary = installed.run("yarch", "summary", "mine.yaml", "--format", "json")
+    assert json.loads(summary.stdout)["outputs"]["logits"] == [10]
+
+
 def test_build_without_torch_names_the_extra(installed: Installed) -> None:
     spec = bundled_spec(installed, "mini_inception.yaml")
     out = installed.python(f"import compiler; compiler.build({spec!r})")
