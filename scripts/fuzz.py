@@ -130,7 +130,13 @@ class Dumper(_Dumper):  # type: ignore[misc, valid-type]
 
 
 class AliasDumper(_Dumper):  # type: ignore[misc, valid-type]
-    """Shares repeated objects through anchors: a layer repeated 5,000 times is one anchor."""
+    """Shares repeated objects through anchors: a layer repeated 5,000 times is one anchor, and
+    so is a long string (PyYAML writes every string out in full at every use)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        if isinstance(data, str) and len(data) >= 1000:
+            return False
+        return bool(super().ignore_aliases(data))
 
 
 def _represent_dup(dumper: Any, value: Dup) -> yaml.Node:
@@ -144,13 +150,16 @@ for _d in (Dumper, AliasDumper):
 
 def written_size(data: Any, limit: int = 200_000) -> int:
     """Nodes the YAML would have without anchors: shared lists count at every use (a list of
-    5,000 layers repeated 5,000 times is 25 million), a cycle counts as `limit`."""
+    5,000 layers repeated 5,000 times is 25 million), a string one per 64 characters, a cycle
+    as `limit`."""
     memo: dict[int, int] = {}
     busy: set[int] = set()
 
     def size(x: Any) -> int:
         if isinstance(x, Dup):
             x = dict(x.pairs)
+        if isinstance(x, str):
+            return 1 + len(x) // 64  # a long string written 5,000 times is 500 MB of text
         if not isinstance(x, dict | list):
             return 1
         if id(x) in memo:

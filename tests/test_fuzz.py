@@ -130,3 +130,13 @@ def test_each_case_starts_in_an_empty_folder(monkeypatch, tmp_path):
     fuzz.run_case(1, tmp_path / "w")
     fuzz.run_case(2, tmp_path / "w")
     assert seen == [[], []]
+
+
+def test_a_long_string_repeated_is_written_once_with_anchors():
+    # a 100,000-character value multiplied 5,000 times was 500 MB of YAML, and the fuzzer's
+    # own dump ran out of memory before yarch read a byte
+    text = "x" * 100_000
+    data = {"input": [3, 8, 8], "layers": [{"relu": {"name": text}}] * 2 + [text] * 5_000}
+    assert fuzz.written_size(data) >= 200_000
+    out = fuzz.dump(data, random.Random(0))
+    assert len(out) < 1_000_000 and out.count(text) == 1
