@@ -500,8 +500,9 @@ import sys
 sys.modules["torch"] = None
 from compiler.cli import cli
 for fmt in ("text", "json", "markdown"):
+    options = ["--batch", "2", "--dtype", "bfloat16", "--optimizer", "adam", "--depth", "all"]
     try:
-        cli(["summary", "specs/googlenet.yaml", "--format", fmt], standalone_mode=True)
+        cli(["summary", "specs/googlenet.yaml", "--format", fmt, *options], standalone_mode=True)
     except SystemExit as exc:
         print("exit", exc.code, file=sys.stderr)
 loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
