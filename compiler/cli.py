@@ -376,7 +376,7 @@ class _Depth(click.ParamType):
     default=None,
     metavar="N|all",
     help=(
-        f"Hide rows nested deeper than N (0: top-level layers and blocks); `all` hides none. "
+        "Hide rows nested deeper than N (0: top-level layers and blocks); `all` hides none. "
         f"Default: {DEFAULT_DEPTH} for text and markdown (three levels, as torchinfo's depth 3), "
         "all for json. Totals always count every layer."
     ),

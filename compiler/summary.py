@@ -517,11 +517,15 @@ def _fit(widths: list[int], header: Sequence[str]) -> list[int]:
         over -= cut
     flexible = [0] if connected is None else [0, connected]
     while over > 0:
-        column = max(flexible, key=lambda i: (widths[i] - len(header[i]), -i))
-        if widths[column] <= len(header[column]):
+        excess = {i: widths[i] - len(header[i]) for i in flexible}
+        column = max(flexible, key=lambda i: (excess[i], -i))
+        if excess[column] <= 0:
             break
-        widths[column] -= 1
-        over -= 1
+        # down to the other's excess in one step (a hostile name can be very long)
+        other = max((excess[i] for i in flexible if i != column), default=0)
+        cut = min(over, max(1, excess[column] - other))
+        widths[column] -= cut
+        over -= cut
     return widths
 
 
