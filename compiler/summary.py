@@ -536,9 +536,11 @@ def _clip(text: str, width: int) -> str:
 def _wrap(names: str, width: int) -> list[str]:
     """A Connected to cell (`a, b, c`) on lines of at most `width` columns, broken after a
     comma as Keras breaks its column; a single name longer than that is cut with `…`."""
+    parts = names.split(", ")
     out: list[str] = []
-    for name in names.split(", "):
-        if out and len(out[-1]) + len(", ") + len(name) + 1 <= width:
+    for at, name in enumerate(parts):
+        comma = 1 if at < len(parts) - 1 else 0  # every line but the last ends with one
+        if out and len(out[-1]) + len(", ") + len(name) + comma <= width:
             out[-1] += f", {name}"
         else:
             if out:

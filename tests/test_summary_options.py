@@ -408,3 +408,20 @@ def test_block_rows_read_their_inputs():
     rows = {r.name: r for r in summary.rows}
     first = next(r for r in summary.rows if r.kind == BLOCK)
     assert first.inputs and all(i in rows or i == "input" for i in first.inputs)
+
+
+def test_wrapped_names_fill_their_column():
+    from compiler.summary import _wrap
+
+    # the last name needs no comma after it: `bn3, downsample` fills 15 columns exactly
+    assert _wrap("bn3, downsample", 15) == ["bn3, downsample"]
+    assert _wrap("bn3, downsample", 14) == ["bn3,", "downsample"]
+    assert _wrap("a, b, c", 4) == ["a,", "b, c"]
+    assert _wrap("a_very_long_name, b", 8) == ["a_very_…", "b"]
+    # ResNet-50's residual adds keep their two names on one line
+    text = render_text(summary_of(SPECS / "zoo" / "resnet50.yaml"), DEFAULT_DEPTH)
+    adds = [line for line in table_lines(text) if line.lstrip().startswith("add_1 (add)")]
+    # (the shortcut: the downsample branch, or the block before, named within the stage)
+    assert len(adds) == 16
+    assert all(re.search(r"  bn3, (downsample|[0-9])$", line) for line in adds)
+    assert sum(line.endswith("bn3, downsample") for line in adds) == 4
