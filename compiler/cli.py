@@ -38,8 +38,9 @@ from .files import (
 from .loader import MAX_BYTES, LoadError, decode_input, load_value
 from .params import CommandLineValues
 from .pipeline import Job, Result, lint_for_report, lint_safely, not_a_spec
+from .sizes import FLOAT_DTYPES
+from .summary import DEFAULT_DEPTH, OPTIMIZERS, render, summarize
 from .summary import FORMATS as SUMMARY_FORMATS
-from .summary import render, summarize
 
 FORMATS = ("text", "concise", "json", "github", "sarif")
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -385,6 +386,22 @@ def _lint_stdin(stdin_filename: str | None, overrides: dict[str, Any]) -> Result
     return lint_safely(path, overrides, name, chosen_scale(), text)
 
 
+class _Depth(click.ParamType):
+    """`--depth N` (a whole number from 0) or `--depth all`."""
+
+    name = "depth"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) or value == "all":
+            return value
+        text = str(value).strip().lower()
+        if text == "all":
+            return "all"
+        if text.isdigit() and len(text) <= 6:
+            return int(text)
+        self.fail(terminal_safe(f"`{str(value)[:100]}` is not a whole number from 0 or `all`"))
+
+
 @cli.command("summary")
 @click.argument("spec", metavar="SPEC", type=click.Path())
 @click.option(
@@ -398,19 +415,58 @@ def _lint_stdin(stdin_filename: str | None, overrides: dict[str, Any]) -> Result
 )
 @click.option(
     "--depth",
-    type=click.IntRange(min=0),
+    type=_Depth(),
     default=None,
+    metavar="N|all",
+    help=(
+        "Hide rows nested deeper than N (0: top-level layers and blocks); `all` hides none. "
+        f"Default: {DEFAULT_DEPTH} for text and markdown (three levels, as torchinfo's depth 3), "
+        "all for json. Totals always count every layer."
+    ),
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
     metavar="N",
-    help="Hide rows nested deeper than N (0: top-level layers and blocks); totals are kept.",
+    help="Samples per batch: MACs, activations and the input size scale with it.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(FLOAT_DTYPES),
+    default="float32",
+    show_default=True,
+    help="Element type of parameters, activations and floating-point buffers.",
+)
+@click.option(
+    "--optimizer",
+    type=click.Choice(tuple(OPTIMIZERS)),
+    default="none",
+    show_default=True,
+    help="Optimizer state counted in the training memory: sgd none, sgd-momentum one "
+    "buffer per parameter, adam and adamw two.",
 )
 @set_option
-def summary_command(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...]) -> None:
-    """Per-layer table of a spec: shapes, parameters and MACs, with totals."""
+def summary_command(
+    spec: str,
+    fmt: str,
+    depth: int | str | None,
+    batch: int,
+    dtype: str,
+    optimizer: str,
+    sets: tuple[str, ...],
+) -> None:
+    """Per-layer table of a spec: shapes, parameters, MACs and memory, with totals
+    (torchinfo's, and a training-memory estimate)."""
     result = lint_safely(spec, parse_sets(sets), spec, chosen_scale())
     code = report(result)  # on stderr, so that stdout stays the summary (`> out.json`)
     if code or result.graph is None:
         sys.exit(code or 1)
-    echo(render(summarize(result.graph), fmt, depth))
+    if depth is None:  # json is a machine contract: every layer unless asked otherwise
+        depth = "all" if fmt == "json" else DEFAULT_DEPTH
+    summary = summarize(result.graph, batch=batch, dtype=dtype, optimizer=optimizer)
+    echo(render(summary, fmt, None if depth == "all" else int(depth)))
 
 
 @cli.command("draw")

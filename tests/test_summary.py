@@ -90,6 +90,8 @@ def test_rows_nest_blocks_before_their_members(googlenet):
         9_633_792,
         0,  # no buffers
         64 * 28 * 28 * 4,  # its float32 output for one sample
+        ("pool2",),  # what it reads
+        "inception3a.branch1",  # the block around it
     )
     members = [r for r in googlenet.rows if r.name.startswith("inception3a.")]
     assert block.params == sum(r.params for r in members if r.kind != "block")
@@ -201,6 +203,16 @@ def test_json_contract(run):
         "total_activation_bytes",
         "train_activation_bytes",
         "peak_activation_bytes",
+        # issue 16: the batch, the dtype and the training-memory estimate
+        "batch_size",
+        "dtype",
+        "optimizer",
+        "input_bytes",
+        "forward_backward_bytes",
+        "estimated_total_bytes",
+        "gradient_bytes",
+        "optimizer_state_bytes",
+        "training_memory_bytes",
         "outputs",
         "layers",
     }
@@ -222,6 +234,7 @@ def test_json_contract(run):
         "param_bytes": 37_888,
         "buffer_bytes": 0,
         "activation_bytes": 3_211_264,
+        "connected_to": ["input"],
     }
     assert payload["total_param_bytes"] == 4 * 13_378_280
     assert payload["total_buffer_bytes"] == 0
@@ -230,6 +243,16 @@ def test_json_contract(run):
     assert payload["peak_activation_bytes"] == 7_024_640
     concat = next(x for x in payload["layers"] if x["name"] == "inception3a.concat")
     assert concat["input_shapes"] == [[64, 28, 28], [128, 28, 28], [32, 28, 28], [32, 28, 28]]
+    branch_ends = [(1, 1), (2, 3), (3, 3), (4, 2)]
+    assert concat["connected_to"] == [f"inception3a.branch{b}.{n}" for b, n in branch_ends]
+    # the defaults of the new figures: one float32 sample, no optimizer
+    assert (payload["batch_size"], payload["dtype"], payload["optimizer"]) == (1, "float32", "none")
+    assert payload["input_bytes"] == 3 * 224 * 224 * 4
+    assert payload["forward_backward_bytes"] == payload["train_activation_bytes"]
+    assert payload["gradient_bytes"] == payload["total_param_bytes"]
+    assert payload["optimizer_state_bytes"] == 0
+    assert payload["estimated_total_bytes"] == 602_112 + 39_797_344 + 4 * 13_378_280
+    assert payload["training_memory_bytes"] == payload["estimated_total_bytes"] + 4 * 13_378_280
     # sorted keys, deterministic bytes
     assert result.stdout == json.dumps(payload, indent=2, sort_keys=True) + "\n"
     assert run("summary", "specs/googlenet.yaml", "--format", "json").stdout == result.stdout
@@ -263,18 +286,22 @@ def test_text_table(googlenet, run):
     text = render_text(googlenet)
     assert text == render_text(googlenet)
     result = run("summary", "specs/googlenet.yaml")
+    # the default depth (2) hides nothing here: the paper's network nests two deep
     assert result.exit_code == 0 and result.stdout == text + "\n"
     assert result.stderr == ""
     lines = text.splitlines()
-    assert lines[0] == "googlenet: input [3, 224, 224] (batch dimension not shown)"
+    assert lines[0] == (
+        "googlenet: input [3, 224, 224], batch 1, float32 (shapes leave out the batch dimension)"
+    )
+    # a branching spec: Connected to, for which the parameter memory column gives way
     header = [
         "Layer (op)",
         "Input Shape",
         "Output Shape",
         "Param #",
         "MACs",
-        "Param+Buf Mem",
-        "Activation Mem",
+        "Act Mem",
+        "Connected to",
     ]
     assert re.split(r"\s{2,}", lines[2].strip()) == header
     conv1 = next(line for line in lines if line.startswith(" conv1 "))
@@ -284,47 +311,79 @@ def test_text_table(googlenet, run):
         "[64, 112, 112]",
         "9,472",
         "118,013,952",
-        "37.0 KiB",
         "3.1 MiB",
+        "input",
     ]
-    assert any(line.startswith("     inception3a.branch1.0 (conv 1x1, 64) ") for line in lines)
+    # members under their block, named within it, and so are the values they read
+    at = lines.index(next(line for line in lines if line.startswith(" inception3a ")))
+    assert lines[at + 1].startswith("   branch1 (seq) ")
+    assert re.split(r"\s{2,}", lines[at + 2].strip())[0] == "0 (conv 1x1, 64)"
+    assert lines[at + 2].startswith("     0 (conv 1x1, 64) ") and lines[at + 2].endswith(" pool2")
+    assert lines[at + 3].endswith(" 0")  # its ReLU reads the conv just above
+    concat = lines[at + 18]
+    assert re.split(r"\s{2,}", concat.strip())[:2] == ["concat (concat)", "4 inputs"]
+    # names that do not fit their column go on over the next line, as Keras writes them
+    assert concat.endswith(" branch1, branch2,")
+    assert lines[at + 19].strip() == "branch3, branch4"
+    assert lines[at + 19].index("branch3") == concat.index("branch1")
+    assert lines[at + 20].startswith(" inception3b ") and lines[at + 20].endswith(" inception3a")
     for expected in (
         "Total params: 13,378,280",
         "Trainable params: 13,378,280",
         "Non-trainable params: 0",
         "Total MACs (eval): 1,582,671,872",
+        "Total MACs (train): 1,591,044,096",
+        "Input size: 588.0 KiB (602,112 bytes)",
+        "Forward/backward pass size: 38.0 MiB (39,797,344 bytes)",
         "Params size (float32): 51.0 MiB (53,513,120 bytes)",
         "Buffers size: 0 B",
-        "Activations per sample (eval): 37.8 MiB (39,649,056 bytes)",
-        "Activations per sample (train): 38.0 MiB (39,797,344 bytes)",
-        "Peak activations per sample (eval): 6.7 MiB (7,024,640 bytes)",
+        "Estimated Total Size: 89.6 MiB (93,912,576 bytes)",
+        "Activations (eval): 37.8 MiB (39,649,056 bytes)",
+        "Peak activations (eval): 6.7 MiB (7,024,640 bytes)",
+        "Gradients (float32): 51.0 MiB (53,513,120 bytes)",
+        "Training memory (estimate): 140.6 MiB (147,425,696 bytes)",
         "  logits: [1000]",
         "  aux1: [1000] (training only)",
         "  aux2: [1000] (training only)",
     ):
         assert expected in lines
+    assert not any("hidden" in line for line in lines)  # nothing was
+    assert not any(line.startswith("Optimizer state") for line in lines)  # none chosen
     assert all(line == line.rstrip() for line in lines)
 
 
 def test_markdown(googlenet, run):
     md = render_markdown(googlenet, depth=0)
     lines = md.splitlines()
+    assert lines[0] == (
+        "**googlenet**: input `[3, 224, 224]`, batch 1, float32 "
+        "(shapes leave out the batch dimension)"
+    )
     assert (
         "| Layer | Op | Input shape | Output shape | Params | MACs | Param+buf mem "
-        "| Activation mem |" in lines
+        "| Activation mem | Connected to |" in lines
     )
-    assert "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |" in lines
+    assert "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |" in lines
     assert (
         "| `conv1` | conv 7x7/2 pad 3, 64 | [3, 224, 224] | [64, 112, 112] | 9,472 | 118,013,952 "
-        "| 37.0 KiB | 3.1 MiB |" in lines
+        "| 37.0 KiB | 3.1 MiB | input |" in lines
     )
+    # full names in markdown; a block's output is named after the block
+    assert "| `inception3b` | inception | [256, 28, 28] | [480, 28, 28] | 388,736 " in md
+    assert next(line for line in lines if "`inception3b`" in line).endswith("| inception3a |")
     table = [line for line in lines if line.startswith("| ")]
-    assert all(line.count(" | ") == 7 for line in table)
-    assert "- Peak activations per sample (eval): 6.7 MiB (7,024,640 bytes)" in lines
+    assert all(line.count(" | ") == 8 for line in table)
+    assert "178 rows nested deeper than 0 hidden (`yarch summary --depth all` shows them)" in lines
+    assert "- Peak activations (eval): 6.7 MiB (7,024,640 bytes)" in lines
     assert "- Total MACs (eval): 1,582,671,872" in lines
+    assert "- Training memory (estimate): 140.6 MiB (147,425,696 bytes)" in lines
     assert "- Output `aux1`: [1000] (training only)" in lines
     result = run("summary", "specs/googlenet.yaml", "--format", "markdown", "--depth", "0")
     assert result.exit_code == 0 and result.stdout == md + "\n"
+    # the default depth of markdown is the text table's
+    default = run("summary", "specs/zoo/resnet50.yaml", "--format", "markdown").stdout
+    assert "8 rows nested deeper than 2 hidden" in default
+    assert "`layer1.0.downsample`" in default and "`layer1.0.downsample.0`" not in default
 
 
 def test_set_overrides_a_parameter(run):
@@ -441,8 +500,9 @@ import sys
 sys.modules["torch"] = None
 from compiler.cli import cli
 for fmt in ("text", "json", "markdown"):
+    options = ["--batch", "2", "--dtype", "bfloat16", "--optimizer", "adam", "--depth", "all"]
     try:
-        cli(["summary", "specs/googlenet.yaml", "--format", fmt], standalone_mode=True)
+        cli(["summary", "specs/googlenet.yaml", "--format", fmt, *options], standalone_mode=True)
     except SystemExit as exc:
         print("exit", exc.code, file=sys.stderr)
 loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))

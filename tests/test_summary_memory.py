@@ -62,8 +62,9 @@ def needed(graph: ArchGraph, *, train: bool) -> set[str]:
     return out - {ArchGraph.INPUT}
 
 
-def capture(graph: ArchGraph, model, train: bool) -> dict[str, object]:
-    """Every node's output tensor from one forward pass of one sample, by node id."""
+def capture(graph: ArchGraph, model, train: bool, batch: int = 1, dtype=None) -> dict[str, object]:
+    """Every node's output tensor from one forward pass of `batch` samples (of the model's
+    dtype, float32 unless `dtype`), by node id."""
     modules = dict(model.named_modules())
     seen: dict[str, object] = {}
     handles = []
@@ -95,7 +96,7 @@ def capture(graph: ArchGraph, model, train: bool) -> dict[str, object]:
         handles.append(modules[reader].register_forward_pre_hook(hook))
     model.train(train)
     with torch.no_grad():
-        model(torch.randn(1, *graph.input_shape))
+        model(torch.randn(batch, *graph.input_shape, dtype=dtype))
     for handle in handles:
         handle.remove()
     return seen
@@ -212,3 +213,83 @@ def test_peak_against_the_live_tensors_of_an_eager_forward(case):
     assert summary.peak_activation_bytes <= live.peak
     if spec in EAGER_PEAK_IS_THE_ESTIMATE:
         assert summary.peak_activation_bytes == live.peak
+
+
+# --- training memory (issue 16): one optimizer step against the estimate -----------------------
+
+SMALL_SPECS = ("posts/mnist_inception.yaml", "posts/mnist_residual.yaml")
+OPTIMIZERS = {
+    "sgd": lambda params: torch.optim.SGD(params, lr=0.01),
+    "sgd-momentum": lambda params: torch.optim.SGD(params, lr=0.01, momentum=0.9),
+    "adam": lambda params: torch.optim.Adam(params, lr=1e-3),
+    "adamw": lambda params: torch.optim.AdamW(params, lr=1e-3),
+}
+
+
+def state_tensors(optimizer) -> list:
+    return [t for state in optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
+
+
+@pytest.mark.parametrize("spec", SMALL_SPECS)
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_gradients_and_optimizer_state_after_one_step(spec, name):
+    from compiler import build
+
+    path = SPECS / spec
+    graph = lint_file(path).graph
+    # float64 for one optimizer, so that the dtype is checked against torch too
+    dtype = "float64" if name == "adam" else "float32"
+    summary = summarize(graph, batch=2, dtype=dtype, optimizer=name)
+    torch.manual_seed(0)
+    model = build(path).to(getattr(torch, dtype)).train()
+    optimizer = OPTIMIZERS[name](model.parameters())
+    x = torch.randn(2, *graph.input_shape, dtype=getattr(torch, dtype))
+    assert summary.input_bytes == nbytes([x])
+    out = model(x)
+    loss = sum(o.sum() for o in out.values()) if isinstance(out, dict) else out.sum()
+    loss.backward()
+    optimizer.step()
+    params = list(model.parameters())
+    assert summary.total_param_bytes == nbytes(params)
+    assert summary.gradient_bytes == nbytes(p.grad for p in params)
+    state = state_tensors(optimizer)
+    if name in ("adam", "adamw"):
+        # Adam keeps a scalar float32 `step` per parameter tensor besides its two moments:
+        # 4 bytes a tensor, which the estimate leaves out (the Summary docstring says so)
+        steps = [t for t in state if t.dim() == 0]
+        assert len(steps) == len(params) and all(t.dtype == torch.float32 for t in steps)
+        assert summary.optimizer_state_bytes == nbytes(state) - 4 * len(params)
+    else:
+        assert summary.optimizer_state_bytes == nbytes(state)
+    assert summary.optimizer_state_bytes > 0 or name == "sgd"
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+def test_buffers_and_params_after_a_cast(dtype):
+    """`module.to(dtype)` casts the parameters and batch norm's running statistics, and
+    leaves `num_batches_tracked` an int64: as `--dtype` counts them."""
+    from compiler import build
+
+    path = SPECS / "resnet18.yaml"
+    summary = summarize(lint_file(path).graph, dtype=dtype)
+    model = build(path).to(getattr(torch, dtype))
+    assert summary.total_param_bytes == nbytes(model.parameters())
+    assert summary.total_buffer_bytes == nbytes(model.buffers())
+    assert {b.dtype for b in model.buffers()} == {getattr(torch, dtype), torch.int64}
+    modules = dict(model.named_modules())
+    for row in summary.rows:
+        if row.name in modules:
+            assert row.buffer_bytes == nbytes(modules[row.name].buffers()), row.name
+
+
+@pytest.mark.parametrize("spec", SMALL_SPECS)
+def test_forward_backward_size_is_the_training_forward_outputs_of_the_batch(spec):
+    from compiler import build
+
+    path = SPECS / spec
+    graph = lint_file(path).graph
+    summary = summarize(graph, batch=3, dtype="float64")
+    model = build(path).to(torch.float64)
+    outputs = capture(graph, model, train=True, batch=3, dtype=torch.float64)
+    assert summary.forward_backward_bytes == nbytes(outputs.values())
+    assert summary.forward_backward_bytes == 3 * 2 * summarize(graph).train_activation_bytes
