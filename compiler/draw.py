@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from graphviz import Digraph
 
 FORMATS = ("svg", "png", "pdf", "dot")
+# `--dpi` for a PNG: 36 is a thumbnail, 1200 a print; a GoogLeNet at 1200 dpi is 12,000 x
+# 50,000 pixels, near what cairo draws at all (32,767 a side: Graphviz scales a bigger one down)
+DPI_RANGE = (36, 1200)
 RANKDIRS = ("TB", "LR")
 DOT_TIMEOUT = 60.0  # seconds; a diagram of a few hundred nodes takes well under one
 # `dot` is not run at all on more nodes than this. Its layout time grows faster than the node
@@ -425,12 +428,13 @@ def to_dot(
     )
     _items(dot, graph, layout, problems, None, header)
     _terminals(dot, graph, layout)
-    cuts = _wrapped(graph, layout) if rankdir == "LR" else []
+    cuts, inside = _wrapped(graph, layout) if rankdir == "LR" else ([], False)
     wraps = {(tail, head) for cut in cuts for tail, head in cut.edges}
     _edges(dot, graph, layout, wraps)
     _aligned(dot, graph, layout)
     if cuts:
-        _row_starts(dot, [layout.drawn[graph.order[0]], *(cut.start for cut in cuts)])
+        starts = [layout.drawn[graph.order[0]], *(cut.start for cut in cuts)]
+        _row_starts(dot, starts, anchored=inside)
     if rankdir == "TB":
         _legend(dot, layout)
     return dot.source
@@ -712,7 +716,7 @@ def _terminals(dot: Digraph, graph: ArchGraph, layout: _Layout) -> None:
             )
 
 
-def _edge(dot: Digraph, tail: str, head: str, label: str, **attrs: str) -> None:
+def _edge(dot: Digraph, tail: str, head: str, label: str | None, **attrs: str) -> None:
     """`dot.edge` for ids made by `_id`. `Digraph.edge` reads `a:b` as node `a`, port `b`, but a
     name is never a port (a graph built by hand can have a `:` in one): such an edge is written
     here, its ids quoted whole by the package's `quote`, as `Digraph.node` quotes them."""
@@ -725,10 +729,13 @@ def _edge(dot: Digraph, tail: str, head: str, label: str, **attrs: str) -> None:
 
 
 def _edges(dot: Digraph, graph: ArchGraph, layout: _Layout, wraps: set[tuple[str, str]]) -> None:
-    """Each edge labelled with the shape it carries, except at a fork (the shape is in the node
-    it leaves); `wraps`: the edges from one row to the next, which do not rank their head."""
+    """Each edge labelled with the shape it carries, except at a fork: the shape is in the node
+    it leaves, and the edges have it as their tooltip only. `wraps`: the edges from one row to
+    the next, which do not rank their head."""
     for tail, head, value, extra in layout.edges:
-        label = "" if value in layout.forked else fmt_shape(graph.node(value).shape)
+        label: str | None = fmt_shape(graph.node(value).shape)
+        if value in layout.forked:
+            extra, label = {**extra, "tooltip": _string(label)}, None
         if (tail, head) in wraps:
             extra = {**extra, "constraint": "false"}
         _edge(dot, _id(tail), _id(head), label, **extra)
@@ -789,7 +796,7 @@ def _aligned(dot: Digraph, graph: ArchGraph, layout: _Layout) -> None:
 # and 0.8 times as high, so 1.1 gives about 16:10, the shape of a screen or a slide.
 ASPECT = 1.3
 MAX_ROWS = 24
-DEEPER_CUT = 0.3
+DOMINANT = 0.6
 # Estimates in points, for `dot`'s Helvetica and the attributes above: a character is about
 # 0.55 of the font size wide, a line 1.2 of it high; ranks are RANK_GAP apart plus the edge
 # label between them; nodes NODE_GAP apart; a cluster adds its title and margins.
@@ -826,8 +833,9 @@ def _extent(label: str) -> tuple[float, float]:
     return width + 20.0, max(height, 14.0) + 10.0
 
 
-def _wrapped(graph: ArchGraph, layout: _Layout) -> list[_Cut]:
-    """The cuts of a left-to-right diagram into rows (none: one row is closest to ASPECT)."""
+def _wrapped(graph: ArchGraph, layout: _Layout) -> tuple[list[_Cut], bool]:
+    """The cuts of a left-to-right diagram into rows (none: one row is closest to ASPECT), and
+    whether they are inside a block (then the rows' first items share its cluster)."""
     drawn = list(dict.fromkeys(layout.drawn[n] for n in graph.order))
     known = set(drawn)
     edges = [(t, h, v) for t, h, v, _ in layout.edges if t in known and h in known]
@@ -870,6 +878,21 @@ def _wrapped(graph: ArchGraph, layout: _Layout) -> list[_Cut]:
         for cluster, items in layout.children.items()
         for what, ident in items
     }
+    outer = {
+        ident: cluster
+        for cluster, items in layout.children.items()
+        for what, ident in items
+        if what == "cluster"
+    }
+
+    def clusters(item: str) -> list[str]:
+        """The clusters around an item, innermost first."""
+        chain, cluster = [], parent.get(item)
+        while cluster is not None:
+            chain.append(cluster)
+            cluster = outer.get(cluster)
+        return chain
+
     crossing: dict[int, list[tuple[str, str]]] = {}
     live = tail_sum = 0
     for k in range(len(sequence)):
@@ -880,17 +903,17 @@ def _wrapped(graph: ArchGraph, layout: _Layout) -> list[_Cut]:
         tail = sequence[tail_sum]
         heads = [h for h in after[tail] if index[h] >= k]
         # a head other than the row's first item must be held in place: by an edge from within
-        # the row (a residual add) or by sharing the first item's block (a downsample branch);
-        # a free one would float to the first rank, out of its row
+        # the row (a residual add) or by being in a block with the first item (a downsample
+        # branch); a free one would float to the first rank, out of its row
         first = sequence[k]
         if all(
-            h == first or len(feeds[h]) > 1 or (parent.get(h) or 0) == (parent.get(first) or 1)
+            h == first or len(feeds[h]) > 1 or set(clusters(h)) & set(clusters(first))
             for h in heads
         ):
             crossing[k] = [(tail, h) for h in heads]
     candidates = list(crossing)
     if not candidates:
-        return []
+        return [], False
     # what each item adds to the height of its row: itself, an output's oval after it, and
     # the title and margins of every cluster around it (counted once per row)
     spans: list[list[tuple[float, float, float]]] = [[] for _ in sequence]
@@ -901,19 +924,7 @@ def _wrapped(graph: ArchGraph, layout: _Layout) -> list[_Cut]:
             width, height = extent.get(head, (60.0, 36.0))
             left = end[tail] + RANK_GAP
             spans[index[tail]].append((left, left + width, height))
-    outer = {
-        ident: cluster
-        for cluster, items in layout.children.items()
-        for what, ident in items
-        if what == "cluster"
-    }
-    around: list[list[str]] = []
-    for item in sequence:
-        chain, cluster = [], parent.get(item)
-        while cluster is not None:
-            chain.append(cluster)
-            cluster = outer.get(cluster)
-        around.append(chain)
+    around = [clusters(item) for item in sequence]
 
     def page(bounds: Sequence[int]) -> tuple[float, float]:
         width = height = 0.0
@@ -929,32 +940,43 @@ def _wrapped(graph: ArchGraph, layout: _Layout) -> list[_Cut]:
             height += _breadth(row) + ROW_GAP
         return width, height
 
-    # a cut inside a block splits its cluster across rows, and the items beside the block in
-    # its first and last row are pushed out of the way: a cut at the block's edge is preferred
-    # unless one inside is closer to where the row should end by DEEPER_CUT of a row's length
-    nesting = {
-        k: len(set(around[index[edge[0]]]) & set(around[k]))
-        for k, cut in crossing.items()
-        for edge in cut[:1]
-    }
-    total = max(end.values())
+    # The rows are cut in one scope: the top level, or, when one block takes up most of it
+    # (MobileNet's `features`: DOMINANT of the length or more), inside that block, between its
+    # children. Cuts in several scopes split clusters across rows, and the items beside a block
+    # in its first and last row are pushed out of its way: ResNet-50 came out as a staircase.
+    box: dict[str, tuple[float, float]] = {}
+    for k, item in enumerate(sequence):
+        for cluster in around[k]:
+            left, right = box.get(cluster, (start[item], end[item]))
+            box[cluster] = (min(left, start[item]), max(right, end[item]))
+    scope: str | None = None
+    left, right = 0.0, max(end.values())
+    while True:
+        inner = [c for what, c in layout.children.get(scope, []) if what == "cluster" and c in box]
+        widest = max(inner, key=lambda c: box[c][1] - box[c][0], default=None)
+        if widest is None or box[widest][1] - box[widest][0] < DOMINANT * (right - left):
+            break
+        scope, (left, right) = widest, box[widest]
+
+    def common(k: int) -> str | None:
+        """The innermost cluster around both sides of the cut before `sequence[k]`."""
+        outer = set(around[index[crossing[k][0][0]]])
+        return next((c for c in around[k] if c in outer), None)
+
+    candidates = [k for k in candidates if common(k) == scope]
     best: tuple[float, list[int]] = (_misfit(*page([0, len(sequence)])), [])
     for rows in range(2, min(len(candidates) + 1, MAX_ROWS) + 1):
         cuts: list[int] = []
         for i in range(1, rows):
-            goal = total * i / rows
+            goal = left + (right - left) * i / rows
             options = [k for k in candidates if not cuts or k > cuts[-1]]
             if not options:
                 break
-
-            def cost(k: int, goal: float = goal, rows: int = rows) -> tuple[float, int]:
-                return abs(start[sequence[k]] - goal) + nesting[k] * DEEPER_CUT * total / rows, k
-
-            cuts.append(min(options, key=cost))
+            cuts.append(min(options, key=lambda k, goal=goal: (abs(start[sequence[k]] - goal), k)))
         misfit = _misfit(*page([0, *cuts, len(sequence)]))
         if misfit < best[0]:
             best = (misfit, cuts)
-    return [_Cut(sequence[k], crossing[k]) for k in best[1]]
+    return [_Cut(sequence[k], crossing[k]) for k in best[1]], scope is not None
 
 
 def _side_branches_first(items: Sequence[str], edges: Sequence[tuple[str, str, str]]) -> list[str]:
@@ -1011,26 +1033,32 @@ def _misfit(width: float, height: float) -> float:
     return abs(math.log(max(width, 1.0) / max(height + TITLE, 1.0) / ASPECT))
 
 
-def _row_starts(dot: Digraph, starts: Sequence[str]) -> None:
-    """The rows in order, top to bottom: an invisible anchor before each row's first item, the
-    anchors on one rank and in order. Not the first items themselves on one rank with edges
-    between them: Graphviz 2.43 turns such a row of flat edges upside down inside a cluster
-    when it lays out left to right (a cut inside MobileNet's `features` stacked its rows
-    bottom up)."""
+def _row_starts(dot: Digraph, starts: Sequence[str], anchored: bool) -> None:
+    """The rows in order, top to bottom: their first items on one rank, invisible edges between
+    them in order. Graphviz 2.43 turns such a line of flat edges upside down inside a cluster
+    when it lays out left to right (rows cut inside MobileNet's `features` came out bottom up),
+    so rows cut inside a block (`anchored`) get an invisible anchor each, outside every
+    cluster, and the anchors are lined up instead, each with an edge to its row's first item.
+    Not always: an anchor also pulls the edge from the row above towards itself, and rows of
+    few items (GoogLeNet at depth 0) got their wrapping edges tangled."""
     if len(starts) < 2:
         return
     from graphviz import Digraph
 
-    anchors = [f"[row {i}]" for i in range(1, len(starts) + 1)]
-    same = Digraph()  # an anonymous subgraph at the top level, outside every cluster
+    anchors = [f"[row {i}]" for i in range(1, len(starts) + 1)] if anchored else list(starts)
+    same = Digraph()  # an anonymous subgraph at the top level
     same.attr(rank="same")
     for anchor in anchors:
-        same.node(_id(anchor), label="", shape="point", style="invis", width="0", height="0")
+        if anchored:
+            same.node(_id(anchor), label="", shape="point", style="invis", width="0", height="0")
+        else:
+            same.node(_id(anchor))
     for upper, lower in itertools.pairwise(anchors):
         same.edge(_id(upper), _id(lower), style="invis")
     dot.subgraph(same)
-    for anchor, first in zip(anchors, starts, strict=True):
-        dot.edge(_id(anchor), _id(first), style="invis")
+    if anchored:
+        for anchor, first in zip(anchors, starts, strict=True):
+            dot.edge(_id(anchor), _id(first), style="invis")
 
 
 def _legend_text(kind: str, layout: _Layout) -> str:
@@ -1129,8 +1157,11 @@ def render(
     fmt: str,
     timeout: float | None = None,
     max_nodes: int | None = None,
+    dpi: int | None = None,
 ) -> str | None:
     """Write the diagram to `path` in `fmt` (svg, png, pdf or dot); None when it did.
+
+    `dpi`: a PNG's resolution (Graphviz's `-Gdpi`; its default is 96), DPI_RANGE at most.
 
     When Graphviz's `dot` is missing, times out (after `timeout` seconds, `DOT_TIMEOUT` by
     default) or fails, or the graph has more than `max_nodes` nodes (`MAX_NODES`), too many to
@@ -1140,6 +1171,8 @@ def render(
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if dpi is not None and (fmt != "png" or not DPI_RANGE[0] <= dpi <= DPI_RANGE[1]):
+        raise ValueError(f"a dpi is for png, from {DPI_RANGE[0]} to {DPI_RANGE[1]}: {dpi!r}")
     timeout = DOT_TIMEOUT if timeout is None else timeout
     max_nodes = MAX_NODES if max_nodes is None else max_nodes
     path = Path(path)
@@ -1162,7 +1195,7 @@ def render(
             f"{MAX_CLUSTERS:,} clusters, {MAX_CLUSTER_DEPTH} deep; {DEPTH_HINT})"
         )
     else:
-        problem = _run_dot(data, fmt, timeout)
+        problem = _run_dot(data, fmt, timeout, dpi)
     if isinstance(problem, bytes):
         write_atomic(path, problem)
         return None
@@ -1176,7 +1209,7 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (DOT_MEMORY, DOT_MEMORY))
 
 
-def _run_dot(data: bytes, fmt: str, timeout: float) -> bytes | str:
+def _run_dot(data: bytes, fmt: str, timeout: float, dpi: int | None = None) -> bytes | str:
     """The rendered bytes, or why there are none.
 
     `dot` is run here, not through the package's `pipe()` or `render()`: they wait for it with
@@ -1195,6 +1228,8 @@ def _run_dot(data: bytes, fmt: str, timeout: float) -> bytes | str:
     for renderer, formatter in devices:
         # the package names `dot` bare; the one found on PATH (above) replaces it
         args = [exe, *command("dot", fmt, renderer=renderer, formatter=formatter)[1:]]
+        if dpi is not None:
+            args.append(f"-Gdpi={dpi}")
         try:
             # an interrupt or SIGTERM raised in yarch while this waits kills `dot` too
             done = subprocess.run(
