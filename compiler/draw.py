@@ -1083,7 +1083,8 @@ def _legend_table(layout: _Layout, per_row: int, border: str = "0") -> str | Non
     rows = "".join(
         "<TR>" + (title if i == 0 else "") + "".join(line) + "</TR>" for i, line in enumerate(lines)
     )
-    style = ' COLOR="#BBBBBB" STYLE="ROUNDED"' if border != "0" else ""
+    # a border round the table only, not round every cell (CELLBORDER follows BORDER)
+    style = ' CELLBORDER="0" COLOR="#BBBBBB" STYLE="ROUNDED"' if border != "0" else ""
     return f'<TABLE BORDER="{border}"{style} CELLSPACING="3" CELLPADDING="1">{rows}</TABLE>'
 
 
