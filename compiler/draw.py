@@ -13,8 +13,10 @@ this module, and `yarch lint` does not pay for the package.
 What the diagram shows: one box per node, coloured by its op's kind, with the op's one-line
 description and its parameter count; a labelled cluster per block instance, nested as the
 instances are (an Inception module's four branches sit side by side in it); edges labelled with
-the shape their source produces; the input and the named outputs as ovals, training-only outputs
-dashed; nodes (or clusters) that lint errors are about in red, with the message.
+the shape their source produces, except at a fork, where the shape is written once in the node
+it leaves; the input and the named outputs as ovals, training-only outputs dashed; nodes (or
+clusters) that lint errors are about in red, with the message. Left to right, the network is
+wrapped into rows (see "rows" below). Text meets WCAG AA contrast on every fill (see INK).
 """
 
 from __future__ import annotations
