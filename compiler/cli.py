@@ -523,6 +523,13 @@ def summary_command(
     metavar="N",
     help="Do not lay out diagrams of more nodes than this (write the DOT source instead).",
 )
+@click.option(
+    "--dpi",
+    type=click.IntRange(*draw.DPI_RANGE),
+    default=None,
+    metavar="N",
+    help="The resolution of a png (Graphviz's default: 96).",
+)
 @set_option
 def draw_command(
     spec: str,
@@ -533,6 +540,7 @@ def draw_command(
     no_fold: bool,
     timeout: float,
     max_nodes: int,
+    dpi: int | None,
     sets: tuple[str, ...],
 ) -> None:
     """Graphviz diagram of a spec: blocks as clusters, edges labelled with shapes.
@@ -541,6 +549,8 @@ def draw_command(
     Graphviz's `dot`, when it takes longer than --timeout, or for a diagram of more than
     --max-nodes nodes, the DOT source is written instead (exit code 2, except for --format dot).
     """
+    if dpi is not None and fmt != "png":
+        raise click.UsageError(f"--dpi is for --format png, not {fmt}")
     result = lint_safely(spec, parse_sets(sets), spec, chosen_scale())
     code = report(result)
     if code == 2 or result.graph is None or result.spec is None:
@@ -556,7 +566,7 @@ def draw_command(
     )
     path = Path(output) if output else Path(f"{result.graph.name}.{fmt}")
     try:
-        problem = draw.render(source, path, fmt, timeout, max_nodes)
+        problem = draw.render(source, path, fmt, timeout, max_nodes, dpi)
     except OSError as exc:
         echo(f"yarch: cannot write `{path}`: {exc.strerror or exc}", err=True)
         sys.exit(2)

@@ -199,7 +199,7 @@ def test_an_unwritable_diagram_is_reported_not_raised(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(draw, "write_atomic", full)
-    monkeypatch.setattr(draw, "_run_dot", lambda data, fmt, timeout: b"<svg/>")
+    monkeypatch.setattr(draw, "_run_dot", lambda data, fmt, timeout, dpi=None: b"<svg/>")
     result = invoke("build", cwd=root)
     assert result.exit_code == 2
     assert "cannot write `generated/net.svg`: No space left on device" in result.output
