@@ -430,7 +430,9 @@ def to_dot(
     )
     _items(dot, graph, layout, problems, None, header)
     _terminals(dot, graph, layout)
-    cuts, inside = _wrapped(graph, layout) if rankdir == "LR" else ([], False)
+    # rows are for a diagram `dot` lays out: past MAX_NODES it is not given one (`render`)
+    wrap = rankdir == "LR" and len(set(layout.drawn.values())) <= MAX_NODES
+    cuts, inside = _wrapped(graph, layout) if wrap else ([], False)
     wraps = {(tail, head) for cut in cuts for tail, head in cut.edges}
     _edges(dot, graph, layout, wraps)
     _aligned(dot, graph, layout)

@@ -424,3 +424,18 @@ def test_draw_dpi_writes_a_bigger_png(tmp_path, monkeypatch):
         assert result.exit_code == 0, result.output
     small, big = png_size(tmp_path / "72"), png_size(tmp_path / "144")
     assert big[0] == pytest.approx(2 * small[0], rel=0.02)
+
+
+def test_a_diagram_too_big_to_lay_out_is_not_cut_into_rows(monkeypatch):
+    # the rows are estimated for `dot`; a diagram it is not given stays one row (estimating
+    # them cost seconds on 80,000 layers)
+    from compiler import draw
+
+    graph = lint_file(SPECS / "googlenet.yaml").graph
+    real, called = draw._wrapped, []
+    monkeypatch.setattr(draw, "_wrapped", lambda *a: called.append(1) or real(*a))
+    draw.to_dot(graph, depth=0, rankdir="LR")
+    assert called == [1]
+    monkeypatch.setattr(draw, "MAX_NODES", 10)
+    draw.to_dot(graph, depth=0, rankdir="LR")
+    assert called == [1]
