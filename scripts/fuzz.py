@@ -969,10 +969,12 @@ def exercise(case: Case, folder: Path, stage: list[str]) -> None:
     stage[0] = "render_github"
     render_github(diags)
     if result.graph is not None and result.spec is not None and not result.unreadable:
-        stage[0] = "to_dot"  # `yarch draw` draws a spec with errors too
+        stage[0] = "to_dot(TB)"  # `yarch draw` draws a spec with errors too
         caption = draw.caption_of(result.spec)
         draw.to_dot(result.graph, diags, None, "TB", caption)
-        draw.to_dot(result.graph, diags, rng.choice([0, 1, 2]), "LR", caption, False)
+        depth = rng.choice([0, 1, 2])
+        stage[0] = f"to_dot(LR, depth={depth}, no fold)"
+        draw.to_dot(result.graph, diags, depth, "LR", caption, False)
     if not _clean(result):
         return
     stage[0] = "summarize"
