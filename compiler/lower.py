@@ -9,7 +9,7 @@ of assignments in topological order: no graph is walked at run time. Pure Python
 from __future__ import annotations
 
 import keyword
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .graph import ArchGraph, Instance, Node
@@ -93,9 +93,9 @@ def _is_sequential(inst: Instance) -> bool:
 
 def lower(graph: ArchGraph) -> Container:
     """The module tree of a graph that linted without errors."""
-    live = graph.upstream(graph.outputs.values())
-    eval_live = graph.upstream(
-        node_id for name, node_id in graph.outputs.items() if name not in graph.train_only
+    live = _needed(graph, graph.outputs.values())
+    eval_live = _needed(
+        graph, (node_id for name, node_id in graph.outputs.items() if name not in graph.train_only)
     )
 
     root = Container("", (), "model", ArchGraph.INPUT, None)
@@ -160,6 +160,24 @@ def lower(graph: ArchGraph) -> Container:
         ]:
             container.sequential = False
     return root
+
+
+def _needed(graph: ArchGraph, results: Iterable[str]) -> set[str]:
+    """The nodes that computing `results` runs: their upstream, and the upstream of every
+    value a block that runs takes as an argument, read inside or not (its forward is called
+    with all of them: a U-Net block whose `x` feeds only a dead layer still gets `x`)."""
+    needed = graph.upstream(results)
+    while True:
+        missing = [
+            value
+            for inst in graph.instances.values()
+            if inst.output is not None and inst.output in needed
+            for value in (inst.input, *(node_id for node_id, _ in inst.extra_inputs))
+            if value is not None and value not in needed
+        ]
+        if not missing:
+            return needed
+        needed |= graph.upstream(missing)
 
 
 def _opened(

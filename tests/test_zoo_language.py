@@ -273,6 +273,25 @@ def test_a_block_of_two_inputs(tmp_path: Path) -> None:
         assert torch.allclose(compiler.optimize(model)(x), out, atol=1e-5)
 
 
+def test_a_block_that_ignores_an_input_still_gets_it(tmp_path: Path) -> None:
+    # found by the fuzzer: with `up` left out of the concat, `x` feeds only a dead layer in
+    # both `Up`s; `u1(u2, d1)` still takes `u2`, so `u2` runs (lowering raised KeyError)
+    text = UNET.read_text(encoding="utf-8")
+    text = text.replace("from: [skip, up]", "from: [skip]")
+    assert "from: [skip]" in text
+    (tmp_path / "unet.yaml").write_text(text, encoding="utf-8")
+    result = compiler.lint_file(tmp_path / "unet.yaml")
+    assert not result.errors
+    model = compiler.build(tmp_path / "unet.yaml").eval()
+    code = codegen_file(result, "unet.yaml")
+    assert "u2 = self.u2(bottom, d2)" in code and "self.u1(u2, d1)" in code
+    generated = load_module(code, tmp_path, "unet2").Unet().eval()
+    generated.load_state_dict(model.state_dict())
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(generated(x), model(x))
+
+
 @pytest.mark.parametrize(
     ("old", "new", "code", "words"),
     [
