@@ -3,6 +3,7 @@ unreadable input. A user mistake never shows a Python traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import gc
 import math
@@ -10,13 +11,14 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
 from . import draw
-from .config import ConfigError, Configs
+from .config import Config, ConfigError, Configs
 from .diagnostics import (
     SourceCache,
     colorize,
@@ -283,93 +285,89 @@ def lint(
     spec: include and exclude globs, strict, and a severity per diagnostic code.
     """
     configs = Configs(isolated)
+    with _configuration_errors():
+        overrides = parse_sets(sets)
+        from_stdin = [_lint_stdin(stdin_filename, overrides)] if "-" in paths else []
+        paths = tuple(p for p in paths if p != "-")
+        files = find_specs(paths, exclude, configs) if paths else []
+        jobs: list[Job] = [
+            (p, overrides, display, chosen_scale(), found) for p, display, found in files
+        ]
+        config_of = {display: configs.of(p) for p, display, _found in files}
+        if from_stdin:
+            config_of[from_stdin[0].file] = configs.of(Path(stdin_filename or "stdin.yaml"))
+        if all_scales:
+            results = []
+            for path, _overrides, display, _scale, found in jobs:
+                reason = not_a_spec(path) if found else None
+                if reason is not None:
+                    results.append(Result(display, skipped=reason))
+                    continue
+                # the first lint uses the table's first row and tells which rows there are
+                first = lint_safely(path, overrides, display)
+                scales = [k for k, v in first.spec.scales.items() if v] if first.spec else []
+                for scale in scales or [None]:
+                    if scale is None or scale == scales[0]:
+                        result = first
+                    else:
+                        result = lint_safely(path, overrides, display, scale)
+                    if scale is not None:
+                        result.diagnostics = [
+                            d.with_note(f"with scale `{scale}`") for d in result.diagnostics
+                        ]
+                    results.append(result)
+        else:
+            results = lint_many(jobs)
+        results = from_stdin + results
+        skipped = [r for r in results if r.skipped]
+        results = [r for r in results if not r.skipped]
+        for r in results:
+            if (config := config_of.get(r.file)) is not None:
+                r.diagnostics = config.apply(r.diagnostics)
+        strict_files = {r.file for r in results if strict or _strict(config_of.get(r.file))}
+        diagnostics = [d for r in results for d in r.diagnostics]
+        if fmt not in ("json", "sarif"):
+            for r in skipped:
+                echo(f"note: skipped `{r.file}`: {r.skipped}", err=True)
+        if fmt == "sarif":
+            from .sarif import render_sarif
+
+            echo(render_sarif(diagnostics))
+        elif fmt == "json":
+            files = len({r.file for r in results})
+            echo(render_json(diagnostics, files, {r.file: r.skipped or "" for r in skipped}))
+        elif fmt == "github":
+            if diagnostics:
+                echo(render_github(diagnostics))
+        elif fmt == "concise":
+            if diagnostics:
+                echo(render_concise(diagnostics))
+            echo(_summary(results, len(skipped)))
+        else:
+            sources = SourceCache.of(*(r.sources for r in results))
+            if diagnostics:
+                text = render_text(diagnostics, sources, MAX_SHOWN) + "\n"  # terminal-safe
+                if use_color():
+                    click.echo(colorize(text), color=True)
+                else:
+                    echo(text)
+            echo(_summary(results, len(skipped)))
+        failed = [r for r in results if r.file in strict_files]
+        sys.exit(max(exit_code(results), exit_code(failed, strict=True)))
+
+
+def _strict(config: Config | None) -> bool:
+    return config is not None and config.settings.strict
+
+
+@contextlib.contextmanager
+def _configuration_errors() -> Iterator[None]:
+    """A mistake in a configuration file: one line naming it, and exit code 2."""
     try:
-        _lint(paths, fmt, strict, all_scales, exclude, stdin_filename, configs, sets)
+        yield
     except ConfigError as exc:
         echo(f"yarch: {exc}", err=True)
         sys.exit(2)
-
-
-def _lint(
-    paths: tuple[str, ...],
-    fmt: str,
-    strict: bool,
-    all_scales: bool,
-    exclude: tuple[str, ...],
-    stdin_filename: str | None,
-    configs: Configs,
-    sets: tuple[str, ...],
-) -> None:
-    overrides = parse_sets(sets)
-    from_stdin = [_lint_stdin(stdin_filename, overrides)] if "-" in paths else []
-    paths = tuple(p for p in paths if p != "-")
-    files = find_specs(paths, exclude, configs) if paths else []
-    jobs: list[Job] = [
-        (p, overrides, display, chosen_scale(), found) for p, display, found in files
-    ]
-    config_of = {display: configs.of(p) for p, display, _found in files}
-    if from_stdin:
-        config_of[from_stdin[0].file] = configs.of(Path(stdin_filename or "stdin.yaml"))
-    if all_scales:
-        results = []
-        for path, _overrides, display, _scale, found in jobs:
-            reason = not_a_spec(path) if found else None
-            if reason is not None:
-                results.append(Result(display, skipped=reason))
-                continue
-            # the first lint uses the table's first row and tells which rows there are
-            first = lint_safely(path, overrides, display)
-            scales = [k for k, v in first.spec.scales.items() if v] if first.spec else []
-            for scale in scales or [None]:
-                if scale is None or scale == scales[0]:
-                    result = first
-                else:
-                    result = lint_safely(path, overrides, display, scale)
-                if scale is not None:
-                    result.diagnostics = [
-                        d.with_note(f"with scale `{scale}`") for d in result.diagnostics
-                    ]
-                results.append(result)
-    else:
-        results = lint_many(jobs)
-    results = from_stdin + results
-    skipped = [r for r in results if r.skipped]
-    results = [r for r in results if not r.skipped]
-    for r in results:
-        if (config := config_of.get(r.file)) is not None:
-            r.diagnostics = config.apply(r.diagnostics)
-    strict_files = {
-        r.file for r in results if strict or ((c := config_of.get(r.file)) and c.settings.strict)
-    }
-    diagnostics = [d for r in results for d in r.diagnostics]
-    if fmt not in ("json", "sarif"):
-        for r in skipped:
-            echo(f"note: skipped `{r.file}`: {r.skipped}", err=True)
-    if fmt == "sarif":
-        from .sarif import render_sarif
-
-        echo(render_sarif(diagnostics))
-    elif fmt == "json":
-        files = len({r.file for r in results})
-        echo(render_json(diagnostics, files, {r.file: r.skipped or "" for r in skipped}))
-    elif fmt == "github":
-        if diagnostics:
-            echo(render_github(diagnostics))
-    elif fmt == "concise":
-        if diagnostics:
-            echo(render_concise(diagnostics))
-        echo(_summary(results, len(skipped)))
-    else:
-        sources = SourceCache.of(*(r.sources for r in results))
-        if diagnostics:
-            text = render_text(diagnostics, sources, MAX_SHOWN) + "\n"  # terminal-safe
-            if use_color():
-                click.echo(colorize(text), color=True)
-            else:
-                echo(text)
-        echo(_summary(results, len(skipped)))
-    failed = [r for r in results if r.file in strict_files]
-    sys.exit(max(exit_code(results), exit_code(failed, strict=True)))
 
 
 def _lint_stdin(stdin_filename: str | None, overrides: dict[str, Any]) -> Result:

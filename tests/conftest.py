@@ -49,3 +49,20 @@ def measured(fn: Callable[[], Any]) -> tuple[Any, float, int]:
         return value, time.perf_counter() - started, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """The `yarch` command line in this process, from the repository's root folder:
+    `run("lint", "specs/")` gives click's result (output, exit code)."""
+    from click.testing import CliRunner
+
+    from compiler.cli import cli
+
+    monkeypatch.chdir(ROOT)
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Any:
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke

@@ -13,17 +13,6 @@ from compiler.cli import cli
 from .conftest import ROOT, SPECS
 
 
-@pytest.fixture
-def run(monkeypatch):
-    monkeypatch.chdir(ROOT)
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
-
-
 def test_library_specs_are_clean(run):
     specs = sorted(str(p.relative_to(ROOT)) for p in SPECS.glob("*.yaml"))
     result = run("lint", *specs)

@@ -10,10 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from compiler import lint_file
-from compiler.cli import cli
 from compiler.summary import Row, Summary, fmt_bytes, render_markdown, render_text, summarize
 
 from .conftest import ROOT, SPECS
@@ -44,17 +42,6 @@ def summary_of(path: Path) -> Summary:
 @pytest.fixture(scope="module")
 def googlenet() -> Summary:
     return summary_of(SPECS / "googlenet.yaml")
-
-
-@pytest.fixture
-def run(monkeypatch):
-    monkeypatch.chdir(ROOT)
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 # --- the reference figures ----------------------------------------------------------------------

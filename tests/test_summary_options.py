@@ -11,10 +11,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from compiler import lint_file
-from compiler.cli import cli
 from compiler.sizes import DTYPE_BYTES, fmt_bytes
 from compiler.summary import (
     BLOCK,
@@ -27,7 +25,7 @@ from compiler.summary import (
     summarize,
 )
 
-from .conftest import ROOT, SPECS
+from .conftest import SPECS
 
 TABLE_RULE = re.compile(r"^=+$")
 WIDTH = 120  # issue 16: every row of the default table of every bundled spec
@@ -67,17 +65,6 @@ def table_rows(text: str) -> list[list[str]]:
         else:
             rows.append(re.split(r"\s{2,}", line.strip()))
     return rows
-
-
-@pytest.fixture
-def run(monkeypatch):
-    monkeypatch.chdir(ROOT)
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(cli, list(args), catch_exceptions=False)
-
-    return invoke
 
 
 # --- every spec: 120 columns at the default depth ---------------------------------------------
