@@ -392,7 +392,8 @@ def render_forward(
     lazy = {s.variable for s in c.training_statements}
     training = [v for v, train_only in c.outputs.values() if train_only and v in lazy]
     if training:
-        lines.append(f"{indent}{' = '.join(training)} = None")
+        # declared with their type, as TorchScript needs for a value that may be None
+        lines += [f"{indent}{variable}: torch.Tensor | None = None" for variable in training]
         lines.append(f"{indent}if self.training:")
         for statement in c.training_statements:
             emit(statement, indent + "    ")

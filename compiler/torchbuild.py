@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import collections
 import linecache
+import typing
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torch.utils._pytree as pytree
 from torch import nn
 
 from .gcpause import no_cyclic_gc
@@ -24,6 +26,7 @@ from .names import class_name
 from .ops.base import BuildError, TorchParameter
 from .pipeline import SpecError, lint_document, lint_file
 
+_OUTPUTS: dict[tuple, type] = {}
 _CLASSES: dict[tuple[str, str, tuple[str, ...] | None], type[nn.Module]] = {}
 
 
@@ -63,6 +66,28 @@ def _module_class(name: str, source: str, outputs: type | None) -> type[nn.Modul
     return cls
 
 
+def _outputs_class(model: str, c: Container) -> type:
+    """The named tuple a model of several outputs returns, typed as generated code types it
+    (TorchScript reads the types: a training-only output is None in eval mode), and known to
+    torch's pytree by a name of its own, so that `torch.export.save` can write a program that
+    returns it (`torch.export.load` needs the same class registered: build the spec first)."""
+    fields = [
+        (name, torch.Tensor | None if train_only else torch.Tensor)
+        for name, (_, train_only) in c.outputs.items()
+    ]
+    key = (model, tuple((name, str(hint)) for name, hint in fields))
+    cls = _OUTPUTS.get(key)
+    if cls is None:
+        cls = typing.NamedTuple(f"{model}Outputs", fields)  # type: ignore[misc]
+        cls.__module__ = __name__
+        serialized = f"yarch.{model}Outputs." + ".".join(
+            f"{name}{'?' if train_only else ''}" for name, (_, train_only) in c.outputs.items()
+        )
+        pytree._register_namedtuple(cls, serialized_type_name=serialized)
+        _OUTPUTS[key] = cls
+    return cls
+
+
 def instantiate(c: Container, model_name: str) -> nn.Module:
     children: list[tuple[str, nn.Module | nn.Parameter]] = []
     for child in c.children:
@@ -79,7 +104,7 @@ def instantiate(c: Container, model_name: str) -> nn.Module:
         return nn.Sequential(collections.OrderedDict(children))
     outputs = None
     if not c.path and len(c.outputs) > 1:
-        outputs = collections.namedtuple(f"{class_name(model_name)}Outputs", list(c.outputs))
+        outputs = _outputs_class(class_name(model_name), c)
     name = class_name(model_name if not c.path else c.block)
     module = _module_class(name, forward_source(c), outputs)()
     for attr, child_module in children:

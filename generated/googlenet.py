@@ -174,7 +174,8 @@ class Googlenet(nn.Module):
         # N x 1024
         classifier = self.classifier(x)
         # N x 1000
-        aux1 = aux2 = None
+        aux1: torch.Tensor | None = None
+        aux2: torch.Tensor | None = None
         if self.training:
             aux1 = self.aux1(inception4a)
             # N x 1000

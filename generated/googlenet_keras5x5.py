@@ -175,7 +175,8 @@ class GooglenetKeras5x5(nn.Module):
         # N x 944
         classifier = self.classifier(x)
         # N x 10
-        aux1 = aux2 = None
+        aux1: torch.Tensor | None = None
+        aux2: torch.Tensor | None = None
         if self.training:
             aux1 = self.aux1(inception4a)
             # N x 10

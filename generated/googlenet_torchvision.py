@@ -189,7 +189,8 @@ class GooglenetTorchvision(nn.Module):
         # N x 1024
         fc = self.fc(x)
         # N x 1000
-        aux1 = aux2 = None
+        aux1: torch.Tensor | None = None
+        aux2: torch.Tensor | None = None
         if self.training:
             aux1 = self.aux1(inception4a)
             # N x 1000

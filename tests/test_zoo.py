@@ -133,6 +133,27 @@ def test_outputs_equal_torchvisions_built_generated_and_optimized(path, tmp_path
         assert error <= bound, f"compiler.optimize: {error:.3g} > {bound:.3g}"
 
 
+@pytest.mark.parametrize("path", SPECS, ids=_id)
+def test_torchscript_gives_torchvisions_output(path):
+    """`torch.jit.script` of the built module (issue 17): every zoo op scripts, and the
+    scripted model gives torchvision's output."""
+    torch = pytest.importorskip("torch")
+    _outputs_checked(path)
+    import warnings
+
+    from compiler import build
+
+    name, weights = path.stem, zoo.weights()
+    x = weights.zoo_input(zoo.reference(name)["input"])
+    model = build(path)
+    model.load_state_dict(weights.zoo_state_dict(model.state_dict()), strict=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation notice
+        scripted = torch.jit.script(model.eval())
+    with torch.no_grad():
+        assert _compare(scripted(x), name) <= 1e-4
+
+
 def _rounding_sensitivity(model, x, name: str) -> float:
     """How far the output moves when every weight moves by one float32 rounding (relative
     noise of 2^-24, two draws, the larger)."""
