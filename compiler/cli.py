@@ -28,6 +28,7 @@ from .diagnostics import (
     render_text,
     terminal_safe,
 )
+from .export import DEFAULT_OPSET, OPSETS
 from .files import (
     folder_lock,
     generated_from,
@@ -606,6 +607,76 @@ def codegen_command(
         return
     _write(Path(output), text.encode())
     echo(f"wrote {output}", err=True)
+
+
+@cli.command("export")
+@click.argument("spec", metavar="SPEC", type=click.Path())
+@click.option(
+    "--onnx",
+    "onnx_path",
+    type=click.Path(dir_okay=False),
+    required=True,
+    metavar="FILE",
+    help="Write the model to FILE in ONNX.",
+)
+@click.option(
+    "--opset",
+    type=click.IntRange(*OPSETS),
+    default=DEFAULT_OPSET,
+    show_default=True,
+    help="The ONNX opset to write.",
+)
+@click.option(
+    "--dynamic-batch",
+    is_flag=True,
+    help="Leave the batch dimension free (named `batch`) instead of fixed at 2.",
+)
+@click.option(
+    "--weights",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="A state_dict saved with torch.save to load first [default: the initial weights].",
+)
+@set_option
+def export_command(
+    spec: str,
+    onnx_path: str,
+    opset: int,
+    dynamic_batch: bool,
+    weights: str | None,
+    sets: tuple[str, ...],
+) -> None:
+    """The built model as an ONNX file, checked with onnx.checker and run with onnxruntime.
+
+    Its input is named `input`, its outputs as the spec names them; training-only outputs
+    are left out. Needs the torch and onnx extras: pip install 'yarch[torch,onnx]'.
+    """
+    from .export import ExportError, export_onnx
+    from .pipeline import SpecError
+
+    overrides = parse_sets(sets)
+    result = lint_safely(spec, overrides, spec, chosen_scale())
+    code = report(result)
+    if code or result.graph is None:
+        sys.exit(code or 1)
+    try:
+        done = export_onnx(
+            spec,
+            onnx_path,
+            params=overrides,
+            scale=chosen_scale(),
+            weights=weights,
+            opset=opset,
+            dynamic_batch=dynamic_batch,
+        )
+    except (ExportError, SpecError) as exc:
+        echo(f"yarch: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        echo(f"yarch: cannot write `{onnx_path}`: {exc.strerror or exc}", err=True)
+        sys.exit(2)
+    echo(done.describe(), err=True)
 
 
 @cli.command("build")
