@@ -231,7 +231,7 @@ def check_class_names(doc: Document, graph: ArchGraph, diags: list[Diagnostic]) 
     """Warn where two block types (or a block type and the model, or a block parameter) would
     be one name in generated code (`conv_bn` and `ConvBn` are both class `ConvBn`); codegen
     numbers the second class, as `names.class_names` does here."""
-    names = class_names(graph.name, graph.block_params)
+    names = class_names(graph.model_class, graph.block_params)
     for c in names.collisions:
         which = "the block's" if c.reserved else "the second"
         diags.append(

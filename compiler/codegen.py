@@ -385,7 +385,7 @@ def generate(
             groups[keys[id(c)]].append(c)
     # the rule resolve warned of collisions by: the model's classes keep their names, no
     # class is called like a block parameter, a second block type of one class is numbered
-    names = class_names(graph.name, graph.block_params)
+    names = class_names(graph.model_class, graph.block_params)
     names.namespace.reserve(*RESERVED)
     # a parameter of a composite (`ch3x3`) or of a graph built without resolve is a
     # constructor argument too

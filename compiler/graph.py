@@ -129,6 +129,7 @@ class ArchGraph:
     # generated classes from (resolve warns of collisions, codegen writes the classes)
     block_params: dict[str, tuple[str, ...]] = field(default_factory=dict)
     scale: str | None = None  # the row of the spec's `scales` table it was resolved with
+    class_: str | None = None  # the spec's `class:`, the model's class name it chose
     instances: dict[str, Instance] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     # output node id -> the outermost block instance it is the output of
@@ -144,6 +145,13 @@ class ArchGraph:
     INPUT = "input"
 
     # --- nodes -----------------------------------------------------------------------------
+
+    @property
+    def model_class(self) -> str:
+        """The model's class name: the spec's `class:`, else made from its name."""
+        from .names import class_name
+
+        return self.class_ or class_name(self.name)
 
     def node(self, node_id: str) -> Node:
         # networkx's node dict, as its own algorithms read it: `graph.nodes[n]` (a NodeView)

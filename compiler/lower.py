@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .graph import ArchGraph, Instance, Node
-from .names import AMBIGUOUS, BUILTINS, CODE_NAMES, Namespace, class_name, identifier
+from .names import AMBIGUOUS, BUILTINS, CODE_NAMES, Namespace, identifier
 from .ops.base import TorchCall
 
 INF = float("inf")
@@ -281,7 +281,7 @@ def _forward(
             uses.setdefault(value, []).append(i)
 
     # the named tuple of generated code
-    reserved = frozenset({f"{class_name(graph.name)}Outputs"})
+    reserved = frozenset({f"{graph.model_class}Outputs"})
     var = {c.input: "x"}
     holders = {"x": c.input, "out": None}  # what the two chain variables hold
     # variables named after layers: `sum_2` for a layer named `sum`, `F_2` for `F` (the layer

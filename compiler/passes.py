@@ -318,7 +318,7 @@ def optimize(module: Any, mode: str = "inference", *, without: Collection[str] =
     if graph is None:
         raise ValueError("optimize() takes a module made by compiler.build()")
     rewritten, plan = optimize_graph(graph, mode, without)
-    fast = instantiate(lowered(rewritten, plan), rewritten.name)
+    fast = instantiate(lowered(rewritten, plan), rewritten.model_class)
     fast.__dict__["yarch_graph"] = rewritten
     old = module.state_dict()
     new = fast.state_dict()

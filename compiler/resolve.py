@@ -41,6 +41,7 @@ def resolve(
     diags: list[Diagnostic] = []
     suggest = Suggestions()  # one budget of did-you-mean comparisons for the whole run
     graph = ArchGraph(spec.name or "model", ())
+    graph.class_ = spec.class_
 
     params = Parameters(doc, spec, diags, suggest, overrides, scale)
     env = params.top_env()
@@ -114,6 +115,7 @@ def add_input(doc: Document, graph: ArchGraph) -> None:
 def abandon(graph: ArchGraph) -> ArchGraph:
     """The graph of a spec too large to resolve: its input only, marked incomplete."""
     out = ArchGraph(graph.name, graph.input_shape)
+    out.class_ = graph.class_
     out.add_node(graph.node(ArchGraph.INPUT))
     out.order = [ArchGraph.INPUT]
     out.complete = False

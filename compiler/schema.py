@@ -105,6 +105,9 @@ class Spec(BaseModel):
     model_config = _STRICT
     extends: str | None = None
     name: Name | None = None
+    # the class of the model in generated code and of the built module (`GoogLeNet`);
+    # default: made from `name` (`googlenet` -> `Googlenet`)
+    class_: str | None = Field(None, alias="class")
     source: str | None = None
     description: str | None = None
     # [channels, height, width] ([C, L], [C, D, H, W] for 1-D and 3-D maps); the batch
@@ -126,6 +129,20 @@ class Spec(BaseModel):
     @property
     def is_variant(self) -> bool:
         return self.extends is not None
+
+    @field_validator("class_")
+    @classmethod
+    def _a_class_name(cls, value: str | None) -> str | None:
+        from .names import class_name
+
+        if value is not None and (
+            len(value) > 100 or not value[:1].isupper() or class_name(value) != value
+        ):
+            raise ValueError(
+                f"`{value[:100]}` is not a class name: a Python identifier in CamelCase, "
+                "such as `GoogLeNet`"
+            )
+        return value
 
 
 # --- pydantic errors -> diagnostics ----------------------------------------------------------

@@ -178,7 +178,7 @@ def build(
     with no_cyclic_gc():
         root = lower(result.graph)
         try:
-            module = instantiate(root, result.graph.name)
+            module = instantiate(root, result.graph.model_class)
         except BuildError as exc:
             raise SpecError(result, str(exc)) from None
         except (MemoryError, RuntimeError) as exc:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 
-class Alexnet(nn.Module):
+class AlexNet(nn.Module):
     """The `alexnet` network."""
 
     def __init__(self) -> None:

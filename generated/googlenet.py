@@ -81,7 +81,7 @@ class AuxHead(nn.Module):
         return x
 
 
-class GooglenetOutputs(NamedTuple):
+class GoogLeNetOutputs(NamedTuple):
     """The model's outputs; training-only ones are None in eval mode."""
 
     logits: torch.Tensor
@@ -89,7 +89,7 @@ class GooglenetOutputs(NamedTuple):
     aux2: torch.Tensor | None
 
 
-class Googlenet(nn.Module):
+class GoogLeNet(nn.Module):
     """The `googlenet` network."""
 
     def __init__(self) -> None:
@@ -122,7 +122,7 @@ class Googlenet(nn.Module):
         self.aux1 = AuxHead(512)
         self.aux2 = AuxHead(528)
 
-    def forward(self, x: torch.Tensor) -> GooglenetOutputs:
+    def forward(self, x: torch.Tensor) -> GoogLeNetOutputs:
         # N x 3 x 224 x 224
         x = self.conv1(x)
         # N x 64 x 112 x 112
@@ -181,4 +181,4 @@ class Googlenet(nn.Module):
             # N x 1000
             aux2 = self.aux2(inception4d)
             # N x 1000
-        return GooglenetOutputs(classifier, aux1, aux2)
+        return GoogLeNetOutputs(classifier, aux1, aux2)

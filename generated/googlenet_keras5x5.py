@@ -82,7 +82,7 @@ class AuxHead(nn.Module):
         return x
 
 
-class GooglenetKeras5x5Outputs(NamedTuple):
+class GoogLeNetOutputs(NamedTuple):
     """The model's outputs; training-only ones are None in eval mode."""
 
     logits: torch.Tensor
@@ -90,7 +90,7 @@ class GooglenetKeras5x5Outputs(NamedTuple):
     aux2: torch.Tensor | None
 
 
-class GooglenetKeras5x5(nn.Module):
+class GoogLeNet(nn.Module):
     """The `googlenet_keras5x5` network."""
 
     def __init__(self) -> None:
@@ -123,7 +123,7 @@ class GooglenetKeras5x5(nn.Module):
         self.aux1 = AuxHead(512)
         self.aux2 = AuxHead(528)
 
-    def forward(self, x: torch.Tensor) -> GooglenetKeras5x5Outputs:
+    def forward(self, x: torch.Tensor) -> GoogLeNetOutputs:
         # N x 3 x 224 x 224
         x = self.conv1(x)
         # N x 64 x 112 x 112
@@ -182,4 +182,4 @@ class GooglenetKeras5x5(nn.Module):
             # N x 10
             aux2 = self.aux2(inception4d)
             # N x 10
-        return GooglenetKeras5x5Outputs(classifier, aux1, aux2)
+        return GoogLeNetOutputs(classifier, aux1, aux2)

@@ -111,7 +111,7 @@ class InceptionAux(nn.Module):
         return x
 
 
-class GooglenetTorchvisionOutputs(NamedTuple):
+class GoogLeNetOutputs(NamedTuple):
     """The model's outputs; training-only ones are None in eval mode."""
 
     logits: torch.Tensor
@@ -119,7 +119,7 @@ class GooglenetTorchvisionOutputs(NamedTuple):
     aux2: torch.Tensor | None
 
 
-class GooglenetTorchvision(nn.Module):
+class GoogLeNet(nn.Module):
     """The `googlenet_torchvision` network."""
 
     def __init__(self) -> None:
@@ -147,7 +147,7 @@ class GooglenetTorchvision(nn.Module):
         self.dropout_1 = nn.Dropout(p=0.2)
         self.fc = nn.Linear(1024, 1000)
 
-    def forward(self, x: torch.Tensor) -> GooglenetTorchvisionOutputs:
+    def forward(self, x: torch.Tensor) -> GoogLeNetOutputs:
         # N x 3 x 224 x 224
         x = self.conv1(x)
         # N x 64 x 112 x 112
@@ -196,4 +196,4 @@ class GooglenetTorchvision(nn.Module):
             # N x 1000
             aux2 = self.aux2(inception4d)
             # N x 1000
-        return GooglenetTorchvisionOutputs(fc, aux1, aux2)
+        return GoogLeNetOutputs(fc, aux1, aux2)

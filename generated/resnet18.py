@@ -61,7 +61,7 @@ class BasicBlockDownsample(nn.Module):
         return x
 
 
-class Resnet18(nn.Module):
+class ResNet(nn.Module):
     """The `resnet18` network."""
 
     def __init__(self) -> None:

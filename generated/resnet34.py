@@ -61,7 +61,7 @@ class BasicBlockDownsample(nn.Module):
         return x
 
 
-class Resnet34(nn.Module):
+class ResNet(nn.Module):
     """The `resnet34` network."""
 
     def __init__(self) -> None:

@@ -77,7 +77,7 @@ class Bottleneck(nn.Module):
         return x
 
 
-class Resnet50(nn.Module):
+class ResNet(nn.Module):
     """The `resnet50` network."""
 
     def __init__(self) -> None:

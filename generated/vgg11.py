@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 
-class Vgg11(nn.Module):
+class VGG(nn.Module):
     """The `vgg11` network."""
 
     def __init__(self) -> None:

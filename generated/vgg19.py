@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 
-class Vgg19(nn.Module):
+class VGG(nn.Module):
     """The `vgg19` network."""
 
     def __init__(self) -> None:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 
-class Zfnet(nn.Module):
+class ZFNet(nn.Module):
     """The `zfnet` network."""
 
     def __init__(self) -> None:

@@ -34,7 +34,7 @@ def test_generated_module_equals_build(path, tmp_path):
     source = _generate(path)
     module = load_module(source, tmp_path, graph.name)
     assert "compiler" not in source and "yarch import" not in source
-    cls = getattr(module, torchbuild.class_name(graph.name))
+    cls = getattr(module, graph.model_class)
     torch.manual_seed(0)
     generated = cls()
     built = torchbuild.build(path)
@@ -188,3 +188,35 @@ def test_a_docstring_one_character_too_long_is_two_lines():
     lines = codegen.docstring(text, codegen.INDENT)
     assert lines == [f'"""{"x" * 40}', "y" * 50, '"""']
     assert codegen.docstring("short", codegen.INDENT) == ['"""short"""']
+
+
+def test_the_class_field_names_the_model_class(tmp_path):
+    from compiler import lint_text
+
+    text = (
+        "name: tiny\nclass: TinyNet\ninput: [3, 8, 8]\nlayers:\n"
+        "  - conv: {name: c, out: 4, kernel: 3}\n  - relu: {name: r}\n"
+        "outputs: {feat: c, act: r}\n"
+    )
+    result = lint_text(text, "tiny.yaml")
+    assert not result.diagnostics and result.graph.model_class == "TinyNet"
+    source = codegen_file(result, "tiny.yaml")
+    assert "class TinyNet(nn.Module):" in source and "class TinyNetOutputs(NamedTuple):" in source
+    torch = pytest.importorskip("torch")
+    import compiler
+
+    (tmp_path / "tiny.yaml").write_text(text)
+    model = compiler.build(tmp_path / "tiny.yaml")
+    assert type(model).__name__ == "TinyNet"
+    assert type(model.eval()(torch.zeros(1, 3, 8, 8))).__name__ == "TinyNetOutputs"
+    # without it, the class is made from the name
+    assert lint_text(text.replace("class: TinyNet\n", "")).graph.model_class == "Tiny"
+
+
+@pytest.mark.parametrize("value", ["tiny_net", "3Net", "Tiny-Net", "'None'"])
+def test_a_class_that_is_not_a_class_name_is_refused(value):
+    from compiler import lint_text
+
+    text = f"name: tiny\nclass: {value}\ninput: [3, 8, 8]\nlayers: [relu]\n"
+    (d,) = lint_text(text).diagnostics
+    assert d.is_error and d.span.line == 2 and "is not a class name" in d.message

@@ -18,7 +18,6 @@ import pytest
 
 from compiler import lint_file
 from compiler.codegen import codegen_file
-from compiler.names import class_name
 
 from .conftest import SPECS, load_module
 
@@ -65,7 +64,7 @@ def test_built_and_generated_models_script(path, tmp_path):
         scripted = torch.jit.script(model)
         source = codegen_file(lint_file(path), f"specs/{path.name}")
         module = load_module(source, tmp_path, f"deploy_{path.stem}")
-        generated = getattr(module, class_name(lint_file(path).graph.name))()
+        generated = getattr(module, lint_file(path).graph.model_class)()
         generated.load_state_dict(model.state_dict())
         generated_scripted = torch.jit.script(generated.eval())
     with torch.no_grad():

@@ -39,7 +39,7 @@ from compiler.codegen import codegen_file, generate
 from compiler.diagnostics import error
 from compiler.draw import MAX_LABEL, caption_of, count_nodes, to_dot
 from compiler.graph import ArchGraph
-from compiler.names import MAX_NAME, Namespace, class_name, class_names, safe_identifier
+from compiler.names import MAX_NAME, Namespace, class_names, safe_identifier
 from compiler.pipeline import Result
 
 from .conftest import ROOT, load_module, rename
@@ -252,7 +252,7 @@ def assert_builds_like_build(source: str, data: dict[str, Any], tmp_path: Path) 
     built = torchbuild.build(data)
     graph = built.yarch_graph
     module = load_module(source, tmp_path, f"m{abs(hash(source))}")
-    generated = getattr(module, class_name(graph.name))()
+    generated = getattr(module, graph.model_class)()
     generated.load_state_dict(built.state_dict(), strict=True)
     generated.eval()
     built.eval()

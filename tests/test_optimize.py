@@ -135,7 +135,7 @@ def test_generated_optimized_code_loads_the_optimized_weights(tmp_path):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     fast = compiler.optimize(compiler.build(path).eval())
-    generated = module.GooglenetTorchvision()
+    generated = module.GoogLeNet()
     generated.load_state_dict(fast.state_dict(), strict=True)
     generated.eval()
     x = torch.randn(1, 3, 224, 224)

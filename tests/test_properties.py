@@ -176,7 +176,6 @@ def test_valid_spec_lints_clean_builds_runs_and_generates_equal_code(
     torch = pytest.importorskip("torch")
     import compiler
     from compiler.codegen import codegen_file
-    from compiler.names import class_name
     from compiler.summary import summarize
 
     RAN["valid specs: lint, build, forward, codegen"] += 1
@@ -206,7 +205,7 @@ def test_valid_spec_lints_clean_builds_runs_and_generates_equal_code(
             assert torch.isfinite(y).all(), name  # small nets, random weights: no inf, no nan
 
     source = codegen_file(result, "gen.yaml")
-    generated = _load_generated(source, class_name(graph.name))()
+    generated = _load_generated(source, graph.model_class)()
     built_state = model.state_dict()
     assert [(k, tuple(v.shape)) for k, v in generated.state_dict().items()] == [
         (k, tuple(v.shape)) for k, v in built_state.items()

@@ -107,7 +107,7 @@ def test_outputs_equal_torchvisions_built_generated_and_optimized(path, tmp_path
     """One model, three ways, each against the output torchvision recorded."""
     torch = pytest.importorskip("torch")
     _outputs_checked(path)
-    from compiler import build, optimize, torchbuild
+    from compiler import build, optimize
     from compiler.codegen import codegen_file
 
     name, weights = path.stem, zoo.weights()
@@ -120,7 +120,7 @@ def test_outputs_equal_torchvisions_built_generated_and_optimized(path, tmp_path
         assert _compare(model(x), name) <= 1e-4, "compiler.build"
         source = codegen_file(_lint(path), f"specs/zoo/{path.name}")
         module = load_module(source, tmp_path, f"zoo_{name}")
-        generated = getattr(module, torchbuild.class_name(_lint(path).graph.name))()
+        generated = getattr(module, _lint(path).graph.model_class)()
         generated.load_state_dict(model.state_dict(), strict=True)
         assert _compare(generated.eval()(x), name) <= 1e-4, "generated code"
         error = _compare(optimize(model)(x), name)
