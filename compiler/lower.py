@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import keyword
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .graph import ArchGraph, Instance, Node
 from .names import AMBIGUOUS, BUILTINS, CODE_NAMES, Namespace, identifier
@@ -122,6 +122,8 @@ def lower(graph: ArchGraph) -> Container:
         for depth in range(len(node.scope), 0, -1):
             first_index.setdefault(node.scope[:depth], node.index)
         call = node.op.torch_module(node.args, node.input_shapes)  # type: ignore[arg-type]
+        if call is not None and _inplace(graph, node):
+            call = replace(call, kwargs=(*call.kwargs, ("inplace", True, False)))
         containers[node.scope].children.append(Leaf(node.name, node, call, node.index))
     for path, container in containers.items():
         if path and path in first_index:
@@ -160,6 +162,19 @@ def lower(graph: ArchGraph) -> Container:
         ]:
             container.sequential = False
     return root
+
+
+def _inplace(graph: ArchGraph, node: Node) -> bool:
+    """Whether an activation may overwrite its input, as torchvision's `ReLU(inplace=True)`
+    after a conv or a batch norm: its op allows it, and its one input is a fresh tensor
+    (`Op.fresh_output`) that nothing else reads and that the network does not return."""
+    if not node.op.inplace or len(node.inputs) != 1:
+        return False
+    (source,) = node.inputs
+    if source == ArchGraph.INPUT or source in graph.outputs.values():
+        return False
+    producer = graph.node(source)
+    return producer.op.fresh_output and graph.graph.out_degree(source) == 1
 
 
 def _needed(graph: ArchGraph, results: Iterable[str]) -> set[str]:

@@ -26,24 +26,24 @@ class Inception(nn.Module):
         super().__init__()
         self.branch1 = nn.Sequential(
             nn.Conv2d(in_channels, ch1x1, kernel_size=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
         self.branch2 = nn.Sequential(
             nn.Conv2d(in_channels, ch3x3[0], kernel_size=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(ch3x3[0], ch3x3[1], kernel_size=3, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
         self.branch3 = nn.Sequential(
             nn.Conv2d(in_channels, ch5x5[0], kernel_size=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(ch5x5[0], ch5x5[1], kernel_size=5, padding=2),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
         self.branch4 = nn.Sequential(
             nn.MaxPool2d(kernel_size=3, stride=1, padding=1),
             nn.Conv2d(in_channels, pool_proj, kernel_size=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,10 +62,10 @@ class AuxHead(nn.Module):
         super().__init__()
         self.pool = nn.AvgPool2d(kernel_size=5, stride=3)
         self.conv = nn.Conv2d(in_channels, 128, kernel_size=1)
-        self.relu_1 = nn.ReLU()
+        self.relu_1 = nn.ReLU(inplace=True)
         self.flatten_1 = nn.Flatten()
         self.fc1 = nn.Linear(2048, 1024)
-        self.relu_2 = nn.ReLU()
+        self.relu_2 = nn.ReLU(inplace=True)
         self.dropout_1 = nn.Dropout(p=0.7)
         self.fc2 = nn.Linear(1024, 1000)
 
@@ -95,13 +95,13 @@ class GoogLeNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3)
-        self.relu_1 = nn.ReLU()
+        self.relu_1 = nn.ReLU(inplace=True)
         self.pool1 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.norm1 = nn.LocalResponseNorm(5)
         self.conv2_reduce = nn.Conv2d(64, 64, kernel_size=1)
-        self.relu_2 = nn.ReLU()
+        self.relu_2 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(64, 192, kernel_size=3, padding=1)
-        self.relu_3 = nn.ReLU()
+        self.relu_3 = nn.ReLU(inplace=True)
         self.norm2 = nn.LocalResponseNorm(5)
         self.pool2 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.inception3a = Inception(192, 64, (96, 128), (16, 32), 32)

@@ -26,24 +26,24 @@ class Inception(nn.Module):
         super().__init__()
         self.branch1 = nn.Sequential(
             nn.Conv2d(in_channels, ch1x1, kernel_size=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
         self.branch2 = nn.Sequential(
             nn.Conv2d(in_channels, ch3x3[0], kernel_size=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(ch3x3[0], ch3x3[1], kernel_size=3, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
         self.branch3 = nn.Sequential(
             nn.Conv2d(in_channels, ch5x5[0], kernel_size=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(ch5x5[0], ch5x5[1], kernel_size=5, padding=2),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
         self.branch4 = nn.Sequential(
             nn.MaxPool2d(kernel_size=3, stride=1, padding=1),
             nn.Conv2d(in_channels, pool_proj, kernel_size=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,7 +62,7 @@ class AuxOutput(nn.Module):
         self.conv_1 = nn.Conv2d(in_channels, 128, kernel_size=1)
         self.flatten_1 = nn.Flatten()
         self.linear_1 = nn.Linear(2048, 1024)
-        self.relu_1 = nn.ReLU()
+        self.relu_1 = nn.ReLU(inplace=True)
         self.dropout_1 = nn.Dropout(p=0.7)
         self.linear_2 = nn.Linear(1024, 1000)
 
@@ -91,12 +91,12 @@ class GooglenetPaddlePost(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv_1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3)
-        self.relu_1 = nn.ReLU()
+        self.relu_1 = nn.ReLU(inplace=True)
         self.maxpool_1 = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.conv_2 = nn.Conv2d(64, 64, kernel_size=1)
-        self.relu_2 = nn.ReLU()
+        self.relu_2 = nn.ReLU(inplace=True)
         self.conv_3 = nn.Conv2d(64, 192, kernel_size=3, padding=1)
-        self.relu_3 = nn.ReLU()
+        self.relu_3 = nn.ReLU(inplace=True)
         self.maxpool_2 = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.inception_1 = Inception(192, 64, (96, 128), (16, 32), 32)
         self.inception_2 = Inception(256, 128, (128, 192), (32, 96), 64)

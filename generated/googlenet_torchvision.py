@@ -21,7 +21,7 @@ class BasicConv2d(nn.Module):
             in_channels, out, kernel_size=kernel, stride=stride, padding=padding, bias=False
         )
         self.bn = nn.BatchNorm2d(out, eps=0.001)
-        self.relu_1 = nn.ReLU()
+        self.relu_1 = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
@@ -43,7 +43,7 @@ class ConvBnRelu(nn.Module):
             bias=False,
         )
         self.bn = nn.BatchNorm2d(conv_out_channels, eps=0.001)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
@@ -96,7 +96,7 @@ class InceptionAux(nn.Module):
         self.conv = BasicConv2d(in_channels, 128, 1, 1, 0)
         self.flatten_1 = nn.Flatten()
         self.fc1 = nn.Linear(2048, 1024)
-        self.relu_1 = nn.ReLU()
+        self.relu_1 = nn.ReLU(inplace=True)
         self.dropout_1 = nn.Dropout(p=0.7)
         self.fc2 = nn.Linear(1024, 1000)
 

@@ -19,24 +19,24 @@ class Inception(nn.Module):
         super().__init__()
         self.branch1 = nn.Sequential(
             nn.Conv2d(in_channels, ch1x1, kernel_size=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
         self.branch2 = nn.Sequential(
             nn.Conv2d(in_channels, ch3x3[0], kernel_size=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(ch3x3[0], ch3x3[1], kernel_size=3, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
         self.branch3 = nn.Sequential(
             nn.Conv2d(in_channels, ch5x5[0], kernel_size=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(ch5x5[0], ch5x5[1], kernel_size=5, padding=2),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
         self.branch4 = nn.Sequential(
             nn.MaxPool2d(kernel_size=3, stride=1, padding=1),
             nn.Conv2d(in_channels, ch5x5[1], kernel_size=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

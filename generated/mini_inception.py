@@ -23,7 +23,7 @@ class ConvBnRelu(nn.Module):
             bias=False,
         )
         self.bn = nn.BatchNorm2d(conv_out_channels)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
@@ -85,7 +85,7 @@ class MiniInception(nn.Module):
         super().__init__()
         self.stem = nn.Conv2d(3, 16, kernel_size=3, stride=2, padding=1)
         self.bn_1 = nn.BatchNorm2d(16)
-        self.relu_1 = nn.ReLU()
+        self.relu_1 = nn.ReLU(inplace=True)
         self.stage1 = nn.Sequential(
             Stage(16, 16, (8, 16), (8, 8)),
         )

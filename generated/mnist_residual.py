@@ -14,9 +14,9 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-        self.relu_1 = nn.ReLU()
+        self.relu_1 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-        self.relu_2 = nn.ReLU()
+        self.relu_2 = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
@@ -33,11 +33,11 @@ class MnistResidual(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, 16, kernel_size=5)
-        self.relu_1 = nn.ReLU()
+        self.relu_1 = nn.ReLU(inplace=True)
         self.mp1 = nn.MaxPool2d(kernel_size=2)
         self.rblock1 = ResidualBlock(16)
         self.conv2 = nn.Conv2d(16, 32, kernel_size=5)
-        self.relu_2 = nn.ReLU()
+        self.relu_2 = nn.ReLU(inplace=True)
         self.mp2 = nn.MaxPool2d(kernel_size=2)
         self.rblock2 = ResidualBlock(32)
         self.fc = nn.Linear(512, 10)

@@ -30,13 +30,13 @@ class _Elementwise(ShapeKeeping):
         return TorchCall(cls.torch_name)
 
 
-def _simple(op_name: str, torch_name: str, doc: str) -> type[Op]:
-    attrs = {"name": op_name, "torch_name": torch_name, "__doc__": doc}
+def _simple(op_name: str, torch_name: str, doc: str, inplace: bool = False) -> type[Op]:
+    attrs = {"name": op_name, "torch_name": torch_name, "__doc__": doc, "inplace": inplace}
     return register(type(torch_name, (_Elementwise,), attrs))
 
 
-ReLU = _simple("relu", "ReLU", "max(0, x)")
-ReLU6 = _simple("relu6", "ReLU6", "min(max(0, x), 6)")
+ReLU = _simple("relu", "ReLU", "max(0, x)", inplace=True)
+ReLU6 = _simple("relu6", "ReLU6", "min(max(0, x), 6)", inplace=True)
 GELU = _simple("gelu", "GELU", "Gaussian error linear unit")
 SiLU = _simple("silu", "SiLU", "x * sigmoid(x)")
 Sigmoid = _simple("sigmoid", "Sigmoid", "logistic sigmoid")

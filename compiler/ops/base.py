@@ -200,6 +200,14 @@ class Op:
     code_doc: ClassVar[str | None] = None
     passthrough: ClassVar[bool] = False  # keeps its input's shape and meaning (relu, dropout)
     elementwise: ClassVar[bool] = False  # takes a tensor of any shape and keeps it (relu)
+    # Inplace activations, as torchvision writes them (`nn.ReLU(inplace=True)`): `inplace`
+    # ops may overwrite their input (their module takes `inplace=True` and their backward
+    # reads only their result); `fresh_output` ops make a new tensor that their own backward
+    # does not read (a conv's output, not a view nor a sigmoid's). Lowering makes an
+    # `inplace` op inplace where its one input is a `fresh_output` op's value that nothing
+    # else reads and that is not an output of the network (`lower._inplace`).
+    inplace: ClassVar[bool] = False
+    fresh_output: ClassVar[bool] = False
     # A small spec that uses the op, for the docs and the registry's tests (`tests/test_ops.py`
     # lints, lowers and builds it): an input shape and layers, the op's last. None: the op
     # written bare on a 3x8x8 input.

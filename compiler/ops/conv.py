@@ -99,6 +99,7 @@ class Conv(Op):
     does."""
 
     name = "conv"
+    fresh_output = True
     example = ((3, 8, 8), ("conv: {in: 3, out: 16, kernel: 3, stride: 2, padding: 1}",))
     Args = ConvArgs
     kind = "conv"
@@ -228,6 +229,7 @@ class ConvTranspose(Op):
     decoder does; `output_padding` picks among the sizes a stride can give."""
 
     name = "conv_transpose"
+    fresh_output = True
     Args = ConvTransposeArgs
     kind = "conv"
     example = ((8, 4, 4), ("conv_transpose: {in: 8, out: 4, kernel: 2, stride: 2}",))

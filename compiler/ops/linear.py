@@ -37,6 +37,7 @@ class Linear(Op):
     blocks do); without it a map must be flattened first."""
 
     name = "linear"
+    fresh_output = True
     example = ((3, 4, 4), ("flatten", "linear: {in: 48, out: 10}"))
     Args = LinearArgs
     primary = "out"

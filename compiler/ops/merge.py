@@ -78,6 +78,7 @@ class Add(Op):
     """adds its inputs elementwise (a residual connection)."""
 
     name = "add"
+    fresh_output = True
     example = ((3, 8, 8), ("conv: {out: 3, kernel: 3, padding: 1}", "add: [conv_1, input]"))
     primary = "from"
     kind = "merge"

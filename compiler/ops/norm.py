@@ -36,6 +36,7 @@ class BatchNorm(Op):
     nn.BatchNorm1d on [F] or [C, L], BatchNorm2d on [C, H, W], BatchNorm3d on [C, D, H, W]."""
 
     name = "bn"
+    fresh_output = True
     Args = BatchNormArgs
     kind = "norm"
     passthrough = True
@@ -195,6 +196,7 @@ class GroupNorm(Op):
     """group normalisation (nn.GroupNorm): each of `groups` groups of channels on its own."""
 
     name = "group_norm"
+    fresh_output = True
     example = ((4, 5, 5), ("group_norm: 2",))
     Args = GroupNormArgs
     primary = "groups"
