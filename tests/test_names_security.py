@@ -367,7 +367,7 @@ def test_layer_names_that_would_hide_something_keep_their_attribute():
     data["layers"].insert(2, {"relu": {"name": "F"}})
     source = codegen_file(lint_data(data), "hostile.yaml")
     # the attributes are the names (the state_dict keys), the variables of forward are not
-    assert "self.print = nn.ReLU()" in source and "self.len = nn.Flatten()" in source
+    assert "self.print = nn.ReLU(" in source and "self.len = nn.Flatten()" in source
     assert re.search(r"^\s+print = ", source, re.M) is None
     assert re.search(r"^\s+len = ", source, re.M) is None
     assert re.search(r"^\s+F = ", source, re.M) is None
@@ -559,7 +559,7 @@ def test_outputs_differing_in_case_and_a_layer_named_like_the_outputs_class(tmp_
     source = codegen_file(result, "hostile.yaml")
     assert_only_the_model(source)
     assert "    a: torch.Tensor\n    A: torch.Tensor\n    NetOutputs: torch.Tensor\n" in source
-    assert "self.NetOutputs = nn.ReLU()" in source
+    assert "self.NetOutputs = nn.ReLU(" in source
     assert re.search(r"^\s+NetOutputs = ", source, re.M) is None  # the variable is renamed
     assert_builds_like_build(source, data, tmp_path)
 

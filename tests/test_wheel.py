@@ -142,7 +142,7 @@ def test_commands_on_a_bundled_spec(installed: Installed) -> None:
     assert GOOGLENET_PARAMS in summary.stdout
     codegen = installed.run("yarch", "codegen", spec)  # needs the template
     assert codegen.returncode == 0, codegen.stderr
-    assert "class Googlenet(nn.Module)" in codegen.stdout
+    assert "class GoogLeNet(nn.Module)" in codegen.stdout
     compile(codegen.stdout, "googlenet.py", "exec")
     draw = installed.run("yarch", "draw", spec, "--format", "dot", "-o", "googlenet.dot")
     assert draw.returncode == 0, draw.stderr
