@@ -66,3 +66,12 @@ def run(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
         return runner.invoke(cli, list(args), catch_exceptions=False)
 
     return invoke
+
+
+def buildable_library() -> list[Path]:
+    """The library's specs that lint without errors (the posts whose mistakes lint reports
+    do not build), variants included, the zoo left out: what deployment tests build."""
+    from compiler import lint_file
+
+    found = [*SPECS.glob("*.yaml"), *SPECS.glob("variants/*.yaml"), *SPECS.glob("posts/*.yaml")]
+    return sorted(p for p in found if not lint_file(p).errors)

@@ -19,7 +19,7 @@ from compiler import lint_file
 from compiler.cli import cli
 from compiler.summary import summarize
 
-from .conftest import SPECS
+from .conftest import SPECS, buildable_library
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -29,11 +29,7 @@ from compiler.export import TOLERANCE, ExportError, export_onnx  # noqa: E402
 
 FAST_PARAMS = 50_000_000
 ALL = os.environ.get("YARCH_ZOO") == "all"
-LIBRARY = sorted(
-    p
-    for p in [*SPECS.glob("*.yaml"), *SPECS.glob("variants/*.yaml"), *SPECS.glob("posts/*.yaml")]
-    if not lint_file(p).errors
-)
+LIBRARY = buildable_library()
 
 
 def _run(session_path: Path, x) -> list:

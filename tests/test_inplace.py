@@ -9,13 +9,9 @@ import pytest
 from compiler import lint_file, lint_text
 from compiler.lower import lower
 
-from .conftest import SPECS
+from .conftest import buildable_library
 
-LIBRARY = sorted(
-    p
-    for p in [*SPECS.glob("*.yaml"), *SPECS.glob("variants/*.yaml"), *SPECS.glob("posts/*.yaml")]
-    if not lint_file(p).errors
-)
+LIBRARY = buildable_library()
 
 
 def _inplace_layers(text: str) -> set[str]:
