@@ -4,7 +4,6 @@ unreadable input. A user mistake never shows a Python traceback."""
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import gc
 import math
 import os
@@ -33,6 +32,7 @@ from .files import (
     folder_lock,
     generated_from,
     inside,
+    matches_glob,
     project_root,
     regular_file_problem,
     spec_label,
@@ -166,7 +166,7 @@ def discover(
         config = configs.of(path) if configs is not None else None
         if not (config.included(path) if config is not None else path.suffix in SPEC_SUFFIXES):
             continue
-        if _excluded(relative, exclude) or regular_file_problem(path) or not path.is_file():
+        if matches_glob(relative, exclude) or regular_file_problem(path) or not path.is_file():
             continue
         if not inside(path, root):
             echo(f"yarch: skipped `{path}`: it leads outside the project folder", err=True)
@@ -180,17 +180,6 @@ def _skipped_folder(path: Path) -> bool:
         path.name.startswith(".")
         or path.name in SKIPPED_FOLDERS
         or (path / "pyvenv.cfg").is_file()  # a virtual environment by any name
-    )
-
-
-def _excluded(relative: Path, patterns: tuple[str, ...]) -> bool:
-    """Whether a path (relative to the folder searched) matches an --exclude glob: the glob
-    against the whole path (`specs/old/*`), or against any one name in it (`old`, `*_wip.yaml`)."""
-    text = relative.as_posix()
-    return any(
-        fnmatch.fnmatchcase(text, pattern)
-        or any(fnmatch.fnmatchcase(part, pattern) for part in relative.parts)
-        for pattern in patterns
     )
 
 
@@ -652,23 +641,16 @@ def export_command(
     Its input is named `input`, its outputs as the spec names them; training-only outputs
     are left out. Needs the torch and onnx extras: pip install 'yarch[torch,onnx]'.
     """
-    from .export import ExportError, export_onnx
+    from .export import ExportError, export_linted
     from .pipeline import SpecError
 
-    overrides = parse_sets(sets)
-    result = lint_safely(spec, overrides, spec, chosen_scale())
+    result = lint_safely(spec, parse_sets(sets), spec, chosen_scale())
     code = report(result)
     if code or result.graph is None:
         sys.exit(code or 1)
     try:
-        done = export_onnx(
-            spec,
-            onnx_path,
-            params=overrides,
-            scale=chosen_scale(),
-            weights=weights,
-            opset=opset,
-            dynamic_batch=dynamic_batch,
+        done = export_linted(
+            result, onnx_path, weights=weights, opset=opset, dynamic_batch=dynamic_batch
         )
     except (ExportError, SpecError) as exc:
         echo(f"yarch: {exc}", err=True)

@@ -26,7 +26,6 @@ value) is a `ConfigError`, which the command line reports with exit code 2.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import tomllib
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .codes import CODES, ERROR, WARNING
 from .diagnostics import Diagnostic
-from .files import project_root
+from .files import matches_glob, project_root
 from .names import did_you_mean
 
 CONFIG_FILES = (".yarch.toml", "yarch.toml", "pyproject.toml")  # in one folder, in this order
@@ -90,12 +89,7 @@ class Config:
             relative = PurePath(path.resolve().relative_to(self.folder))
         except ValueError:
             relative = PurePath(path.name)
-        text = relative.as_posix()
-        return any(
-            fnmatch.fnmatchcase(text, p)
-            or any(fnmatch.fnmatchcase(part, p) for part in relative.parts)
-            for p in patterns
-        )
+        return matches_glob(relative, patterns)
 
     def included(self, path: Path) -> bool:
         """Whether a folder lint picks up `path` (found in a folder, not named)."""

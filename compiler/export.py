@@ -18,7 +18,10 @@ import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .pipeline import Result
 
 DEFAULT_OPSET = 17
 OPSETS = (13, 21)  # the opsets offered (the exporter writes up to 21; 13 has every op used here)
@@ -78,18 +81,30 @@ def export_onnx(
     """Build `spec` and write it to `path` as ONNX; raises `SpecError` for a spec with errors
     and `ExportError` for anything else that stops it (missing packages, a weights file that
     does not fit, a check that fails)."""
-    torch = _needed("torch")
-    onnx = _needed("onnx")
-    from .pipeline import SpecError, lint_file
-    from .torchbuild import build
+    from .pipeline import lint_file
 
     result = lint_file(spec, params, scale=scale)
-    if result.errors or result.graph is None:
-        raise SpecError(result)
+    return export_linted(result, path, weights=weights, opset=opset, dynamic_batch=dynamic_batch)
+
+
+def export_linted(
+    result: Result,
+    path: str | Path,
+    *,
+    weights: str | Path | None = None,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = False,
+) -> Exported:
+    """`export_onnx` of a spec already linted (`lint_file`'s result)."""
+    torch = _needed("torch")
+    onnx = _needed("onnx")
+    from .torchbuild import build_linted
+
+    model = build_linted(result)  # SpecError for a spec with errors
     graph = result.graph
+    assert graph is not None
     graph_outputs = [name for name in graph.outputs if name not in graph.train_only]
     shape = list(graph.input_shape)
-    model = build(spec, scale=scale, **(params or {}))
     if weights is not None:
         _load_weights(torch, model, Path(weights))
     model.eval()

@@ -5,17 +5,30 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
 import os
 import re
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path, PurePath
 
 # Markers of a project's top folder, after a git repository: a spec beside them may extend, and
 # `yarch lint DIR` may discover, specs anywhere below them, and nothing outside.
 PROJECT_MARKERS = ("pyproject.toml", "yarch.toml", ".yarch.toml")
+
+
+def matches_glob(relative: PurePath, patterns: Iterable[str]) -> bool:
+    """Whether a relative path matches a glob: against the whole path (`specs/old/*`), or
+    against any one name in it (`old`, `*_wip.yaml`). The rule of `--exclude` and of the
+    configuration's `include` and `exclude`."""
+    text = relative.as_posix()
+    return any(
+        fnmatch.fnmatchcase(text, pattern)
+        or any(fnmatch.fnmatchcase(part, pattern) for part in relative.parts)
+        for pattern in patterns
+    )
 
 
 def project_root(path: str | Path) -> Path:

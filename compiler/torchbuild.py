@@ -24,7 +24,7 @@ from .loader import Document
 from .lower import Container, lower, render_forward
 from .names import class_name
 from .ops.base import BuildError, TorchParameter
-from .pipeline import SpecError, lint_document, lint_file
+from .pipeline import Result, SpecError, lint_document, lint_file
 
 _OUTPUTS: dict[tuple, type] = {}
 _CLASSES: dict[tuple[str, str, tuple[str, ...] | None], type[nn.Module]] = {}
@@ -165,6 +165,16 @@ def build(
         result = lint_document(Document("<spec>", "", path_or_spec), params, scale)
     else:
         result = lint_file(path_or_spec, params, scale=scale)
+    return build_linted(result, max_params, max_activation_bytes)
+
+
+def build_linted(
+    result: Result,
+    max_params: int | None = None,
+    max_activation_bytes: int = MAX_ACTIVATION_BYTES,
+) -> nn.Module:
+    """`build` of a spec already linted (`lint_file`'s result): `SpecError` if it has errors
+    or is over the budget."""
     if result.errors or result.graph is None:
         raise SpecError(result)
     if max_params is None:
