@@ -52,6 +52,10 @@ def train(rank: int, spec: str, port: int, out: str, steps: int) -> None:
             losses.append(loss.item())
         torch.save(model.module.state_dict(), Path(out) / f"rank{rank}.pt")
         (Path(out) / f"rank{rank}.json").write_text(json.dumps(losses))
+        # both ranks done before either tears gloo down: a rank that destroys its group while
+        # the other is still in a collective aborts ("terminate called without an active
+        # exception", seen once in CI)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
