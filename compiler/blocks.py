@@ -216,6 +216,7 @@ def define_blocks(
         if block.doc:
             graph.block_docs[name] = block.doc
         graph.block_params[name] = tuple(block.params)
+        graph.block_defaults[name] = dict(block.params)
         blocks[name] = Block(
             name,
             block,

@@ -12,6 +12,8 @@ a line, and `ruff format` breaks the long lines, so the output passes `ruff chec
 
 from __future__ import annotations
 
+import ast
+import copy
 import functools
 import math
 import subprocess
@@ -23,15 +25,23 @@ from typing import Any
 
 import jinja2
 
+from .expr import is_reference
 from .gcpause import no_cyclic_gc
 from .graph import ArchGraph
-from .lower import Container, Leaf, lower, render_forward
-from .names import MAX_NAME, Namespace, class_name, class_names, safe_identifier
+from .lower import Container, Leaf, is_chain, lower, render_forward
+from .names import Namespace, class_name, class_names, safe_identifier
 from .ops.base import OPS, TorchParameter, fmt_shape
+from .symbolic import MAKE_DIVISIBLE, checked, fold, names_of, plain, same, text
+from .trace import IN_CHANNELS, Trace, trace
 
 LINE_LENGTH = 100
 INDENT = "    "
 RESERVED = frozenset({"torch", "nn", "F", "NamedTuple", "Tensor", "self", "x", "out"})
+# what a constructor's parameters must not hide: the file's imports and helpers, and the
+# loop variable of a repeat (builtins and `super` are refused by `safe_identifier`)
+CONSTRUCTOR_NAMES = frozenset(
+    {"torch", "nn", "F", "NamedTuple", "OrderedDict", "math", MAKE_DIVISIBLE, "i", "_"}
+)
 # seconds `ruff format` may take: 0.15 s for a 40,000-layer model, so only a hang hits this
 FORMAT_TIMEOUT = 60.0
 
@@ -52,13 +62,30 @@ class ClassDef:
     members: list[Container]
     doc: str | None = None
     params: list[tuple[str, str]] = field(default_factory=list)  # (name, type hint)
+    # the default each parameter's text has, None for a required one (same order as params)
+    defaults: list[str | None] = field(default_factory=list)
+    # per member: the text its caller passes each parameter (None: the value as a literal)
+    arg_texts: dict[int, list[str | None]] = field(default_factory=dict)
+    # statements before the children (a derived parameter computed from the others)
+    prelude: list[str] = field(default_factory=list)
+    helpers: set[str] = field(default_factory=set)  # `math`, `_make_divisible`
+    # a merged class: its conditional layers (ids in its first member) -> their conditions,
+    # and each member's layers matched to the first member's
+    optional: dict[int, str] = field(default_factory=dict)
+    pairs: dict[int, dict[int, Any]] = field(default_factory=dict)
+    # a conditional expression (an `add` under `if:`): attr -> (its flag attribute, condition)
+    flags: dict[str, tuple[str, str]] = field(default_factory=dict)
+    sequential_base: bool = False  # an nn.Sequential (a block of numbered layers in a chain)
+    init_lines: list[str] = field(default_factory=list)
+    symbolic: bool = False  # parameterized by the spec's expressions
     # per member: the values of `params`, in order
     values: dict[int, list[Any]] = field(default_factory=dict)
     # slot index -> the text that fills it in the class body, and whether it is a parameter
     slots: list[tuple[str, bool]] = field(default_factory=list)
-    # (attribute, constructor expression, how a non-identifier attribute is registered) of
-    # every submodule or bare parameter, in `state_dict` order
-    children: list[tuple[str, str, str]] = field(default_factory=list)
+    # (attribute, constructor expression, how a non-identifier attribute is registered, the
+    # condition it is built under or None) of every submodule or bare parameter, in
+    # `state_dict` order
+    children: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     returns: str = "torch.Tensor"
     inputs: list[str] = field(default_factory=list)  # forward's arguments after `x`
     forward: list[str] = field(default_factory=list)  # its lines, indented relative to its body
@@ -66,6 +93,15 @@ class ClassDef:
     @property
     def doc_lines(self) -> list[str]:
         return docstring(self.doc, INDENT) if self.doc else []
+
+    @property
+    def signature(self) -> list[str]:
+        """The constructor's parameters after `self`, as written."""
+        defaults = self.defaults or [None] * len(self.params)
+        return [
+            f"{name}: {hint}" if default is None else f"{name}: {hint} = {default}"
+            for (name, hint), default in zip(self.params, defaults, strict=True)
+        ]
 
 
 @dataclass
@@ -187,15 +223,293 @@ def _structure(c: Container, keys: dict[int, tuple]) -> tuple:
     return (c.block, c.sequential, tuple(c.params), forward, tuple(children))
 
 
-def _values(c: Container, defs: dict[int, ClassDef]) -> list[Any]:
-    """The concrete value of every slot of `c`'s constructor body, in order."""
+MISSING = object()  # a slot of a conditional child that a member of a merged class lacks
+
+
+def _aligned(
+    c: Container,
+    layout: Container | None,
+    pairs: dict[int, Leaf | Container] | None,
+    each: Any,
+    inner: Any,
+) -> list[Any]:
+    """`each(child)` for `c`'s children, laid out as `layout`'s (the member of a merged class
+    with every conditional layer; `pairs` maps its layers to `c`'s): a layer `c` lacks fills
+    its slots with MISSING, and a sequence is laid out by `inner(child, its layout)`."""
+    if layout is None or layout is c or pairs is None:
+        return [v for child in c.children for v in each(child)]
     out: list[Any] = []
-    for child in c.children:
-        if isinstance(child, Container):
-            out += _values(child, defs) if child.sequential else defs[id(child)].values[id(child)]
-        elif child.call is not None:
-            out += _leaf_values(child)
+    for child in layout.children:
+        mine = pairs.get(id(child))
+        if mine is None:
+            out += [MISSING] * len(each(child))
+        elif isinstance(child, Container) and child.sequential:
+            out += inner(mine, child)
+        else:
+            out += each(mine)
     return out
+
+
+def _values(
+    c: Container,
+    defs: dict[int, ClassDef],
+    layout: Container | None = None,
+    pairs: dict[int, Leaf | Container] | None = None,
+) -> list[Any]:
+    """The concrete value of every slot of `c`'s constructor body, in order."""
+
+    def each(child: Leaf | Container) -> list[Any]:
+        if isinstance(child, Container):
+            return _values(child, defs) if child.sequential else defs[id(child)].values[id(child)]
+        return _leaf_values(child) if child.call is not None else []
+
+    return _aligned(c, layout, pairs, each, lambda m, r: _values(m, defs, r, pairs))
+
+
+def _code(value: Any) -> str | None:
+    """The source of a value that carries spec expressions (`planes * 4`); None if plain."""
+    from .trace import _node
+
+    n = _node(value)
+    if n is not None:
+        return text(n)
+    if isinstance(value, tuple | list) and any(_code(v) is not None for v in value):
+        items = [_code(v) or literal(plain(v)) for v in value]
+        if isinstance(value, list):
+            return f"[{', '.join(items)}]"
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    return None
+
+
+def _leaf_texts(leaf: Leaf, tr: Trace) -> list[str | None]:
+    values = _leaf_values(leaf)
+    call = tr.calls.get(leaf.node.id)
+    if call is None:
+        return [None] * len(values)
+    sym = [*call.args, *(v for _, v, _ in call.kwargs)]
+    sym += [None] * (len(values) - len(sym))  # lowering's `inplace=True` comes after
+    if len(sym) != len(values):
+        return [None] * len(values)
+    return [
+        _code(s) if s is not None and same(plain_deep(s), v) else None
+        for s, v in zip(sym, values, strict=True)
+    ]
+
+
+def plain_deep(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return type(value)(plain_deep(v) for v in value)
+    return plain(value)
+
+
+def _texts(
+    c: Container,
+    defs: dict[int, ClassDef],
+    tr: Trace,
+    owner: tuple[str, ...],
+    layout: Container | None = None,
+    pairs: dict[int, Leaf | Container] | None = None,
+) -> list:
+    """The spec expression (as source) of every slot of `c`'s constructor body, where the
+    class at `owner` can write one; None where the slot's value is written as a literal."""
+
+    def each(child: Leaf | Container) -> list[Any]:
+        if isinstance(child, Container):
+            if child.sequential:
+                return _texts(child, defs, tr, owner)
+            d = defs[id(child)]
+            given = d.arg_texts.get(id(child))
+            if given is None or tr.owner(child.path[:-1]) != owner:
+                given = [None] * len(d.params)
+            return given
+        if child.call is None:
+            return []
+        if tr.owner(child.node.scope) == owner:
+            return _leaf_texts(child, tr)
+        return [None] * len(_leaf_values(child))
+
+    return _aligned(c, layout, pairs, each, lambda m, r: _texts(m, defs, tr, owner, r, pairs))
+
+
+def _default_text(value: Any) -> tuple[str, Any] | None:
+    """A parameter's default as source (a list as a tuple: no mutable default), and its
+    value; None for none."""
+    if value is None or is_reference(value):
+        return None
+    value = _tuples(value)
+    return literal(value), value
+
+
+def _tuples(value: Any) -> Any:
+    """Lists as tuples, all the way down (a default is not mutable)."""
+    if isinstance(value, list | tuple):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def _parameterize_symbolic(
+    cls: ClassDef, graph: ArchGraph, defs: dict[int, ClassDef], tr: Trace
+) -> bool:
+    """The constructor of a user block's class, or of the model: its parameters are the
+    block's (the spec's), with their defaults, and each slot is the spec expression that
+    gives it where every member agrees on one. False where the names cannot be kept
+    (a graph built without lint); the caller then parameterizes by values."""
+    members = cls.members
+    root = not members[0].path
+    ctxs = [tr.context(m.path) for m in members]
+    if root:
+        declared = list(graph.params)
+        defaults_raw = {p: graph.params[p] for p in declared}
+    elif tr.is_block(graph.instances.get(".".join(members[0].path))):
+        declared = list(graph.block_params.get(cls.block, ()))
+        defaults_raw = graph.block_defaults.get(cls.block, {})
+    else:  # a seq's class: what it reads from around it are its arguments
+        declared, defaults_raw = [], {}
+    # the names the class may read besides its own parameters: the spec's, and for a seq's
+    # class, its caller's
+    spec_params = [
+        p for p in ctxs[0].names if p not in declared and p not in (IN_CHANNELS, "i", "n")
+    ]
+    if not _names_ok([*declared, *spec_params]):
+        return False
+    layout = members[0] if cls.pairs else None
+    rows = [_values(m, defs, layout, cls.pairs.get(id(m))) for m in members]
+    texts = [_texts(m, defs, tr, m.path, layout, cls.pairs.get(id(m))) for m in members]
+    fallback = _slot_names(members[0], defs)
+    named: dict[str, tuple] = {}
+    for name in [IN_CHANNELS, *declared, *spec_params]:
+        if all(name in ctx.values for ctx in ctxs):
+            named[name] = tuple(ctx.values[name] for ctx in ctxs)
+    search = [n for n in named if n != IN_CHANNELS] + (
+        [IN_CHANNELS] if IN_CHANNELS in named else []
+    )
+    fresh = Namespace(taken=lambda n: n in named or n in RESERVED)
+    used: set[str] = set()
+    fresh_names: list[str] = []
+    slots: list[tuple[str, bool]] = []
+    for j in range(len(rows[0])):
+        present = [i for i, row in enumerate(rows) if row[j] is not MISSING]
+        column = tuple(rows[i][j] for i in present)
+        chosen = _agreed([texts[i][j] for i in present], [ctxs[i].values for i in present], column)
+        if chosen is not None:
+            slots.append((chosen, True))
+            used |= names_of(ast.parse(chosen, mode="eval").body)
+            continue
+        if root:
+            slots.append((literal(column[0]), False))
+            continue
+        name, width = fallback[j]
+        varies = any(not same(v, column[0]) for v in column)
+        part = {n: tuple(v[i] for i in present) for n, v in named.items()}
+        expr = _match(column, part, search) if varies or width else None
+        if expr is None and varies:
+            expr = fresh.create_name(name)
+            # a member without the layer passes it a value it does not use
+            by_member = dict(zip(present, column, strict=True))
+            named[expr] = tuple(by_member.get(i, column[0]) for i in range(len(rows)))
+            search.append(expr)
+            fresh_names.append(expr)
+        if expr is not None:
+            used.add(expr.split("[")[0].split(" ")[0])
+            slots.append((expr, True))
+        else:
+            slots.append((literal(column[0]), False))
+    for m in members:  # the counts of repeats written as a loop
+        used |= _repeat_names(m, tr)
+    cls.slots = slots
+    cls.symbolic = True
+    cls.helpers = {h for h in ("math", MAKE_DIVISIBLE) if h in used}
+    # the signature: in_channels, the required parameters, the rest with their defaults
+    required: list[str] = []
+    optional: list[tuple[str, str]] = []
+    if IN_CHANNELS in used and IN_CHANNELS not in declared:
+        required.append(IN_CHANNELS)
+    for p in declared:
+        d = _default_text(defaults_raw.get(p))
+        if root and p in graph.param_exprs:
+            d = None
+        if d is None and root:
+            optional.append((p, "None"))
+        elif d is None:
+            required.append(p)
+        else:
+            optional.append((p, d[0]))
+    required += fresh_names
+    required += [p for p in spec_params if p in used]
+    names = [*required, *(p for p, _ in optional)]
+    values0 = {**named}
+    cls.params = []
+    for n in names:
+        value = values0[n][0] if n in values0 else None
+        hint = _hint(value) if value is not None else "int"
+        if root and n in graph.param_exprs:
+            hint = f"{hint} | None"
+        cls.params.append((n, hint))
+    cls.defaults = [None] * len(required) + [d for _, d in optional]
+    if root:
+        for p in declared:
+            if p in graph.param_exprs:
+                cls.prelude += _derived(p, graph)
+    for i, (m, ctx) in enumerate(zip(members, ctxs, strict=True)):
+        cls.values[id(m)] = [named[n][i] if n in named else None for n in names]
+        parent = tr.context(tr.owner(m.path[:-1])) if m.path else None
+        given: list[str | None] = []
+        for n in names:
+            call = ctx.call.get(n)
+            if call is None or parent is None or n not in named:
+                given.append(None)
+                continue
+            call = fold(call)
+            ok = checked(call, tr.indexed(m.path, parent)[1], named[n][i])
+            given.append(text(call) if ok else None)
+        cls.arg_texts[id(m)] = given
+    return True
+
+
+def _agreed(texts: list[str | None], values: list[dict[str, Any]], column: tuple) -> str | None:
+    """The expression every member's slot is: the one they all write, else one of theirs that
+    gives every member its value (`in_channels` where the layer before is left out, and
+    `_make_divisible(inp * expand)` where it is there: equal where it is left out)."""
+    if texts and texts[0] is not None and all(t == texts[0] for t in texts):
+        return texts[0]
+    for candidate in dict.fromkeys(t for t in texts if t is not None):
+        node = ast.parse(candidate, mode="eval").body
+        if all(checked(node, v, c) for v, c in zip(values, column, strict=True)):
+            return candidate
+    return None
+
+
+def _repeat_names(c: Container, tr: Trace) -> set[str]:
+    """The names the counts of the repeats `c`'s constructor builds read."""
+    out: set[str] = set()
+    for child in c.children:
+        if isinstance(child, Container) and child.sequential:
+            count = tr.repeats.get(child.path)
+            if count is not None:
+                out |= names_of(count)
+            out |= _repeat_names(child, tr)
+    return out
+
+
+def _names_ok(names: list[str]) -> bool:
+    """Whether spec names can be the constructor's parameter names as they are: none hides
+    what the constructor uses (`super`, `nn`, a builtin); lint refuses such block
+    parameters, and a spec's own parameters named so keep their values as literals."""
+    return all(p.isidentifier() and safe_identifier(p, CONSTRUCTOR_NAMES) == p for p in names)
+
+
+def _derived(name: str, graph: ArchGraph) -> list[str]:
+    """A spec parameter written as an expression of the others, computed when not given."""
+    from .symbolic import Untranslatable, translate
+
+    others = {p: ast.Name(p, ast.Load()) for p in graph.params if p != name}
+    try:
+        node = translate(graph.param_exprs[name], others, set())
+    except Untranslatable:
+        return [f"if {name} is None:", f"    {name} = {literal(graph.params[name])}"]
+    if not checked(node, graph.params, graph.params[name]):
+        return [f"if {name} is None:", f"    {name} = {literal(graph.params[name])}"]
+    return [f"if {name} is None:", f"    {name} = {text(node)}"]
 
 
 def _slot_names(c: Container, defs: dict[int, ClassDef]) -> list[tuple[str, bool]]:
@@ -241,6 +555,9 @@ def _match(column: tuple, named: dict[str, tuple], order: list[str]) -> str | No
 def _hint(value: Any) -> str:
     if isinstance(value, bool):
         return "bool"
+    if isinstance(value, list):  # a parameter's default is a tuple: no mutable default
+        inner = {_hint(v) for v in value}
+        return f"tuple[{inner.pop()}, ...]" if len(inner) == 1 else "tuple"
     if isinstance(value, tuple):
         return f"tuple[{', '.join(_hint(v) for v in value)}]"
     return type(value).__name__
@@ -277,7 +594,7 @@ def _parameterize(cls: ClassDef, graph: ArchGraph, defs: dict[int, ClassDef]) ->
     fresh = Namespace(taken=named.__contains__)  # names for slots no parameter explains
     for j, column in enumerate(columns):
         name, width = fallback[j]
-        varies = len(set(column)) > 1 or len({type(v) for v in column}) > 1
+        varies = any(not same(v, column[0]) for v in column)
         expr = _match(column, named, search) if varies or width else None
         if expr is None and varies:  # numbered if a block parameter has the name
             expr = fresh.create_name(name)
@@ -300,20 +617,39 @@ def _parameterize(cls: ClassDef, graph: ArchGraph, defs: dict[int, ClassDef]) ->
     for n in params:
         rename[n] = safe_identifier(n, avoid | (set(params) - {n}) | set(rename.values()))
     cls.params = [(rename[n], _hint(named[n][0])) for n in params]
-    for k, (text, is_param) in enumerate(cls.slots):
+    for k, (source, is_param) in enumerate(cls.slots):
         if is_param:
-            head = text.split("[")[0].split(" ")[0]
-            cls.slots[k] = (rename[head] + text[len(head) :], True)
+            head = source.split("[")[0].split(" ")[0]
+            cls.slots[k] = (rename[head] + source[len(head) :], True)
     for i, m in enumerate(cls.members):
         cls.values[id(m)] = [named[n][i] for n in params]
 
 
+@dataclass
+class _Entry:
+    """A child as its class's constructor builds it."""
+
+    attr: str
+    expr: str
+    register: str  # how a non-identifier attribute is registered
+    condition: str | None = None  # built only when this holds (a layer under `if:`)
+    before: list[str] = field(default_factory=list)  # statements that build a list first
+
+
 def _construct(
-    c: Container, slots: list[tuple[str, bool]], defs: dict[int, ClassDef], at: list[int]
-) -> list[tuple[str, str, str]]:
-    """(attribute, constructor expression, registering method) of every child, filling slots
-    in order."""
-    out: list[tuple[str, str, str]] = []
+    c: Container,
+    slots: list[tuple[str, bool]],
+    defs: dict[int, ClassDef],
+    at: list[int],
+    tr: Trace | None = None,
+    optional: dict[int, str] | None = None,
+    lists: Namespace | None = None,
+) -> list[_Entry]:
+    """Every child's constructor expression, filling slots in order; a child in `optional`
+    carries its condition, and a sequence with such a child is built as a list first."""
+    out: list[_Entry] = []
+    optional = optional or {}
+    lists = lists if lists is not None else Namespace()
 
     def take(n: int) -> list[tuple[str, bool]]:
         start = at[0]
@@ -321,29 +657,550 @@ def _construct(
         return slots[start : start + n]
 
     for child in c.children:
+        condition = optional.get(id(child))
         if isinstance(child, Container):
             if child.sequential:
-                # the trailing comma keeps one module a line, as nn.Sequential is written
-                inner = "".join(f"{e}, " for _, e, _ in _construct(child, slots, defs, at))
-                out.append((child.attr, f"nn.Sequential({inner.rstrip()})", "add_module"))
+                items = _construct(child, slots, defs, at, tr, optional, lists)
+                if any(e.condition or e.before for e in items):
+                    out.append(_built_list(child, items, lists, condition))
+                else:
+                    built = [(e.attr, e.expr, e.register) for e in items]
+                    out.append(
+                        _Entry(child.attr, _sequential(child, built, tr), "add_module", condition)
+                    )
             else:
                 d = defs[id(child)]
-                args = [t for t, _ in take(len(d.params))]
-                out.append((child.attr, f"{d.name}({', '.join(args)})", "add_module"))
+                given = take(len(d.params))
+                defaults = d.defaults or [None] * len(d.params)
+                args = []
+                for (name, _), default, (t, _) in zip(d.params, defaults, given, strict=True):
+                    if default is None:
+                        args.append(t)
+                    elif t != default:
+                        args.append(f"{name}={t}")
+                out.append(
+                    _Entry(child.attr, f"{d.name}({', '.join(args)})", "add_module", condition)
+                )
         elif child.call is not None:
             call = child.call
             values = take(len(call.args) + len(call.kwargs))
             args = [t for t, _ in values[: len(call.args)]]
             kwargs = [
-                (k, text)
-                for (k, v, default), (text, is_param) in zip(
+                (k, text_)
+                for (k, v, default), (text_, is_param) in zip(
                     call.kwargs, values[len(call.args) :], strict=True
                 )
                 if is_param or v != default  # a literal equal to torch's default is left out
             ]
             method = "register_parameter" if isinstance(call, TorchParameter) else "add_module"
-            out.append((child.attr, call.construct(args, kwargs), method))
+            out.append(_Entry(child.attr, call.construct(args, kwargs), method, condition))
     return out
+
+
+def _built_list(
+    c: Container, items: list[_Entry], lists: Namespace, condition: str | None
+) -> _Entry:
+    """A sequence some of whose layers are conditional, as torchvision builds one: a list
+    appended to, then `nn.Sequential(*layers)`."""
+    named = [e.attr for e in items] != [str(i) for i in range(len(items))]
+    var = lists.create_name(c.attr if c.attr.isidentifier() else "layers")
+    kind = "tuple[str, nn.Module]" if named else "nn.Module"
+    before = [f"{var}: list[{kind}] = []"]
+    for e in items:
+        before += e.before
+        item = f"({e.attr!r}, {e.expr})" if named else e.expr
+        if e.condition:
+            before += [f"if {e.condition}:", f"    {var}.append({item})"]
+        else:
+            before.append(f"{var}.append({item})")
+    expr = f"nn.Sequential(OrderedDict({var}))" if named else f"nn.Sequential(*{var})"
+    if condition:  # the list is only built when it is used
+        before = [f"if {condition}:", *(f"    {line}" for line in before)]
+    return _Entry(c.attr, expr, "add_module", condition, before)
+
+
+def _init_lines(cls: ClassDef, entries: list[_Entry]) -> list[str]:
+    """The constructor's body after the signature (the template adds `super().__init__()`
+    for a module; an nn.Sequential's is the last line here)."""
+    lines = list(cls.prelude)
+    if cls.sequential_base:
+        if not any(e.condition or e.before for e in entries):
+            items = "".join(f"{e.expr}, " for e in entries).rstrip()
+            return [*lines, f"super().__init__({items})"]
+        lists = Namespace({e.attr for e in entries})
+        var = lists.create_name("layers")
+        lines.append(f"{var}: list[nn.Module] = []")
+        for e in entries:
+            lines += e.before
+            if e.condition:
+                lines += [f"if {e.condition}:", f"    {var}.append({e.expr})"]
+            else:
+                lines.append(f"{var}.append({e.expr})")
+        return [*lines, f"super().__init__(*{var})"]
+    for e in entries:
+        if e.condition:
+            lines += e.before
+            lines += [
+                f"if {e.condition}:",
+                f"    self.{e.attr} = {e.expr}",
+                "else:",
+                f"    self.{e.attr} = None",
+            ]
+        elif e.attr.isidentifier():
+            lines += [*e.before, f"self.{e.attr} = {e.expr}"]
+        else:
+            lines += [*e.before, f"self.{e.register}({e.attr!r}, {e.expr})"]
+    for flag, condition in cls.flags.values():
+        lines.append(f"self.{flag} = {condition}")
+    return lines
+
+
+def _merged_forward(
+    c: Container, graph: ArchGraph, cls: ClassDef, optional: dict[int, str]
+) -> list[str] | None:
+    """`c`'s forward, each statement of a conditional layer guarded: a missing module is
+    None, a missing expression's flag is False, and its value is then its input's."""
+    top = {ch.attr: ch for ch in c.children if id(ch) in optional}
+    lines: list[str] = []
+    for st in c.statements:
+        node = graph.node(st.node)
+        attr = node.name if node.scope == c.path else node.scope[len(c.path)]
+        child = top.get(attr)
+        if child is None:
+            lines.append(f"{st.variable} = {st.expression}")
+            continue
+        if not st.args:
+            return None
+        if isinstance(child, Leaf) and child.call is None:
+            guard = f"self.{cls.flags[attr][0]}"
+        else:
+            guard = f"self.{attr} is not None"
+        first = st.args[0]
+        if st.variable == first:
+            lines += [f"if {guard}:", f"    {st.variable} = {st.expression}"]
+        elif st.variable not in st.args:  # as torchvision's `identity = x`, then downsample
+            lines += [
+                f"{st.variable} = {first}",
+                f"if {guard}:",
+                f"    {st.variable} = {st.expression}",
+            ]
+        else:  # it reads the variable it sets
+            lines.append(f"{st.variable} = {st.expression} if {guard} else {first}")
+    return [*lines, f"return {c.result}"]
+
+
+@dataclass
+class _Merge:
+    """Instances of one block type that differ only in layers an `if:` leaves out, as one
+    class: those layers are built under their condition (else None, or left out of an
+    nn.Sequential), and forward skips a missing one (its value is its input's, as a disabled
+    layer's is)."""
+
+    rep: Container  # the instance with every conditional layer
+    optional: dict[int, str]  # id of a layer of `rep` -> its condition
+    # member id -> (id of a layer of `rep` -> that member's layer in its place)
+    pairs: dict[int, dict[int, Leaf | Container]]
+
+
+def _condition(ch: Leaf | Container, graph: ArchGraph) -> Any:
+    if isinstance(ch, Leaf):
+        return ch.node.layer.fields.get("if") if ch.node.layer is not None else None
+    inst = graph.instances.get(".".join(ch.path))
+    return inst.args.get("if") if inst is not None else None
+
+
+def _origin(ch: Leaf | Container, graph: ArchGraph) -> tuple:
+    """Which layer of the spec a child was made from: its span (a block's instances share
+    their body's), else its name."""
+    if isinstance(ch, Leaf):
+        span = ch.node.layer.span if ch.node.layer is not None else None
+        return ("leaf", ch.node.op.name, span if span is not None else ch.attr)
+    inst = graph.instances.get(".".join(ch.path))
+    span = inst.span if inst is not None else None
+    return ("module", ch.block, span if span is not None else ch.attr)
+
+
+def _kind(ch: Leaf | Container, keys: dict[int, tuple]) -> Any:
+    """What must agree for two layers to be one in a class: a module's class (its structure
+    key), a leaf's torch class and keywords."""
+    if isinstance(ch, Container):
+        return None if ch.sequential else keys.get(id(ch))
+    if ch.call is None:
+        return ch.node.op.name
+    return (ch.call.cls, len(ch.call.args), tuple(k for k, _, _ in ch.call.kwargs))
+
+
+def _pairs(
+    r: Container,
+    m: Container,
+    graph: ArchGraph,
+    out: dict[int, Leaf | Container],
+    keys: dict[int, tuple],
+) -> set[int] | None:
+    """`m`'s children matched to `r`'s by the layer they were made from, inside sequences
+    too: the ids of `r`'s children `m` lacks, or None if `m` is not `r` less some of them."""
+    missing: set[int] = set()
+    theirs = m.children
+    j = 0
+    for mine in r.children:
+        if (
+            j < len(theirs)
+            and type(mine) is type(theirs[j])
+            and _origin(mine, graph) == _origin(theirs[j], graph)
+            and _kind(mine, keys) == _kind(theirs[j], keys)
+        ):
+            other = theirs[j]
+            out[id(mine)] = other
+            if isinstance(mine, Container) and isinstance(other, Container):
+                if mine.sequential != other.sequential:
+                    return None
+                if mine.sequential:
+                    sub = _pairs(mine, other, graph, out, keys)
+                    if sub is None:
+                        return None
+                    missing |= sub
+            j += 1
+        else:
+            missing.add(id(mine))
+    return missing if j == len(theirs) else None
+
+
+def _size(c: Container) -> int:
+    return sum(
+        1 + (_size(ch) if isinstance(ch, Container) and ch.sequential else 0) for ch in c.children
+    )
+
+
+def _walk(c: Container) -> list[Leaf | Container]:
+    out: list[Leaf | Container] = []
+    for ch in c.children:
+        out.append(ch)
+        if isinstance(ch, Container) and ch.sequential:
+            out += _walk(ch)
+    return out
+
+
+def _merge(
+    groups: list[list[Container]], graph: ArchGraph, tr: Trace, keys: dict[int, tuple]
+) -> _Merge | None:
+    from .symbolic import Untranslatable, evaluate, translate
+
+    rep = max((g[0] for g in groups), key=_size)
+    pairs: dict[int, dict[int, Leaf | Container]] = {}
+    lacking: dict[int, set[int]] = {}
+    optional: set[int] = set()
+    for group in groups:
+        for m in group:
+            found: dict[int, Leaf | Container] = {}
+            missing = set() if m is rep else _pairs(rep, m, graph, found, keys)
+            if missing is None:
+                return None
+            pairs[id(m)] = found
+            lacking[id(m)] = missing
+            optional |= missing
+    sequential_base = _sequential_base([m for g in groups for m in g])
+    conditions: dict[int, str] = {}
+    for child in _walk(rep):
+        if id(child) not in optional:
+            continue
+        top = any(child is ch for ch in rep.children)
+        if top and not sequential_base and not child.attr.isidentifier():
+            return None
+        raw = _condition(child, graph)
+        if raw is None:
+            return None
+        texts: set[str] = set()
+        for group in groups:
+            for m in group:
+                ctx = tr.context(m.path)
+                try:
+                    node = translate(raw, ctx.names, set())
+                    has = id(child) not in lacking[id(m)]
+                    if bool(evaluate(node, ctx.values)) is not has:
+                        return None
+                except Exception:
+                    return None
+                texts.add(text(node))
+        if len(texts) != 1:
+            return None
+        conditions[id(child)] = texts.pop()
+    del Untranslatable
+    return _Merge(rep, conditions, pairs)
+
+
+def _sequential_base(members: list[Container]) -> bool:
+    """Whether a block's class is an nn.Sequential (torchvision's Conv2dNormActivation): its
+    instances are chains of modules numbered 0, 1, 2 ..."""
+    return all(
+        m.path
+        and not m.opened
+        and m.children
+        and [ch.attr for ch in m.children] == [str(i) for i in range(len(m.children))]
+        and is_chain(m)
+        for m in members
+    )
+
+
+def _dependency_order(groups: dict[tuple, list[Container]]) -> list[list[Container]]:
+    """The groups, each after the groups of the classes its members construct (in the order
+    they first appear otherwise): a merged class's members may call a class that first
+    appears after the first of them."""
+    group_of = {id(m): key for key, members in groups.items() for m in members}
+
+    def needs(c: Container) -> list[tuple]:
+        out = []
+        for child in c.children:
+            if isinstance(child, Container):
+                out += needs(child) if child.sequential else [group_of[id(child)]]
+        return out
+
+    order: list[tuple] = []
+    done: set[tuple] = set()
+    for key in groups:
+        stack = [(key, iter(dict.fromkeys(d for m in groups[key] for d in needs(m))))]
+        if key in done:
+            continue
+        done.add(key)
+        while stack:
+            current, pending = stack[-1]
+            nxt = next((d for d in pending if d not in done), None)
+            if nxt is None:
+                order.append(current)
+                stack.pop()
+                continue
+            done.add(nxt)
+            stack.append((nxt, iter(dict.fromkeys(d for m in groups[nxt] for d in needs(m)))))
+    return [groups[key] for key in order]
+
+
+def _plan_merges(
+    groups: dict[tuple, list[Container]],
+    graph: ArchGraph,
+    tr: Trace,
+    keys: dict[int, tuple],
+    planned: dict[str, _Merge],
+) -> dict[str, _Merge]:
+    """The block types (not `planned` already) whose instances make several classes that
+    can be one."""
+    by_type: dict[str, list[list[Container]]] = defaultdict(list)
+    for members in groups.values():
+        first = members[0]
+        if first.path and tr.is_block(graph.instances.get(".".join(first.path))):
+            by_type[first.block].append(members)
+    plans = {}
+    for block, found in by_type.items():
+        if block in planned or len(found) < 2:
+            continue
+        if _names_ok([*graph.block_params.get(block, ()), *(p for p in graph.params)]):
+            plan = _merge(found, graph, tr, keys)
+            if plan is not None:
+                plans[block] = plan
+    return plans
+
+
+def _sequential(c: Container, built: list[tuple[str, str, str]], tr: Trace | None) -> str:
+    """An nn.Sequential of `built`: numbered, or named through an OrderedDict (as torchvision's
+    DenseNet); a repeat whose count is a parameter, and whose copies after the first are
+    written alike, as a loop (over the copy index `i` where the copies read it)."""
+    items = [e for _, e, _ in built]
+    names = [a for a, _, _ in built]
+    numbered = names == [str(i) for i in range(len(names))]
+    count = tr.repeats.get(c.path) if tr is not None else None
+    key = None if numbered or tr is None else tr.copy_names.get(c.path)
+    looped = None
+    if count is not None and len(items) >= 2 and (numbered or key is not None):
+        looped = _loop_item(items, 0) or _loop_item(items, 1)
+    if looped is not None:
+        start, item = looped
+        items = [_bind_index(items[0], 0), item] if start else [item, item]
+        reads = _identifiers(items[1]) | (_identifiers(key) if key else set())
+        var = "i" if "i" in reads else "_"
+        span = f"range({text(count)})" if start == 0 else f"range(1, {text(count)})"
+        if numbered:
+            first = "" if start == 0 else f"{items[0]}, "
+            return f"nn.Sequential({first}*[{items[1]} for {var} in {span}])"
+        first = "" if start == 0 else f"({names[0]!r}, {items[0]}), "
+        return f"nn.Sequential(OrderedDict([{first}*[({key}, {items[1]}) for {var} in {span}]]))"
+    # each copy of a repeat written out: the copy index it reads is its own
+    group = tr.graph.instances.get(".".join(c.path)) if tr is not None else None
+    if group is not None and group.repeat:
+        items = [_bind_index(e, k) for k, e in enumerate(items)]
+    # the trailing comma keeps one module a line, as nn.Sequential is written
+    if numbered:
+        return "nn.Sequential(" + "".join(f"{e}, " for e in items).rstrip() + ")"
+    pairs = "".join(f"({n!r}, {e}), " for n, e in zip(names, items, strict=True))
+    return f"nn.Sequential(OrderedDict([{pairs.rstrip()}]))"
+
+
+def _loop_item(items: list[str], start: int) -> tuple[int, str] | None:
+    """One constructor for the copies from `start` on, over their index `i`: the copies
+    written alike, or differing only in sums linear in their index (DenseNet's
+    `num_init_features + i * growth_rate` input channels, which tracing wrote as
+    `num_init_features + growth_rate + growth_rate`)."""
+    rest = items[start:]
+    if not rest:
+        return None
+    if len(set(rest)) == 1:
+        return start, rest[0]
+    try:
+        trees = [ast.parse(item, mode="eval").body for item in rest]
+    except SyntaxError:
+        return None
+    merged = _linear_merge(trees, start)
+    return (start, ast.unparse(merged)) if merged is not None else None
+
+
+def _linear_merge(trees: list[ast.AST], start: int) -> ast.AST | None:
+    """The tree that is `trees[k]` at `i = start + k`, where they differ only in integer
+    sums linear in the index; None if they differ otherwise."""
+    texts = [ast.unparse(t) for t in trees]
+    if len(set(texts)) == 1:
+        return trees[0]
+    sums = (ast.BinOp, ast.Constant, ast.Name, ast.Subscript)
+    if all(isinstance(t, sums) for t in trees):
+        forms = [_linear(t) for t in trees]
+        if all(f is not None for f in forms):
+            found = _index_expr(forms, start)  # type: ignore[arg-type]
+            if found is not None:
+                return found
+    first = trees[0]
+    if any(type(t) is not type(first) for t in trees):
+        return None
+    out = copy.copy(first)
+    for name, value in ast.iter_fields(first):
+        values = [getattr(t, name) for t in trees]
+        if isinstance(value, list):
+            if any(len(v) != len(value) for v in values):
+                return None
+            merged_list = []
+            for k in range(len(value)):
+                column = [v[k] for v in values]
+                if isinstance(value[k], ast.AST):
+                    m = _linear_merge(column, start)
+                    if m is None:
+                        return None
+                    merged_list.append(m)
+                elif any(c != value[k] for c in column):
+                    return None
+                else:
+                    merged_list.append(value[k])
+            setattr(out, name, merged_list)
+        elif isinstance(value, ast.AST):
+            m = _linear_merge(values, start)
+            if m is None:
+                return None
+            setattr(out, name, m)
+        elif any(v != value for v in values):
+            return None
+    return out
+
+
+def _linear(node: ast.AST) -> tuple[int, dict[str, int]] | None:
+    """An integer sum as (constant, {term: coefficient}); None if it is none."""
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value, {}
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub):
+        left, right = _linear(node.left), _linear(node.right)
+        if left is None or right is None:
+            return None
+        sign = 1 if isinstance(node.op, ast.Add) else -1
+        terms = dict(left[1])
+        for term, k in right[1].items():
+            terms[term] = terms.get(term, 0) + sign * k
+        return left[0] + sign * right[0], terms
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        for a, b in ((node.left, node.right), (node.right, node.left)):
+            if isinstance(a, ast.Constant) and type(a.value) is int:
+                inner = _linear(b)
+                if inner is not None:
+                    return inner[0] * a.value, {t: k * a.value for t, k in inner[1].items()}
+    if isinstance(node, ast.Name | ast.Subscript | ast.Call | ast.BinOp):
+        return 0, {ast.unparse(node): 1}
+    return None
+
+
+def _index_expr(forms: list[tuple[int, dict[str, int]]], start: int) -> ast.expr | None:
+    """`sum((a + b * i) * term) + (c + d * i)` from the sums of copies `start`, `start + 1`
+    ...: each coefficient must be linear in the index."""
+
+    def line(values: list[int]) -> tuple[int, int] | None:
+        if len(values) == 1:
+            return None
+        step = values[1] - values[0]
+        base = values[0] - step * start
+        if any(v != base + step * (start + k) for k, v in enumerate(values)):
+            return None
+        return base, step
+
+    terms = list(dict.fromkeys(t for _, f in forms for t in f))
+    parts: list[str] = []
+    for term in terms:
+        found = line([f.get(term, 0) for _, f in forms])
+        if found is None:
+            return None
+        base, step = found
+        coefficient = " + ".join(
+            p for p in (str(base) if base else "", _times(step, "i") if step else "") if p
+        )
+        if not coefficient:
+            continue
+        if coefficient == "1":
+            parts.append(term)
+        elif base and step:
+            parts.append(f"({coefficient}) * {term}")
+        else:
+            parts.append(f"{coefficient} * {term}")
+    constant = line([c for c, _ in forms])
+    if constant is None:
+        return None
+    base, step = constant
+    if step:
+        parts.append(_times(step, "i"))
+    if base:
+        parts.append(str(base))
+    source = " + ".join(parts) or "0"
+    return ast.parse(source.replace("+ -", "- "), mode="eval").body
+
+
+def _times(k: int, name: str) -> str:
+    return name if k == 1 else f"{k} * {name}"
+
+
+class _Index(ast.NodeTransformer):
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        return ast.Constant(self.k) if node.id == "i" else node
+
+    def visit_ListComp(self, node: ast.ListComp) -> ast.expr:
+        return node  # a loop of its own binds its own `i`
+
+
+def _bind_index(source: str, k: int) -> str:
+    """A copy's constructor with the copy index `i` it reads replaced by its value."""
+    if "i" not in _identifiers(source):
+        return source
+    tree = _Index(k).visit(ast.parse(source, mode="eval"))
+    return ast.unparse(fold_all(tree.body))
+
+
+def fold_all(node: ast.expr) -> ast.expr:
+    """`fold` applied to every arithmetic subexpression."""
+
+    class Fold(ast.NodeTransformer):
+        def visit_BinOp(self, n: ast.BinOp) -> ast.expr:
+            self.generic_visit(n)
+            return fold(n)
+
+    return Fold().visit(node)
+
+
+def _identifiers(source: str) -> set[str]:
+    try:
+        return names_of(ast.parse(source, mode="eval").body)
+    except SyntaxError:
+        return set()
 
 
 def _shape_comment(graph: ArchGraph, node_id: str) -> str | None:
@@ -377,12 +1234,33 @@ def generate(
         containers.append(c)  # children before parents
 
     collect(root)
-    keys: dict[int, tuple] = {}
-    groups: dict[tuple, list[Container]] = defaultdict(list)
-    for c in containers:
-        keys[id(c)] = _structure(c, keys)
-        if not c.sequential:
-            groups[keys[id(c)]].append(c)
+    tr = trace(graph, set(graph.order), {c.path for c in containers if not c.sequential})
+
+    def grouped(merged: dict[str, _Merge]) -> tuple[dict[tuple, list[Container]], dict]:
+        keys: dict[int, tuple] = {}
+        groups: dict[tuple, list[Container]] = defaultdict(list)
+        for c in containers:
+            keys[id(c)] = _structure(c, keys)
+            if c.block in merged and tr.is_block(graph.instances.get(".".join(c.path))):
+                keys[id(c)] = ("merged", c.block)
+            if not c.sequential:
+                groups[keys[id(c)]].append(c)
+        return groups, keys
+
+    # merged bottom up: a block is one class once the blocks it calls are
+    merges: dict[str, _Merge] = {}
+    groups, keys = grouped(merges)
+    while not optimize:
+        found = _plan_merges(groups, graph, tr, keys, merges)
+        if not found:
+            break
+        merges.update(found)
+        groups, keys = grouped(merges)
+    if merges:
+        for key, members in groups.items():
+            if key[0] == "merged":  # the instance with every conditional layer first
+                rep = merges[key[1]].rep
+                members.sort(key=lambda m: m is not rep)
     # the rule resolve warned of collisions by: the model's classes keep their names, no
     # class is called like a block parameter, a second block type of one class is numbered
     names = class_names(graph.model_class, graph.block_params)
@@ -393,33 +1271,62 @@ def generate(
     model = names.model
     defs: dict[int, ClassDef] = {}
     classes: list[ClassDef] = []
-    for members in groups.values():
+    for members in _dependency_order(groups):
         first = members[0]
         if not first.path:
             name = model
-        elif first.block == "seq":  # an anonymous sequence of named layers: ConvBnRelu
+        elif first.block == "seq" or graph.instances[".".join(first.path)].repeat:
+            # a sequence that is no nn.Sequential: named after where it stands (`Classifier`;
+            # `CNBlockBlock`, the `block` of a `CNBlock`)
+            owner = tr.owner(first.path[:-1])
+            where = graph.instances[".".join(owner)].block if owner else ""
             name = names.namespace.create_name(
-                _joined_name([ch.attr for ch in first.children], first)
+                where + class_name("_".join(first.path[len(owner) :]))
             )
         else:
-            name = names.for_block(first.block, _variant(first, groups))
+            name = names.for_block(first.block)  # a second class of a block type: numbered
         cls = ClassDef(name, first.block, members)
+        merge = merges.get(first.block) if first.path else None
+        if merge is not None and merge.rep is first:
+            cls.optional, cls.pairs = merge.optional, merge.pairs
+            attrs = {ch.attr for ch in first.children}
+            flags = Namespace(attrs)
+            for ch in first.children:
+                if id(ch) in cls.optional and isinstance(ch, Leaf) and ch.call is None:
+                    cls.flags[ch.attr] = (flags.create_name(f"use_{ch.attr}"), cls.optional[id(ch)])
+        cls.sequential_base = bool(first.path) and _sequential_base(members)
         for m in members:
             defs[id(m)] = cls
-        if first.path:
-            _parameterize(cls, graph, defs)
-        else:
-            cls.slots = [(literal(v), False) for v in _values(first, defs)]
-            cls.values[id(first)] = []
+        # an inference form is made for the parameters it was optimized with: literals
+        symbolic = not optimize and (not first.path or tr.is_context(first.path))
+        if not (symbolic and _parameterize_symbolic(cls, graph, defs, tr)):
+            if first.path:
+                _parameterize(cls, graph, defs)
+            else:
+                cls.slots = [(literal(v), False) for v in _values(first, defs)]
+                cls.values[id(first)] = []
         classes.append(cls)
 
     outputs = names.outputs
     for cls in classes:
         first = cls.members[0]
         cls.doc = _doc(cls, graph, description)
-        cls.children = _construct(first, cls.slots, defs, [0])
+        if optimize and first.path and cls.doc:
+            cls.doc = (
+                f"{cls.doc.rstrip('.')}; here in its inference form (see the module's docstring)."
+            )
+
+        entries = _construct(
+            first, cls.slots, defs, [0], tr if cls.symbolic else None, cls.optional
+        )
+        cls.init_lines = _init_lines(cls, entries)
         if first.path:
-            cls.forward = render_forward(first, outputs, indent="")
+            if cls.sequential_base:
+                cls.forward = []
+            elif cls.optional:
+                cls.forward = _merged_forward(first, graph, cls, cls.optional) or []
+            else:
+                cls.forward = render_forward(first, outputs, indent="")
             cls.inputs = list(first.params)
             continue
         cls.forward = render_forward(first, outputs, lambda n: _shape_comment(graph, n), "")
@@ -440,13 +1347,21 @@ def generate(
     paragraphs = [title, f"Generated by yarch from `{spec_path}`."]
     if source:
         paragraphs[-1] += f" Source: {source}."
-    paragraphs.append(f"Regenerate with `yarch codegen {spec_path}` rather than editing this file.")
+    if optimize:
+        paragraphs.append(_inference_note(plan))
+        command = f"yarch codegen {spec_path} --optimize {optimize}"
+    else:
+        command = f"yarch codegen {spec_path}"
+    paragraphs.append(f"Regenerate with `{command}` rather than editing this file.")
     text = _template().render(
         docstring="\n\n".join(
             "\n".join(wrap(p, LINE_LENGTH, LINE_LENGTH - 3 if i == 0 else None))
             for i, p in enumerate(paragraphs)
         ),
         functional=any("F." in line for cls in classes for line in cls.forward),
+        uses_math=any("math" in cls.helpers for cls in classes),
+        ordered_dict=any("OrderedDict(" in line for cls in classes for line in cls.init_lines),
+        make_divisible=any(MAKE_DIVISIBLE in cls.helpers for cls in classes),
         blocks=[cls for cls in classes if cls is not model_def],
         outputs=tuple_def,
         model=model_def,
@@ -512,22 +1427,22 @@ def ruff_format(text: str, filename: str) -> str:
     return done.stdout.decode("utf-8")
 
 
-def _variant(c: Container, groups: dict[tuple, list[Container]]) -> str:
-    """`Downsample` for the variant of a block that has a `downsample` layer the others lack."""
-    variants = [m[0] for m in groups.values() if m[0].block == c.block and m[0].path]
-    if len(variants) < 2:
-        return ""
-    mine = {ch.attr for ch in c.children}
-    common = set.intersection(*({ch.attr for ch in v.children} for v in variants))
-    extra = sorted(mine - common)
-    return _joined_name(extra, c) if extra else ""
-
-
-def _joined_name(attrs: list[str], c: Container) -> str:
-    """A class name made of layer names (`ConvBnRelu`), or, when they are many (DenseNet's 24
-    layers, a repeat's named copies), of where the container stands (`Denseblock1`)."""
-    joined = class_name("_".join(attrs))
-    return joined if len(joined) <= MAX_NAME else class_name(c.attr)
+def _inference_note(plan: Any) -> str:
+    """What the inference passes changed, for the generated file's docstring."""
+    done = []
+    if plan.folded:
+        done.append(f"{len(plan.folded)} batch norms folded into the convs before them")
+    if plan.dropped:
+        done.append(f"{len(plan.dropped)} dropout layers removed")
+    if plan.fused:
+        done.append(f"{len(plan.fused)} groups of parallel 1x1 convs fused into one conv each")
+    if plan.channels_last:
+        done.append("channels-last memory format")
+    what = "; ".join(done) if done else "no pass changed it"
+    return (
+        f"Inference form ({what}), for the parameters it was generated with: load the "
+        "state_dict of `compiler.optimize(compiler.build(spec))` into it, in eval mode."
+    )
 
 
 def _doc(cls: ClassDef, graph: ArchGraph, description: str | None) -> str | None:

@@ -362,6 +362,10 @@ class Expander:
         # a layer whose fields read `i` or `n` is validated again for each copy
         indexed = _indexed(raw)
         inst = Instance(key, raw.op, raw.span, {"repeat": args.repeat}, repeat=args.repeat)
+        inst.repeat_raw = raw.fields.get("repeat")
+        inst.names_raw = raw.fields.get("names")
+        inst.args["expect"] = raw.fields.get("expect")
+        inst.copies = list(copies)
         self.graph.instances[key] = inst
         source = inputs[0]
         # the group's `expect:` is about its output, the last copy's

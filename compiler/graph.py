@@ -68,6 +68,9 @@ class Instance:
     declared_in: int | None = None
     declared_in_span: Span | None = None
     repeat: int = 0  # a `repeat: N` group: its children are the N copies
+    repeat_raw: Any = None  # its `repeat:` as written (`${layers[0]}`), for generated code
+    names_raw: Any = None  # its `names:` as written (`denselayer${i + 1}`)
+    copies: list[str] = field(default_factory=list)  # the names of its copies, in order
     # a block of several inputs (`inputs: [x, skip]`): what its inputs after the first are,
     # as (node id, the name the block gives it)
     extra_inputs: list[tuple[str, str]] = field(default_factory=list)
@@ -130,6 +133,12 @@ class ArchGraph:
     block_params: dict[str, tuple[str, ...]] = field(default_factory=dict)
     scale: str | None = None  # the row of the spec's `scales` table it was resolved with
     class_: str | None = None  # the spec's `class:`, the model's class name it chose
+    # the spec's parameters as resolved (the model's keyword arguments in generated code), and
+    # those written as an expression of others (`${base * 2}`), as written
+    params: dict[str, Any] = field(default_factory=dict)
+    param_exprs: dict[str, Any] = field(default_factory=dict)
+    # user block -> its parameters' defaults as written (None: required)
+    block_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     instances: dict[str, Instance] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     # output node id -> the outermost block instance it is the output of

@@ -29,6 +29,7 @@ class Statement:
     variable: str
     expression: str
     node: str
+    args: tuple[str, ...] = ()  # the variables it reads, in the order of the node's inputs
 
 
 @dataclass
@@ -154,12 +155,9 @@ def lower(graph: ArchGraph) -> Container:
             container.sequential = False
             continue
         _forward(graph, container, containers, inside[container.path], eval_live, opened)
-        if container.sequential and not _is_chain(container):
-            container.sequential = False
-        # an unnamed sequence, like nn.Sequential: its children are numbered 0, 1, 2 ...
-        if container.sequential and [c.attr for c in container.children] != [
-            str(i) for i in range(len(container.children))
-        ]:
+        # a chain of modules is an nn.Sequential, its children numbered 0, 1, 2 ... or named
+        # (torchvision's DenseNet `features`: an nn.Sequential of an OrderedDict)
+        if container.sequential and not is_chain(container):
             container.sequential = False
     return root
 
@@ -328,7 +326,7 @@ def _forward(
             var[step.out], holders[name] = name, step.out
         else:
             var[step.out] = names.create_name(identifier(step.base))
-        statement = Statement(var[step.out], step.expr(args), step.out)
+        statement = Statement(var[step.out], step.expr(args), step.out, tuple(args))
         (c.training_statements if step.training else c.statements).append(statement)
     if c.path:
         assert c.output is not None
@@ -358,7 +356,7 @@ def _leaf_expr(leaf: Leaf, owner: str = "self") -> Callable[[list[str]], str]:
     return lambda args: apply(f"F.pad({args[0]}, {pads!r}{extra})")
 
 
-def _is_chain(c: Container) -> bool:
+def is_chain(c: Container) -> bool:
     """Children applied one after another to the input, each a module: an nn.Sequential."""
     if not c.children or len(c.statements) != len(c.children):
         return False

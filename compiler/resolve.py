@@ -20,6 +20,7 @@ from typing import Any
 from .blocks import define_blocks, normalize_list
 from .diagnostics import Diagnostic, warning
 from .expand import Expander
+from .expr import is_reference
 from .graph import ArchGraph, Node
 from .limits import TooLarge, check_size
 from .link import Linker, Ref
@@ -45,6 +46,14 @@ def resolve(
 
     params = Parameters(doc, spec, diags, suggest, overrides, scale)
     env = params.top_env()
+    graph.params = {name: p.value for name, p in env.params.items()}
+    row = spec.scales.get(params.scale) if params.scale is not None else None
+    scaled = set(row.model_extra or {}) if row is not None else set()
+    graph.param_exprs = {
+        name: value
+        for name, value in spec.params.items()
+        if is_reference(value) and name not in scaled and name not in (overrides or {})
+    }
     if params.scale is not None:
         graph.scale = params.scale
     graph.input_shape = params.input_shape(env)

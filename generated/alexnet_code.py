@@ -13,7 +13,7 @@ from torch import nn
 class AlexnetPostCode(nn.Module):
     """The `alexnet_post_code` network."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
         self.conv_1 = nn.Conv2d(3, 48, kernel_size=11, stride=4, padding=2)
         self.relu_1 = nn.ReLU(inplace=True)
@@ -35,7 +35,7 @@ class AlexnetPostCode(nn.Module):
         self.dropout_2 = nn.Dropout()
         self.linear_2 = nn.Linear(2048, 2048)
         self.relu_7 = nn.ReLU(inplace=True)
-        self.linear_3 = nn.Linear(2048, 1000)
+        self.linear_3 = nn.Linear(2048, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x 3 x 224 x 224

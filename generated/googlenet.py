@@ -58,7 +58,7 @@ class Inception(nn.Module):
 class AuxHead(nn.Module):
     """Auxiliary classifier (Section 5); its loss is added with weight 0.3 during training."""
 
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, in_channels: int, num_classes: int) -> None:
         super().__init__()
         self.pool = nn.AvgPool2d(kernel_size=5, stride=3)
         self.conv = nn.Conv2d(in_channels, 128, kernel_size=1)
@@ -67,7 +67,7 @@ class AuxHead(nn.Module):
         self.fc1 = nn.Linear(2048, 1024)
         self.relu_2 = nn.ReLU(inplace=True)
         self.dropout_1 = nn.Dropout(p=0.7)
-        self.fc2 = nn.Linear(1024, 1000)
+        self.fc2 = nn.Linear(1024, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(x)
@@ -92,7 +92,7 @@ class GoogLeNetOutputs(NamedTuple):
 class GoogLeNet(nn.Module):
     """The `googlenet` network."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3)
         self.relu_1 = nn.ReLU(inplace=True)
@@ -118,9 +118,9 @@ class GoogLeNet(nn.Module):
         self.pool5 = nn.AvgPool2d(kernel_size=7, stride=1)
         self.flatten_1 = nn.Flatten()
         self.dropout_1 = nn.Dropout(p=0.4)
-        self.classifier = nn.Linear(1024, 1000)
-        self.aux1 = AuxHead(512)
-        self.aux2 = AuxHead(528)
+        self.classifier = nn.Linear(1024, num_classes)
+        self.aux1 = AuxHead(512, num_classes)
+        self.aux2 = AuxHead(528, num_classes)
 
     def forward(self, x: torch.Tensor) -> GoogLeNetOutputs:
         # N x 3 x 224 x 224

@@ -56,7 +56,7 @@ class Inception(nn.Module):
 
 
 class AuxOutput(nn.Module):
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, in_channels: int, num_classes: int) -> None:
         super().__init__()
         self.avgpool_1 = nn.AvgPool2d(kernel_size=5, stride=3)
         self.conv_1 = nn.Conv2d(in_channels, 128, kernel_size=1)
@@ -64,7 +64,7 @@ class AuxOutput(nn.Module):
         self.linear_1 = nn.Linear(2048, 1024)
         self.relu_1 = nn.ReLU(inplace=True)
         self.dropout_1 = nn.Dropout(p=0.7)
-        self.linear_2 = nn.Linear(1024, 1000)
+        self.linear_2 = nn.Linear(1024, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.avgpool_1(x)
@@ -88,7 +88,7 @@ class GooglenetPaddlePostOutputs(NamedTuple):
 class GooglenetPaddlePost(nn.Module):
     """The `googlenet_paddle_post` network."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
         self.conv_1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3)
         self.relu_1 = nn.ReLU(inplace=True)
@@ -112,9 +112,9 @@ class GooglenetPaddlePost(nn.Module):
         self.avgpool_1 = nn.AvgPool2d(kernel_size=7)
         self.flatten_1 = nn.Flatten()
         self.dropout_1 = nn.Dropout(p=0.4)
-        self.out_main = nn.Linear(1024, 1000)
-        self.out1 = AuxOutput(512)
-        self.out2 = AuxOutput(528)
+        self.out_main = nn.Linear(1024, num_classes)
+        self.out1 = AuxOutput(512, num_classes)
+        self.out2 = AuxOutput(528, num_classes)
 
     def forward(self, x: torch.Tensor) -> GooglenetPaddlePostOutputs:
         # N x 3 x 224 x 224

@@ -6,30 +6,10 @@ Szegedy et al. 2015, scaled as Ultralytics YOLO.
 Regenerate with `yarch codegen specs/mini_inception.yaml` rather than editing this file.
 """
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
-
-
-class ConvBnRelu(nn.Module):
-    def __init__(
-        self, in_channels: int, conv_out_channels: int, conv_kernel_size: int, conv_padding: int
-    ) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(
-            in_channels,
-            conv_out_channels,
-            kernel_size=conv_kernel_size,
-            padding=conv_padding,
-            bias=False,
-        )
-        self.bn = nn.BatchNorm2d(conv_out_channels)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
-        x = self.bn(x)
-        x = self.relu(x)
-        return x
 
 
 class Inception(nn.Module):
@@ -39,18 +19,69 @@ class Inception(nn.Module):
         self, in_channels: int, ch1x1: int, ch3x3: tuple[int, int], ch5x5: tuple[int, int]
     ) -> None:
         super().__init__()
-        self.branch1 = ConvBnRelu(in_channels, ch1x1, 1, 0)
+        self.branch1 = nn.Sequential(
+            OrderedDict(
+                [
+                    ("conv", nn.Conv2d(in_channels, ch1x1, kernel_size=1, bias=False)),
+                    ("bn", nn.BatchNorm2d(ch1x1)),
+                    ("relu", nn.ReLU(inplace=True)),
+                ]
+            )
+        )
         self.branch2 = nn.Sequential(
-            ConvBnRelu(in_channels, ch3x3[0], 1, 0),
-            ConvBnRelu(ch3x3[0], ch1x1, 3, 1),
+            nn.Sequential(
+                OrderedDict(
+                    [
+                        ("conv", nn.Conv2d(in_channels, ch3x3[0], kernel_size=1, bias=False)),
+                        ("bn", nn.BatchNorm2d(ch3x3[0])),
+                        ("relu", nn.ReLU(inplace=True)),
+                    ]
+                )
+            ),
+            nn.Sequential(
+                OrderedDict(
+                    [
+                        ("conv", nn.Conv2d(ch3x3[0], ch1x1, kernel_size=3, padding=1, bias=False)),
+                        ("bn", nn.BatchNorm2d(ch1x1)),
+                        ("relu", nn.ReLU(inplace=True)),
+                    ]
+                )
+            ),
         )
         self.branch3 = nn.Sequential(
-            ConvBnRelu(in_channels, ch5x5[0], 1, 0),
-            ConvBnRelu(ch5x5[0], ch5x5[1], 5, 2),
+            nn.Sequential(
+                OrderedDict(
+                    [
+                        ("conv", nn.Conv2d(in_channels, ch5x5[0], kernel_size=1, bias=False)),
+                        ("bn", nn.BatchNorm2d(ch5x5[0])),
+                        ("relu", nn.ReLU(inplace=True)),
+                    ]
+                )
+            ),
+            nn.Sequential(
+                OrderedDict(
+                    [
+                        (
+                            "conv",
+                            nn.Conv2d(ch5x5[0], ch5x5[1], kernel_size=5, padding=2, bias=False),
+                        ),
+                        ("bn", nn.BatchNorm2d(ch5x5[1])),
+                        ("relu", nn.ReLU(inplace=True)),
+                    ]
+                )
+            ),
         )
         self.branch4 = nn.Sequential(
             nn.MaxPool2d(kernel_size=3, stride=1, padding=1),
-            ConvBnRelu(in_channels, ch5x5[1], 1, 0),
+            nn.Sequential(
+                OrderedDict(
+                    [
+                        ("conv", nn.Conv2d(in_channels, ch5x5[1], kernel_size=1, bias=False)),
+                        ("bn", nn.BatchNorm2d(ch5x5[1])),
+                        ("relu", nn.ReLU(inplace=True)),
+                    ]
+                )
+            ),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -66,6 +97,7 @@ class Stage(nn.Module):
     def __init__(
         self,
         in_channels: int,
+        c: int,
         mixed_ch1x1: int,
         mixed_ch3x3: tuple[int, int],
         mixed_ch5x5: tuple[int, int],
@@ -81,25 +113,25 @@ class Stage(nn.Module):
 class MiniInception(nn.Module):
     """The `mini_inception` network."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
         self.stem = nn.Conv2d(3, 16, kernel_size=3, stride=2, padding=1)
         self.bn_1 = nn.BatchNorm2d(16)
         self.relu_1 = nn.ReLU(inplace=True)
         self.stage1 = nn.Sequential(
-            Stage(16, 16, (8, 16), (8, 8)),
+            Stage(16, 64, 16, (8, 16), (8, 8)),
         )
         self.maxpool_1 = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.stage2 = nn.Sequential(
-            Stage(48, 32, (16, 32), (8, 8)),
+            Stage(48, 128, 32, (16, 32), (8, 8)),
         )
         self.maxpool_2 = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.stage3 = nn.Sequential(
-            Stage(80, 64, (32, 64), (8, 16)),
+            Stage(80, 256, 64, (32, 64), (8, 16)),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten_1 = nn.Flatten()
-        self.fc = nn.Linear(160, 10)
+        self.fc = nn.Linear(160, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x 3 x 64 x 64

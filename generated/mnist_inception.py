@@ -38,7 +38,7 @@ class InceptionA(nn.Module):
 class MnistInception(nn.Module):
     """The `mnist_inception` network."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
         self.mp1 = nn.MaxPool2d(kernel_size=2)
@@ -48,7 +48,7 @@ class MnistInception(nn.Module):
         self.mp2 = nn.MaxPool2d(kernel_size=2)
         self.relu_2 = nn.ReLU()
         self.incep2 = InceptionA(20)
-        self.fc = nn.Linear(1408, 10)
+        self.fc = nn.Linear(1408, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x 1 x 28 x 28

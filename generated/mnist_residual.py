@@ -30,7 +30,7 @@ class ResidualBlock(nn.Module):
 class MnistResidual(nn.Module):
     """The `mnist_residual` network."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, 16, kernel_size=5)
         self.relu_1 = nn.ReLU(inplace=True)
@@ -40,7 +40,7 @@ class MnistResidual(nn.Module):
         self.relu_2 = nn.ReLU(inplace=True)
         self.mp2 = nn.MaxPool2d(kernel_size=2)
         self.rblock2 = ResidualBlock(32)
-        self.fc = nn.Linear(512, 10)
+        self.fc = nn.Linear(512, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x 1 x 28 x 28

@@ -13,40 +13,22 @@ from torch import nn
 class BasicBlock(nn.Module):
     """two 3x3 convs; downsample (1x1 conv + bn) when the stride or the width changes"""
 
-    def __init__(self, inplanes: int) -> None:
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, inplanes, kernel_size=3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(inplanes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(inplanes, inplanes, kernel_size=3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(inplanes)
-        self.relu_1 = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-        out = self.conv2(out)
-        bn2 = self.bn2(out)
-        x = bn2 + x
-        x = self.relu_1(x)
-        return x
-
-
-class BasicBlockDownsample(nn.Module):
-    """two 3x3 convs; downsample (1x1 conv + bn) when the stride or the width changes"""
-
-    def __init__(self, inplanes: int, planes: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=3, stride=2, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(
+            inplanes, planes, kernel_size=3, stride=stride, padding=1, bias=False
+        )
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = nn.Sequential(
-            nn.Conv2d(inplanes, planes, kernel_size=1, stride=2, bias=False),
-            nn.BatchNorm2d(planes),
-        )
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes),
+            )
+        else:
+            self.downsample = None
         self.relu_1 = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -55,7 +37,9 @@ class BasicBlockDownsample(nn.Module):
         out = self.relu(out)
         out = self.conv2(out)
         bn2 = self.bn2(out)
-        downsample = self.downsample(x)
+        downsample = x
+        if self.downsample is not None:
+            downsample = self.downsample(x)
         x = bn2 + downsample
         x = self.relu_1(x)
         return x
@@ -64,39 +48,25 @@ class BasicBlockDownsample(nn.Module):
 class ResNet(nn.Module):
     """The `resnet34` network."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 1000, layers: tuple[int, ...] = (3, 4, 6, 3)) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = nn.Sequential(
-            BasicBlock(64),
-            BasicBlock(64),
-            BasicBlock(64),
-        )
+        self.layer1 = nn.Sequential(*[BasicBlock(64, 64) for _ in range(layers[0])])
         self.layer2 = nn.Sequential(
-            BasicBlockDownsample(64, 128),
-            BasicBlock(128),
-            BasicBlock(128),
-            BasicBlock(128),
+            BasicBlock(64, 128, stride=2), *[BasicBlock(128, 128) for _ in range(1, layers[1])]
         )
         self.layer3 = nn.Sequential(
-            BasicBlockDownsample(128, 256),
-            BasicBlock(256),
-            BasicBlock(256),
-            BasicBlock(256),
-            BasicBlock(256),
-            BasicBlock(256),
+            BasicBlock(128, 256, stride=2), *[BasicBlock(256, 256) for _ in range(1, layers[2])]
         )
         self.layer4 = nn.Sequential(
-            BasicBlockDownsample(256, 512),
-            BasicBlock(512),
-            BasicBlock(512),
+            BasicBlock(256, 512, stride=2), *[BasicBlock(512, 512) for _ in range(1, layers[3])]
         )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten_1 = nn.Flatten()
-        self.fc = nn.Linear(512, 1000)
+        self.fc = nn.Linear(512, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x 3 x 224 x 224

@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 
-class BottleneckDownsample(nn.Module):
+class Bottleneck(nn.Module):
     """1x1 reduce, 3x3 (strided), 1x1 expand x4; downsample (1x1 conv + bn) when the stride or the
     width changes
     """
 
-    def __init__(self, inplanes: int, planes: int, stride: int) -> None:
+    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -25,10 +25,13 @@ class BottleneckDownsample(nn.Module):
         self.relu_1 = nn.ReLU(inplace=True)
         self.conv3 = nn.Conv2d(planes, planes * 4, kernel_size=1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.downsample = nn.Sequential(
-            nn.Conv2d(inplanes, planes * 4, kernel_size=1, stride=stride, bias=False),
-            nn.BatchNorm2d(planes * 4),
-        )
+        if stride != 1 or inplanes != planes * 4:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes * 4, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes * 4),
+            )
+        else:
+            self.downsample = None
         self.relu_2 = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,39 +43,10 @@ class BottleneckDownsample(nn.Module):
         out = self.relu_1(out)
         out = self.conv3(out)
         bn3 = self.bn3(out)
-        downsample = self.downsample(x)
+        downsample = x
+        if self.downsample is not None:
+            downsample = self.downsample(x)
         x = bn3 + downsample
-        x = self.relu_2(x)
-        return x
-
-
-class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3 (strided), 1x1 expand x4; downsample (1x1 conv + bn) when the stride or the
-    width changes
-    """
-
-    def __init__(self, inplanes: int, planes: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.relu_1 = nn.ReLU(inplace=True)
-        self.conv3 = nn.Conv2d(planes, inplanes, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(inplanes)
-        self.relu_2 = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        out = self.relu_1(out)
-        out = self.conv3(out)
-        bn3 = self.bn3(out)
-        x = bn3 + x
         x = self.relu_2(x)
         return x
 
@@ -80,39 +54,27 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """The `resnet50` network."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 1000, layers: tuple[int, ...] = (3, 4, 6, 3)) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layer1 = nn.Sequential(
-            BottleneckDownsample(64, 64, 1),
-            Bottleneck(256, 64),
-            Bottleneck(256, 64),
+            Bottleneck(64, 64), *[Bottleneck(256, 64) for _ in range(1, layers[0])]
         )
         self.layer2 = nn.Sequential(
-            BottleneckDownsample(256, 128, 2),
-            Bottleneck(512, 128),
-            Bottleneck(512, 128),
-            Bottleneck(512, 128),
+            Bottleneck(256, 128, stride=2), *[Bottleneck(512, 128) for _ in range(1, layers[1])]
         )
         self.layer3 = nn.Sequential(
-            BottleneckDownsample(512, 256, 2),
-            Bottleneck(1024, 256),
-            Bottleneck(1024, 256),
-            Bottleneck(1024, 256),
-            Bottleneck(1024, 256),
-            Bottleneck(1024, 256),
+            Bottleneck(512, 256, stride=2), *[Bottleneck(1024, 256) for _ in range(1, layers[2])]
         )
         self.layer4 = nn.Sequential(
-            BottleneckDownsample(1024, 512, 2),
-            Bottleneck(2048, 512),
-            Bottleneck(2048, 512),
+            Bottleneck(1024, 512, stride=2), *[Bottleneck(2048, 512) for _ in range(1, layers[3])]
         )
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten_1 = nn.Flatten()
-        self.fc = nn.Linear(2048, 1000)
+        self.fc = nn.Linear(2048, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x 3 x 224 x 224

@@ -13,7 +13,7 @@ from torch import nn
 class ZFNet(nn.Module):
     """The `zfnet` network."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 96, kernel_size=7, stride=2, padding=1)
         self.relu_1 = nn.ReLU(inplace=True)
@@ -37,7 +37,7 @@ class ZFNet(nn.Module):
         self.fc7 = nn.Linear(4096, 4096)
         self.relu_7 = nn.ReLU(inplace=True)
         self.dropout_2 = nn.Dropout()
-        self.fc8 = nn.Linear(4096, 1000)
+        self.fc8 = nn.Linear(4096, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x 3 x 224 x 224

@@ -93,10 +93,30 @@ def test_reads_as_hand_written():
     assert "self.inception4a = Inception(480, 192, (96, 208), (16, 48), 64)" in source
     assert "nn.Conv2d(ch3x3[0], ch3x3[1], kernel_size=3, padding=1)" in source
     assert "        # N x 832 x 7 x 7\n" in source
-    assert "self.aux1 = AuxHead(512)" in source
+    # spec parameters are the model's keyword arguments, passed on to the blocks that read them
+    assert "class GoogLeNet(nn.Module):" in source
+    assert "    def __init__(self, num_classes: int = 1000) -> None:" in source
+    assert "    def __init__(self, in_channels: int, num_classes: int) -> None:" in source
+    assert "self.aux1 = AuxHead(512, num_classes)" in source
+    assert "self.classifier = nn.Linear(1024, num_classes)" in source
     source = _generate(SPECS / "resnet50.yaml")
+    # one class for every Bottleneck: its parameters with their defaults, the spec's
+    # expressions, and the downsample an `if:` leaves out as a constructor branch
+    assert source.count("class Bottleneck") == 1
+    assert "    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:" in source
     assert "self.conv3 = nn.Conv2d(planes, planes * 4, kernel_size=1, bias=False)" in source
-    assert "class BottleneckDownsample(nn.Module):" in source
+    assert "        if stride != 1 or inplanes != planes * 4:\n" in source
+    assert "            self.downsample = None\n" in source
+    assert "        if self.downsample is not None:\n" in source
+    assert "BottleneckDownsample" not in source
+    # the model takes the spec's parameters; a repeat counted by one is a loop
+    assert (
+        "def __init__(self, num_classes: int = 1000, layers: tuple[int, ...] = (3, 4, 6, 3))"
+        in source
+    )
+    assert "*[Bottleneck(256, 64) for _ in range(1, layers[0])]" in source
+    assert "self.layer2 = nn.Sequential(\n            Bottleneck(256, 128, stride=2)," in source
+    assert "self.fc = nn.Linear(2048, num_classes)" in source
 
 
 # --- per-op facts: the names of positional arguments --------------------------------------------

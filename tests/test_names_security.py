@@ -479,8 +479,8 @@ def test_a_block_parameter_named_like_a_class_keeps_its_name(tmp_path):
     source = codegen_file(result, "hostile.yaml")
     assert_only_the_model(source)
     assert "class Inner2(nn.Module):" in source
-    assert "def __init__(self, in_channels: int, Inner: int) -> None:" in source
-    assert "self.a = Inner2(in_channels, Inner)" in source
+    assert "def __init__(self, in_channels: int, Inner: int = 4) -> None:" in source
+    assert "self.a = Inner2(in_channels, c=Inner)" in source
     assert_builds_like_build(source, data, tmp_path)
 
 
@@ -590,7 +590,9 @@ def test_a_block_parameter_named_like_a_generated_one_keeps_its_values(tmp_path)
     source = codegen_file(result, "hostile.yaml")
     assert_only_the_model(source)
     assert_builds_like_build(source, data, tmp_path)
-    assert "nn.Conv2d(in_channels, conv_1_out_channels_2, kernel_size=1)" in source
+    # the width is written as the spec writes it, beside the parameter of the same name
+    assert "nn.Conv2d(in_channels, w + 1, kernel_size=1)" in source
+    assert "nn.Dropout(p=conv_1_out_channels / 10)" in source
 
 
 def test_codegen_renames_what_lint_would_refuse_in_a_graph_built_by_hand(tmp_path):
