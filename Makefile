@@ -33,7 +33,7 @@ test: setup
 # exports those up to 50 M parameters): tests/test_zoo.py and tests/test_export.py with
 # YARCH_ZOO=all.
 test-zoo: setup
-	YARCH_ZOO=all $(BIN)/pytest -q tests/test_zoo.py tests/test_export.py
+	YARCH_ZOO=all $(BIN)/pytest -q tests/test_zoo.py tests/test_export.py tests/test_codegen_args.py tests/test_optimize.py
 
 # What `make test` runs, with the tools in $(BIN) (`make lock` passes its own)
 check:

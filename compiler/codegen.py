@@ -2,12 +2,17 @@
 
 The module tree is the one `build` instantiates and the forward code is printed by the same
 function, so the generated module has the same submodule names, the same `state_dict` and the
-same outputs. What codegen adds is what a person adds when writing the model by hand: one
-class per block type, reused with constructor arguments (`Inception(480, 192, (96, 208),
-(16, 48), 64)`), arguments named after the block's parameters, and `# N x C x H x W` comments.
-Jinja2 lays out the file (`templates/model.py.j2`) from the classes found here, one statement
-a line, and `ruff format` breaks the long lines, so the output passes `ruff check` and
-`ruff format --check`. No torch import here.
+same outputs. What codegen adds is what a person adds when writing the model by hand, in
+torchvision's style: a model class whose constructor takes the spec's parameters with their
+defaults; one class per block type, whose constructor takes the block's parameters and
+computes what the spec computes from them (`trace.py` finds, for every constructor argument,
+the spec expression it came from); a layer an `if:` leaves out of some instances built under
+its condition (`_merge`); repeats counted by a parameter as loops; `# N x C x H x W`
+comments. Where no expression explains a value that differs between a block's instances,
+the value becomes a constructor argument of its own (`_match`, `_parameterize`), as it does
+for composites (`Inception(480, 192, (96, 208), (16, 48), 64)`). Jinja2 lays out the file
+(`templates/model.py.j2`), one statement a line, and `ruff format` breaks the long lines, so
+the output passes `ruff check` and `ruff format --check`. No torch import here.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ import jinja2
 from .expr import is_reference
 from .gcpause import no_cyclic_gc
 from .graph import ArchGraph
-from .lower import Container, Leaf, is_chain, lower, render_forward
+from .init import init_lines
+from .lower import Container, Leaf, is_chain, lower, module_classes, render_forward
 from .names import Namespace, class_name, class_names, safe_identifier
 from .ops.base import OPS, TorchParameter, fmt_shape
 from .symbolic import MAKE_DIVISIBLE, checked, fold, names_of, plain, same, text
@@ -1320,6 +1326,8 @@ def generate(
             first, cls.slots, defs, [0], tr if cls.symbolic else None, cls.optional
         )
         cls.init_lines = _init_lines(cls, entries)
+        if not first.path:
+            cls.init_lines += init_lines(graph.init, graph.model_class, module_classes(root))
         if first.path:
             if cls.sequential_base:
                 cls.forward = []

@@ -133,6 +133,7 @@ class ArchGraph:
     block_params: dict[str, tuple[str, ...]] = field(default_factory=dict)
     scale: str | None = None  # the row of the spec's `scales` table it was resolved with
     class_: str | None = None  # the spec's `class:`, the model's class name it chose
+    init: str = "none"  # the spec's `init:`, its weight initialisation (`compiler/init.py`)
     # the spec's parameters as resolved (the model's keyword arguments in generated code), and
     # those written as an expression of others (`${base * 2}`), as written
     params: dict[str, Any] = field(default_factory=dict)

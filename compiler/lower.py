@@ -417,3 +417,14 @@ def render_forward(
         for variable, train_only in c.outputs.values()
     )
     return [*lines, f"{indent}return {outputs_class}({fields})"]
+
+
+def module_classes(c: Container) -> set[str]:
+    """The torch classes of the modules in `c`'s tree (`Conv2d`), for its initialisation."""
+    out: set[str] = set()
+    for child in c.children:
+        if isinstance(child, Container):
+            out |= module_classes(child)
+        elif child.call is not None:
+            out.add(child.call.cls)
+    return out

@@ -18,10 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 from .blocks import define_blocks, normalize_list
-from .diagnostics import Diagnostic, warning
+from .diagnostics import Diagnostic, error, warning
 from .expand import Expander
 from .expr import is_reference
 from .graph import ArchGraph, Node
+from .init import problem as init_problem
 from .limits import TooLarge, check_size
 from .link import Linker, Ref
 from .loader import Document
@@ -43,6 +44,17 @@ def resolve(
     suggest = Suggestions()  # one budget of did-you-mean comparisons for the whole run
     graph = ArchGraph(spec.name or "model", ())
     graph.class_ = spec.class_
+    graph.init = spec.init or "none"
+    why = init_problem(graph.init, graph.model_class)
+    if why:
+        diags.append(
+            error(
+                "invalid-value",
+                why,
+                doc.span(("init",)),
+                help="use `init: kaiming` (He et al., as torchvision's ResNet) or `init: none`",
+            )
+        )
 
     params = Parameters(doc, spec, diags, suggest, overrides, scale)
     env = params.top_env()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -110,6 +110,9 @@ class Spec(BaseModel):
     class_: str | None = Field(None, alias="class")
     source: str | None = None
     description: str | None = None
+    # weight initialisation (`compiler/init.py`): PyTorch's defaults, He et al.'s normal
+    # initialisation, or the scheme torchvision's class of the spec's `class:` runs
+    init: Literal["none", "kaiming", "torchvision"] | None = None
     # [channels, height, width] ([C, L], [C, D, H, W] for 1-D and 3-D maps); the batch
     # dimension is implicit
     input: list[Any] | None = Field(None, min_length=1, max_length=4)

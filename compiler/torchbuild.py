@@ -19,9 +19,10 @@ import torch.utils._pytree as pytree
 from torch import nn
 
 from .gcpause import no_cyclic_gc
+from .init import init_lines
 from .lint.rules import MAX_ACTIVATION_BYTES, MAX_PARAMS, budget_problems
 from .loader import Document
-from .lower import Container, lower, render_forward
+from .lower import Container, lower, module_classes, render_forward
 from .names import class_name
 from .ops.base import BuildError, TorchParameter
 from .pipeline import Result, SpecError, lint_document, lint_file
@@ -115,6 +116,18 @@ def instantiate(c: Container, model_name: str) -> nn.Module:
     return module
 
 
+def _initialize(module: nn.Module, graph: Any, root: Container) -> None:
+    """The spec's `init:`, run as the lines generated code writes at the end of the model's
+    constructor (`compiler/init.py`), so that both draw the same weights from one seed."""
+    lines = init_lines(graph.init, graph.model_class, module_classes(root))
+    if not lines:
+        return
+    source = "def initialize(self):\n" + "".join(f"    {line}\n" for line in lines)
+    namespace: dict[str, Any] = {"nn": nn, "torch": torch}
+    exec(compile(source, f"<yarch {graph.model_class} init>", "exec"), namespace)
+    namespace["initialize"](module)
+
+
 def available_memory() -> int | None:
     """Bytes of memory this process could still take: the kernel's estimate of what is
     available, bounded by the cgroup's limit (a container) when there is one; None if unknown."""
@@ -198,6 +211,7 @@ def build_linted(
             raise SpecError(
                 result, f"not enough memory to allocate the model's weights ({type(exc).__name__})"
             ) from None
+    _initialize(module, result.graph, root)
     # the resolved graph travels with the module, for `compiler.optimize`
     module.__dict__["yarch_graph"] = result.graph
     return module

@@ -181,6 +181,12 @@ class GoogLeNet(nn.Module):
         self.flatten_1 = nn.Flatten()
         self.dropout_1 = nn.Dropout(p=0.2)
         self.fc = nn.Linear(1024, num_classes)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
 
     def forward(self, x: torch.Tensor) -> GoogLeNetOutputs:
         # N x 3 x 224 x 224
