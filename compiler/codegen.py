@@ -7,7 +7,7 @@ torchvision's style: a model class whose constructor takes the spec's parameters
 defaults; one class per block type, whose constructor takes the block's parameters and
 computes what the spec computes from them (`trace.py` finds, for every constructor argument,
 the spec expression it came from); a layer an `if:` leaves out of some instances built under
-its condition (`_merge`); repeats counted by a parameter as loops; `# N x C x H x W`
+its condition (`merge`); repeats counted by a parameter as loops; `# N x C x H x W`
 comments. Where no expression explains a value that differs between a block's instances,
 the value becomes a constructor argument of its own (`_match`, `_parameterize`), as it does
 for composites (`Inception(480, 192, (96, 208), (16, 48), 64)`). Jinja2 lays out the file
@@ -18,7 +18,6 @@ the output passes `ruff check` and `ruff format --check`. No torch import here.
 from __future__ import annotations
 
 import ast
-import copy
 import functools
 import math
 import subprocess
@@ -30,11 +29,19 @@ from typing import Any
 
 import jinja2
 
+from .codeloops import sequential
+from .codemerge import (
+    Merge,
+    dependency_order,
+    names_ok,
+    plan_merges,
+    sequential_base,
+)
 from .expr import is_reference
 from .gcpause import no_cyclic_gc
 from .graph import ArchGraph
 from .init import init_lines
-from .lower import Container, Leaf, is_chain, lower, module_classes, render_forward
+from .lower import Container, Leaf, lower, module_classes, render_forward
 from .names import Namespace, class_name, class_names, safe_identifier
 from .ops.base import OPS, TorchParameter, fmt_shape
 from .symbolic import MAKE_DIVISIBLE, checked, fold, names_of, plain, same, text
@@ -43,11 +50,6 @@ from .trace import IN_CHANNELS, Trace, trace
 LINE_LENGTH = 100
 INDENT = "    "
 RESERVED = frozenset({"torch", "nn", "F", "NamedTuple", "Tensor", "self", "x", "out"})
-# what a constructor's parameters must not hide: the file's imports and helpers, and the
-# loop variable of a repeat (builtins and `super` are refused by `safe_identifier`)
-CONSTRUCTOR_NAMES = frozenset(
-    {"torch", "nn", "F", "NamedTuple", "OrderedDict", "math", MAKE_DIVISIBLE, "i", "_"}
-)
 # seconds `ruff format` may take: 0.15 s for a 40,000-layer model, so only a hang hits this
 FORMAT_TIMEOUT = 60.0
 
@@ -376,7 +378,7 @@ def _parameterize_symbolic(
     spec_params = [
         p for p in ctxs[0].names if p not in declared and p not in (IN_CHANNELS, "i", "n")
     ]
-    if not _names_ok([*declared, *spec_params]):
+    if not names_ok([*declared, *spec_params]):
         return False
     layout = members[0] if cls.pairs else None
     rows = [_values(m, defs, layout, cls.pairs.get(id(m))) for m in members]
@@ -495,13 +497,6 @@ def _repeat_names(c: Container, tr: Trace) -> set[str]:
                 out |= names_of(count)
             out |= _repeat_names(child, tr)
     return out
-
-
-def _names_ok(names: list[str]) -> bool:
-    """Whether spec names can be the constructor's parameter names as they are: none hides
-    what the constructor uses (`super`, `nn`, a builtin); lint refuses such block
-    parameters, and a spec's own parameters named so keep their values as literals."""
-    return all(p.isidentifier() and safe_identifier(p, CONSTRUCTOR_NAMES) == p for p in names)
 
 
 def _derived(name: str, graph: ArchGraph) -> list[str]:
@@ -672,7 +667,7 @@ def _construct(
                 else:
                     built = [(e.attr, e.expr, e.register) for e in items]
                     out.append(
-                        _Entry(child.attr, _sequential(child, built, tr), "add_module", condition)
+                        _Entry(child.attr, sequential(child, built, tr), "add_module", condition)
                     )
             else:
                 d = defs[id(child)]
@@ -795,420 +790,6 @@ def _merged_forward(
     return [*lines, f"return {c.result}"]
 
 
-@dataclass
-class _Merge:
-    """Instances of one block type that differ only in layers an `if:` leaves out, as one
-    class: those layers are built under their condition (else None, or left out of an
-    nn.Sequential), and forward skips a missing one (its value is its input's, as a disabled
-    layer's is)."""
-
-    rep: Container  # the instance with every conditional layer
-    optional: dict[int, str]  # id of a layer of `rep` -> its condition
-    # member id -> (id of a layer of `rep` -> that member's layer in its place)
-    pairs: dict[int, dict[int, Leaf | Container]]
-
-
-def _condition(ch: Leaf | Container, graph: ArchGraph) -> Any:
-    if isinstance(ch, Leaf):
-        return ch.node.layer.fields.get("if") if ch.node.layer is not None else None
-    inst = graph.instances.get(".".join(ch.path))
-    return inst.args.get("if") if inst is not None else None
-
-
-def _origin(ch: Leaf | Container, graph: ArchGraph) -> tuple:
-    """Which layer of the spec a child was made from: its span (a block's instances share
-    their body's), else its name."""
-    if isinstance(ch, Leaf):
-        span = ch.node.layer.span if ch.node.layer is not None else None
-        return ("leaf", ch.node.op.name, span if span is not None else ch.attr)
-    inst = graph.instances.get(".".join(ch.path))
-    span = inst.span if inst is not None else None
-    return ("module", ch.block, span if span is not None else ch.attr)
-
-
-def _kind(ch: Leaf | Container, keys: dict[int, tuple]) -> Any:
-    """What must agree for two layers to be one in a class: a module's class (its structure
-    key), a leaf's torch class and keywords."""
-    if isinstance(ch, Container):
-        return None if ch.sequential else keys.get(id(ch))
-    if ch.call is None:
-        return ch.node.op.name
-    return (ch.call.cls, len(ch.call.args), tuple(k for k, _, _ in ch.call.kwargs))
-
-
-def _pairs(
-    r: Container,
-    m: Container,
-    graph: ArchGraph,
-    out: dict[int, Leaf | Container],
-    keys: dict[int, tuple],
-) -> set[int] | None:
-    """`m`'s children matched to `r`'s by the layer they were made from, inside sequences
-    too: the ids of `r`'s children `m` lacks, or None if `m` is not `r` less some of them."""
-    missing: set[int] = set()
-    theirs = m.children
-    j = 0
-    for mine in r.children:
-        if (
-            j < len(theirs)
-            and type(mine) is type(theirs[j])
-            and _origin(mine, graph) == _origin(theirs[j], graph)
-            and _kind(mine, keys) == _kind(theirs[j], keys)
-        ):
-            other = theirs[j]
-            out[id(mine)] = other
-            if isinstance(mine, Container) and isinstance(other, Container):
-                if mine.sequential != other.sequential:
-                    return None
-                if mine.sequential:
-                    sub = _pairs(mine, other, graph, out, keys)
-                    if sub is None:
-                        return None
-                    missing |= sub
-            j += 1
-        else:
-            missing.add(id(mine))
-    return missing if j == len(theirs) else None
-
-
-def _size(c: Container) -> int:
-    return sum(
-        1 + (_size(ch) if isinstance(ch, Container) and ch.sequential else 0) for ch in c.children
-    )
-
-
-def _walk(c: Container) -> list[Leaf | Container]:
-    out: list[Leaf | Container] = []
-    for ch in c.children:
-        out.append(ch)
-        if isinstance(ch, Container) and ch.sequential:
-            out += _walk(ch)
-    return out
-
-
-def _merge(
-    groups: list[list[Container]], graph: ArchGraph, tr: Trace, keys: dict[int, tuple]
-) -> _Merge | None:
-    from .symbolic import Untranslatable, evaluate, translate
-
-    rep = max((g[0] for g in groups), key=_size)
-    pairs: dict[int, dict[int, Leaf | Container]] = {}
-    lacking: dict[int, set[int]] = {}
-    optional: set[int] = set()
-    for group in groups:
-        for m in group:
-            found: dict[int, Leaf | Container] = {}
-            missing = set() if m is rep else _pairs(rep, m, graph, found, keys)
-            if missing is None:
-                return None
-            pairs[id(m)] = found
-            lacking[id(m)] = missing
-            optional |= missing
-    sequential_base = _sequential_base([m for g in groups for m in g])
-    conditions: dict[int, str] = {}
-    for child in _walk(rep):
-        if id(child) not in optional:
-            continue
-        top = any(child is ch for ch in rep.children)
-        if top and not sequential_base and not child.attr.isidentifier():
-            return None
-        raw = _condition(child, graph)
-        if raw is None:
-            return None
-        texts: set[str] = set()
-        for group in groups:
-            for m in group:
-                ctx = tr.context(m.path)
-                try:
-                    node = translate(raw, ctx.names, set())
-                    has = id(child) not in lacking[id(m)]
-                    if bool(evaluate(node, ctx.values)) is not has:
-                        return None
-                except Exception:
-                    return None
-                texts.add(text(node))
-        if len(texts) != 1:
-            return None
-        conditions[id(child)] = texts.pop()
-    del Untranslatable
-    return _Merge(rep, conditions, pairs)
-
-
-def _sequential_base(members: list[Container]) -> bool:
-    """Whether a block's class is an nn.Sequential (torchvision's Conv2dNormActivation): its
-    instances are chains of modules numbered 0, 1, 2 ..."""
-    return all(
-        m.path
-        and not m.opened
-        and m.children
-        and [ch.attr for ch in m.children] == [str(i) for i in range(len(m.children))]
-        and is_chain(m)
-        for m in members
-    )
-
-
-def _dependency_order(groups: dict[tuple, list[Container]]) -> list[list[Container]]:
-    """The groups, each after the groups of the classes its members construct (in the order
-    they first appear otherwise): a merged class's members may call a class that first
-    appears after the first of them."""
-    group_of = {id(m): key for key, members in groups.items() for m in members}
-
-    def needs(c: Container) -> list[tuple]:
-        out = []
-        for child in c.children:
-            if isinstance(child, Container):
-                out += needs(child) if child.sequential else [group_of[id(child)]]
-        return out
-
-    order: list[tuple] = []
-    done: set[tuple] = set()
-    for key in groups:
-        stack = [(key, iter(dict.fromkeys(d for m in groups[key] for d in needs(m))))]
-        if key in done:
-            continue
-        done.add(key)
-        while stack:
-            current, pending = stack[-1]
-            nxt = next((d for d in pending if d not in done), None)
-            if nxt is None:
-                order.append(current)
-                stack.pop()
-                continue
-            done.add(nxt)
-            stack.append((nxt, iter(dict.fromkeys(d for m in groups[nxt] for d in needs(m)))))
-    return [groups[key] for key in order]
-
-
-def _plan_merges(
-    groups: dict[tuple, list[Container]],
-    graph: ArchGraph,
-    tr: Trace,
-    keys: dict[int, tuple],
-    planned: dict[str, _Merge],
-) -> dict[str, _Merge]:
-    """The block types (not `planned` already) whose instances make several classes that
-    can be one."""
-    by_type: dict[str, list[list[Container]]] = defaultdict(list)
-    for members in groups.values():
-        first = members[0]
-        if first.path and tr.is_block(graph.instances.get(".".join(first.path))):
-            by_type[first.block].append(members)
-    plans = {}
-    for block, found in by_type.items():
-        if block in planned or len(found) < 2:
-            continue
-        if _names_ok([*graph.block_params.get(block, ()), *(p for p in graph.params)]):
-            plan = _merge(found, graph, tr, keys)
-            if plan is not None:
-                plans[block] = plan
-    return plans
-
-
-def _sequential(c: Container, built: list[tuple[str, str, str]], tr: Trace | None) -> str:
-    """An nn.Sequential of `built`: numbered, or named through an OrderedDict (as torchvision's
-    DenseNet); a repeat whose count is a parameter, and whose copies after the first are
-    written alike, as a loop (over the copy index `i` where the copies read it)."""
-    items = [e for _, e, _ in built]
-    names = [a for a, _, _ in built]
-    numbered = names == [str(i) for i in range(len(names))]
-    count = tr.repeats.get(c.path) if tr is not None else None
-    key = None if numbered or tr is None else tr.copy_names.get(c.path)
-    looped = None
-    if count is not None and len(items) >= 2 and (numbered or key is not None):
-        looped = _loop_item(items, 0) or _loop_item(items, 1)
-    if looped is not None:
-        start, item = looped
-        items = [_bind_index(items[0], 0), item] if start else [item, item]
-        reads = _identifiers(items[1]) | (_identifiers(key) if key else set())
-        var = "i" if "i" in reads else "_"
-        span = f"range({text(count)})" if start == 0 else f"range(1, {text(count)})"
-        if numbered:
-            first = "" if start == 0 else f"{items[0]}, "
-            return f"nn.Sequential({first}*[{items[1]} for {var} in {span}])"
-        first = "" if start == 0 else f"({names[0]!r}, {items[0]}), "
-        return f"nn.Sequential(OrderedDict([{first}*[({key}, {items[1]}) for {var} in {span}]]))"
-    # each copy of a repeat written out: the copy index it reads is its own
-    group = tr.graph.instances.get(".".join(c.path)) if tr is not None else None
-    if group is not None and group.repeat:
-        items = [_bind_index(e, k) for k, e in enumerate(items)]
-    # the trailing comma keeps one module a line, as nn.Sequential is written
-    if numbered:
-        return "nn.Sequential(" + "".join(f"{e}, " for e in items).rstrip() + ")"
-    pairs = "".join(f"({n!r}, {e}), " for n, e in zip(names, items, strict=True))
-    return f"nn.Sequential(OrderedDict([{pairs.rstrip()}]))"
-
-
-def _loop_item(items: list[str], start: int) -> tuple[int, str] | None:
-    """One constructor for the copies from `start` on, over their index `i`: the copies
-    written alike, or differing only in sums linear in their index (DenseNet's
-    `num_init_features + i * growth_rate` input channels, which tracing wrote as
-    `num_init_features + growth_rate + growth_rate`)."""
-    rest = items[start:]
-    if not rest:
-        return None
-    if len(set(rest)) == 1:
-        return start, rest[0]
-    try:
-        trees = [ast.parse(item, mode="eval").body for item in rest]
-    except SyntaxError:
-        return None
-    merged = _linear_merge(trees, start)
-    return (start, ast.unparse(merged)) if merged is not None else None
-
-
-def _linear_merge(trees: list[ast.AST], start: int) -> ast.AST | None:
-    """The tree that is `trees[k]` at `i = start + k`, where they differ only in integer
-    sums linear in the index; None if they differ otherwise."""
-    texts = [ast.unparse(t) for t in trees]
-    if len(set(texts)) == 1:
-        return trees[0]
-    sums = (ast.BinOp, ast.Constant, ast.Name, ast.Subscript)
-    if all(isinstance(t, sums) for t in trees):
-        forms = [_linear(t) for t in trees]
-        if all(f is not None for f in forms):
-            found = _index_expr(forms, start)  # type: ignore[arg-type]
-            if found is not None:
-                return found
-    first = trees[0]
-    if any(type(t) is not type(first) for t in trees):
-        return None
-    out = copy.copy(first)
-    for name, value in ast.iter_fields(first):
-        values = [getattr(t, name) for t in trees]
-        if isinstance(value, list):
-            if any(len(v) != len(value) for v in values):
-                return None
-            merged_list = []
-            for k in range(len(value)):
-                column = [v[k] for v in values]
-                if isinstance(value[k], ast.AST):
-                    m = _linear_merge(column, start)
-                    if m is None:
-                        return None
-                    merged_list.append(m)
-                elif any(c != value[k] for c in column):
-                    return None
-                else:
-                    merged_list.append(value[k])
-            setattr(out, name, merged_list)
-        elif isinstance(value, ast.AST):
-            m = _linear_merge(values, start)
-            if m is None:
-                return None
-            setattr(out, name, m)
-        elif any(v != value for v in values):
-            return None
-    return out
-
-
-def _linear(node: ast.AST) -> tuple[int, dict[str, int]] | None:
-    """An integer sum as (constant, {term: coefficient}); None if it is none."""
-    if isinstance(node, ast.Constant) and type(node.value) is int:
-        return node.value, {}
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub):
-        left, right = _linear(node.left), _linear(node.right)
-        if left is None or right is None:
-            return None
-        sign = 1 if isinstance(node.op, ast.Add) else -1
-        terms = dict(left[1])
-        for term, k in right[1].items():
-            terms[term] = terms.get(term, 0) + sign * k
-        return left[0] + sign * right[0], terms
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
-        for a, b in ((node.left, node.right), (node.right, node.left)):
-            if isinstance(a, ast.Constant) and type(a.value) is int:
-                inner = _linear(b)
-                if inner is not None:
-                    return inner[0] * a.value, {t: k * a.value for t, k in inner[1].items()}
-    if isinstance(node, ast.Name | ast.Subscript | ast.Call | ast.BinOp):
-        return 0, {ast.unparse(node): 1}
-    return None
-
-
-def _index_expr(forms: list[tuple[int, dict[str, int]]], start: int) -> ast.expr | None:
-    """`sum((a + b * i) * term) + (c + d * i)` from the sums of copies `start`, `start + 1`
-    ...: each coefficient must be linear in the index."""
-
-    def line(values: list[int]) -> tuple[int, int] | None:
-        if len(values) == 1:
-            return None
-        step = values[1] - values[0]
-        base = values[0] - step * start
-        if any(v != base + step * (start + k) for k, v in enumerate(values)):
-            return None
-        return base, step
-
-    terms = list(dict.fromkeys(t for _, f in forms for t in f))
-    parts: list[str] = []
-    for term in terms:
-        found = line([f.get(term, 0) for _, f in forms])
-        if found is None:
-            return None
-        base, step = found
-        coefficient = " + ".join(
-            p for p in (str(base) if base else "", _times(step, "i") if step else "") if p
-        )
-        if not coefficient:
-            continue
-        if coefficient == "1":
-            parts.append(term)
-        elif base and step:
-            parts.append(f"({coefficient}) * {term}")
-        else:
-            parts.append(f"{coefficient} * {term}")
-    constant = line([c for c, _ in forms])
-    if constant is None:
-        return None
-    base, step = constant
-    if step:
-        parts.append(_times(step, "i"))
-    if base:
-        parts.append(str(base))
-    source = " + ".join(parts) or "0"
-    return ast.parse(source.replace("+ -", "- "), mode="eval").body
-
-
-def _times(k: int, name: str) -> str:
-    return name if k == 1 else f"{k} * {name}"
-
-
-class _Index(ast.NodeTransformer):
-    def __init__(self, k: int) -> None:
-        self.k = k
-
-    def visit_Name(self, node: ast.Name) -> ast.expr:
-        return ast.Constant(self.k) if node.id == "i" else node
-
-    def visit_ListComp(self, node: ast.ListComp) -> ast.expr:
-        return node  # a loop of its own binds its own `i`
-
-
-def _bind_index(source: str, k: int) -> str:
-    """A copy's constructor with the copy index `i` it reads replaced by its value."""
-    if "i" not in _identifiers(source):
-        return source
-    tree = _Index(k).visit(ast.parse(source, mode="eval"))
-    return ast.unparse(fold_all(tree.body))
-
-
-def fold_all(node: ast.expr) -> ast.expr:
-    """`fold` applied to every arithmetic subexpression."""
-
-    class Fold(ast.NodeTransformer):
-        def visit_BinOp(self, n: ast.BinOp) -> ast.expr:
-            self.generic_visit(n)
-            return fold(n)
-
-    return Fold().visit(node)
-
-
-def _identifiers(source: str) -> set[str]:
-    try:
-        return names_of(ast.parse(source, mode="eval").body)
-    except SyntaxError:
-        return set()
-
-
 def _shape_comment(graph: ArchGraph, node_id: str) -> str | None:
     shape = graph.node(node_id).shape if node_id in graph.graph else None
     return f"N x {fmt_shape(shape).replace('x', ' x ')}" if shape else None
@@ -1242,7 +823,7 @@ def generate(
     collect(root)
     tr = trace(graph, set(graph.order), {c.path for c in containers if not c.sequential})
 
-    def grouped(merged: dict[str, _Merge]) -> tuple[dict[tuple, list[Container]], dict]:
+    def grouped(merged: dict[str, Merge]) -> tuple[dict[tuple, list[Container]], dict]:
         keys: dict[int, tuple] = {}
         groups: dict[tuple, list[Container]] = defaultdict(list)
         for c in containers:
@@ -1254,10 +835,10 @@ def generate(
         return groups, keys
 
     # merged bottom up: a block is one class once the blocks it calls are
-    merges: dict[str, _Merge] = {}
+    merges: dict[str, Merge] = {}
     groups, keys = grouped(merges)
     while not optimize:
-        found = _plan_merges(groups, graph, tr, keys, merges)
+        found = plan_merges(groups, graph, tr, keys, merges)
         if not found:
             break
         merges.update(found)
@@ -1277,7 +858,7 @@ def generate(
     model = names.model
     defs: dict[int, ClassDef] = {}
     classes: list[ClassDef] = []
-    for members in _dependency_order(groups):
+    for members in dependency_order(groups):
         first = members[0]
         if not first.path:
             name = model
@@ -1300,7 +881,7 @@ def generate(
             for ch in first.children:
                 if id(ch) in cls.optional and isinstance(ch, Leaf) and ch.call is None:
                     cls.flags[ch.attr] = (flags.create_name(f"use_{ch.attr}"), cls.optional[id(ch)])
-        cls.sequential_base = bool(first.path) and _sequential_base(members)
+        cls.sequential_base = bool(first.path) and sequential_base(members)
         for m in members:
             defs[id(m)] = cls
         # an inference form is made for the parameters it was optimized with: literals
