@@ -865,10 +865,17 @@ def generate(
         elif first.block == "seq" or graph.instances[".".join(first.path)].repeat:
             # a sequence that is no nn.Sequential: named after where it stands (`Classifier`;
             # `CNBlockBlock`, the `block` of a `CNBlock`)
-            owner = tr.owner(first.path[:-1])
+            owner = next(
+                (
+                    first.path[:k]
+                    for k in range(len(first.path) - 1, 0, -1)
+                    if tr.is_block(graph.instances.get(".".join(first.path[:k])))
+                ),
+                (),
+            )
             where = graph.instances[".".join(owner)].block if owner else ""
             name = names.namespace.create_name(
-                where + class_name("_".join(first.path[len(owner) :]))
+                class_name(where) * bool(where) + class_name("_".join(first.path[len(owner) :]))
             )
         else:
             name = names.for_block(first.block)  # a second class of a block type: numbered
