@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -205,15 +206,32 @@ def translate(raw: Any, names: Mapping[str, ast.expr], used: set[str]) -> ast.ex
     if source.isidentifier():
         if source not in names:
             raise Untranslatable(source)
-        return copy.deepcopy(names[source])
+        return names[source]  # trees are never changed once made: shared
     tree = _parse(source)
     if isinstance(tree, str):
         raise Untranslatable(tree)
-    found: set[str] = set()
-    out = _Rename(names, found).visit(copy.deepcopy(tree))
-    used |= found
-    return out
+    read = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)})
+    key = (source, tuple((n, ast.dump(names[n]) if n in names else None) for n in read))
+    found = _TRANSLATED.get(key)
+    if found is None:
+        helpers: set[str] = set()
+        try:
+            node: ast.expr | Untranslatable = _Rename(names, helpers).visit(copy.deepcopy(tree))
+        except Untranslatable as exc:
+            node = exc
+        if len(_TRANSLATED) > 10_000:  # bounded, in a long-running process
+            _TRANSLATED.clear()
+        found = _TRANSLATED[key] = (node, frozenset(helpers))
+    node, helpers = found
+    if isinstance(node, Untranslatable):
+        raise node
+    used |= helpers
+    return node
 
+
+# translations made, by source and what its names stand for (a block's instances translate
+# the same fields again and again)
+_TRANSLATED: dict[tuple, tuple[Any, frozenset[str]]] = {}
 
 _EVAL_GLOBALS: dict[str, Any] = {
     "__builtins__": {"min": min, "max": max, "int": int, "round": round},
@@ -222,10 +240,14 @@ _EVAL_GLOBALS: dict[str, Any] = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
+def _compiled(source: str) -> Any:
+    return compile(source, "<sym>", "eval")
+
+
 def evaluate(node: ast.expr, values: Mapping[str, Any]) -> Any:
     """The value of `node` in Python, with the generated code's names bound to `values`."""
-    code = compile(ast.fix_missing_locations(ast.Expression(copy.deepcopy(node))), "<sym>", "eval")
-    return eval(code, dict(_EVAL_GLOBALS), dict(values))
+    return eval(_compiled(text(node)), dict(_EVAL_GLOBALS), dict(values))
 
 
 def same(a: Any, b: Any) -> bool:
