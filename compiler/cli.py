@@ -844,6 +844,21 @@ def diff_command(spec_a: str, spec_b: str, fmt: str, sets: tuple[str, ...]) -> N
     echo(render_diff(diff_graphs(a, b, spec_a, spec_b), fmt))
 
 
+@cli.command("lsp")
+def lsp_command() -> None:
+    """A language server over stdin and stdout, for editors: yarch's diagnostics as you type,
+    each layer's inferred shape as an inlay hint, hovers with shapes, parameters and MACs."""
+    try:
+        from .lsp import serve
+    except ImportError as exc:  # the optional `lsp` extra is not installed
+        echo(
+            f"yarch: `yarch lsp` needs pygls ({exc.name} is missing): pip install 'yarch[lsp]'",
+            err=True,
+        )
+        sys.exit(2)
+    serve()
+
+
 @cli.command("schema")
 @click.option(
     "-o",

@@ -263,3 +263,10 @@ def test_venv_has_the_locked_versions() -> None:
         if installed != Version(version):
             drift[name] = (str(installed), version)
     assert not drift, f"installed, pinned: {drift}; run `make setup`"
+
+
+def test_lsp_without_pygls_names_the_extra(installed: Installed) -> None:
+    # the wheel is installed without extras: `yarch lsp` says what to install, no traceback
+    out = installed.run("yarch", "lsp")
+    assert out.returncode == 2
+    assert "pip install 'yarch[lsp]'" in out.stderr and "Traceback" not in out.stderr

@@ -1,0 +1,213 @@
+"""`yarch lsp`, driven over stdio as an editor drives it: JSON-RPC with Content-Length headers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compiler import lint_file
+
+from .conftest import ROOT, SPECS
+
+pytest.importorskip("pygls")
+
+TIMEOUT = 30.0
+
+
+class Client:
+    """A minimal LSP client: requests, notifications, and the server's messages as they come."""
+
+    def __init__(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "compiler", "lsp"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env=env,
+        )
+        self.next_id = 0
+        self.notifications: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        body = json.dumps({"jsonrpc": "2.0", **message}).encode()
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        self.process.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        stream = self.process.stdout
+        assert stream is not None
+        length = None
+        while True:
+            line = stream.readline()
+            assert line, "the server closed its output"
+            if line in (b"\r\n", b"\n"):
+                break
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        assert length is not None
+        return json.loads(stream.read(length))
+
+    def request(self, method: str, params: dict[str, Any]) -> Any:
+        self.next_id += 1
+        self.send({"id": self.next_id, "method": method, "params": params})
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            message = self.receive()
+            if message.get("id") == self.next_id and "method" not in message:
+                assert "error" not in message, message
+                return message["result"]
+            if "method" in message:
+                self.notifications.append(message)
+        raise AssertionError(f"no answer to {method}")
+
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        self.send({"method": method, "params": params})
+
+    def diagnostics(self, uri: str, version: int | None = None) -> list[dict[str, Any]]:
+        """The diagnostics the server publishes next for `uri` (of `version`, if given)."""
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            for i, message in enumerate(self.notifications):
+                params = message.get("params", {})
+                if (
+                    message["method"] == "textDocument/publishDiagnostics"
+                    and params["uri"] == uri
+                    and (version is None or params.get("version") == version)
+                ):
+                    del self.notifications[: i + 1]
+                    return params["diagnostics"]
+            message = self.receive()
+            if "method" in message:
+                self.notifications.append(message)
+        raise AssertionError(f"no diagnostics for {uri}")
+
+    def close(self) -> None:
+        self.request("shutdown", {})
+        self.notify("exit", {})
+        self.process.wait(timeout=TIMEOUT)
+
+
+@pytest.fixture
+def client():
+    c = Client()
+    c.request("initialize", {"processId": None, "rootUri": ROOT.as_uri(), "capabilities": {}})
+    c.notify("initialized", {})
+    yield c
+    try:
+        c.close()
+    finally:
+        if c.process.poll() is None:
+            c.process.kill()
+
+
+def _open(client: Client, path: Path, text: str | None = None) -> str:
+    uri = path.resolve().as_uri()
+    client.notify(
+        "textDocument/didOpen",
+        {
+            "textDocument": {
+                "uri": uri,
+                "languageId": "yaml",
+                "version": 1,
+                "text": path.read_text() if text is None else text,
+            }
+        },
+    )
+    return uri
+
+
+def test_the_keras_posts_shape_errors_are_published_with_their_ranges(client):
+    path = SPECS / "posts" / "inception_keras.yaml"
+    uri = _open(client, path)
+    found = client.diagnostics(uri)
+    errors = [d for d in found if d["severity"] == 1]
+    assert sorted(d["code"] for d in errors) == [
+        "shape-mismatch",
+        "shape-mismatch",
+        "unflattened-linear",
+    ]
+    lines = path.read_text().splitlines()
+    for d in errors:
+        assert d["source"] == "yarch"
+        start = d["range"]["start"]
+        assert 0 <= start["line"] < len(lines) and start["character"] < len(lines[start["line"]])
+    # the same diagnostics as `yarch lint`, at the same places, with the same related spans
+    want = lint_file(path).diagnostics
+    assert [(d["code"], d["range"]["start"]["line"] + 1) for d in found] == [
+        (d.code, d.span.line) for d in want
+    ]
+    assert [len(d.get("relatedInformation") or []) for d in found] == [len(d.related) for d in want]
+    assert any("736x7x7" in d["message"] for d in errors)
+
+
+def test_related_places_are_published(client, tmp_path):
+    path = tmp_path / "net.yaml"
+    path.write_text(
+        "input: [3, 8, 8]\nlayers:\n  - conv: {name: a, out: 4, kernel: 1}\n"
+        "  - conv: {name: b, out: 6, kernel: 1, from: input}\n  - add: [a, b]\n"
+    )
+    uri = _open(client, path)
+    (d,) = client.diagnostics(uri)
+    related = d["relatedInformation"]
+    assert {r["location"]["range"]["start"]["line"] for r in related} >= {2, 3}
+    assert all(r["location"]["uri"] == uri for r in related)
+
+
+def test_inlay_hints_show_each_layers_shape_and_a_hover_its_numbers(client):
+    path = SPECS / "googlenet.yaml"
+    uri = _open(client, path)
+    assert [d for d in client.diagnostics(uri) if d["severity"] == 1] == []
+    lines = path.read_text().splitlines()
+    hints = client.request(
+        "textDocument/inlayHint",
+        {
+            "textDocument": {"uri": uri},
+            "range": {
+                "start": {"line": 0, "character": 0},
+                "end": {"line": len(lines), "character": 0},
+            },
+        },
+    )
+    by_line = {h["position"]["line"]: h for h in hints}
+    conv1 = next(i for i, line in enumerate(lines) if "name: conv1" in line)
+    assert by_line[conv1]["label"] == "→ 64x112x112 · 9.5K params"
+    assert by_line[conv1]["position"]["character"] == len(lines[conv1])
+    inception = next(i for i, line in enumerate(lines) if "name: inception3a" in line)
+    assert by_line[inception]["label"].startswith("→ 256x28x28")
+    text = "".join(lines)
+    assert path.read_text().count("→") == 0 and "→" not in text  # hints are not in the file
+    answer = client.request(
+        "textDocument/hover",
+        {"textDocument": {"uri": uri}, "position": {"line": conv1, "character": 4}},
+    )
+    value = answer["contents"]["value"]
+    assert "**conv**" in value and "3x224x224 → 64x112x112" in value and "9,472 parameters" in value
+
+
+def test_a_change_is_linted_again(client, tmp_path):
+    path = tmp_path / "net.yaml"
+    path.write_text("input: [3, 8, 8]\nlayers:\n  - conv: {out: 4, kernel: 3}\n  - relu\n")
+    uri = _open(client, path)
+    assert client.diagnostics(uri) == []
+    broken = "input: [3, 8, 8]\nlayers:\n  - conv: {out: 4, kernel: 3}\n  - relu\n  - conv: {in: 5, out: 2, kernel: 1}\n"
+    client.notify(
+        "textDocument/didChange",
+        {
+            "textDocument": {"uri": uri, "version": 2},
+            "contentChanges": [{"text": broken}],
+        },
+    )
+    found = client.diagnostics(uri, version=2)
+    assert [d["code"] for d in found] == ["channel-mismatch"]
+    assert found[0]["range"]["start"]["line"] == 4
