@@ -4,14 +4,17 @@ What an editor shows while a spec is edited: every diagnostic of `yarch lint` wi
 code, severity and related places, published when a spec is opened and, debounced, as it
 changes (editing a base lints the open variants that extend it again); each layer's inferred
 output shape, and its parameters, as an inlay hint at the end of its line, never written into
-the file; and a hover with a layer's op, input and output shapes, parameters and MACs, or a
-block instance's. It lints with the same pipeline as `yarch lint` (`lint_file` with the
-editor's text), so it never imports torch.
+the file; a hover with a layer's op, input and output shapes, parameters and MACs, or a block
+instance's; completion of ops and blocks after `- `, of an op's fields, of `$` parameters and
+of layer names in `from:`; go to definition of block types, `$` parameters and layer names;
+and the layers and blocks as document symbols. It lints with the same pipeline as `yarch
+lint` (`lint_file` with the editor's text), so it never imports torch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +46,10 @@ class Linted:
     path: str
     # line (0-based) -> (what the hint says, hover text) for the layers and instances on it
     lines: dict[int, tuple[str, str]]
+
+    @property
+    def graph(self) -> ArchGraph | None:
+        return self.result.graph
 
 
 def _range(span: Span) -> types.Range:
@@ -173,6 +180,8 @@ class YarchServer(LanguageServer):
 
         super().__init__("yarch", __version__)
         self.linted: dict[str, Linted] = {}
+        # the last lint of each spec that resolved: names to complete while the text does not
+        self.resolved: dict[str, Linted] = {}
         self.pending: dict[str, asyncio.TimerHandle] = {}
 
     def lint(self, uri: str) -> None:
@@ -182,6 +191,8 @@ class YarchServer(LanguageServer):
         graph = result.graph
         lines = layer_lines(graph, path) if graph is not None else {}
         self.linted[uri] = Linted(result, path, lines)
+        if graph is not None:
+            self.resolved[uri] = self.linted[uri]
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(
                 uri=uri,
@@ -233,6 +244,7 @@ def did_save(ls: YarchServer, params: types.DidSaveTextDocumentParams) -> None:
 def did_close(ls: YarchServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     ls.linted.pop(uri, None)
+    ls.resolved.pop(uri, None)
     handle = ls.pending.pop(uri, None)
     if handle is not None:
         handle.cancel()
@@ -269,6 +281,194 @@ def hover(ls: YarchServer, params: types.HoverParams) -> types.Hover | None:
         return None
     _, text = linted.lines[params.position.line]
     return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text))
+
+
+# --- completion, definition, symbols -----------------------------------------------------
+
+_LAYER_START = re.compile(r"^\s*-\s+[\w-]*$")
+_PARAM = re.compile(r"\$\{?([\w]*)$")
+_FIELDS = re.compile(r"^\s*-\s+([\w-]+)\s*:\s*\{[^}]*$")
+_BLOCK_STYLE_OP = re.compile(r"^(\s*)-\s+([\w-]+)\s*:\s*$")
+_REFERENCE = re.compile(r"\b(from|outputs)\b")
+
+
+def _names(linted: Linted | None) -> list[str]:
+    """The layer and block instance names a `from:` or an output can read."""
+    if linted is None or linted.graph is None:
+        return []
+    graph = linted.graph
+    names = [graph.node(n).id for n in graph.order if n != ArchGraph.INPUT]
+    return list(dict.fromkeys(["input", *names, *graph.instances]))
+
+
+def _op_under(lines: list[str], line: int, before: str) -> str | None:
+    """The op whose mapping the cursor is in: `- conv: {` before it on its line, or a
+    block-style `- conv:` above it, less indented than the cursor's line."""
+    text = lines[line]
+    found = _FIELDS.match(before)
+    if found:
+        return found.group(1)
+    indent = len(text) - len(text.lstrip())
+    for above in range(line - 1, max(line - 50, -1), -1):
+        match = _BLOCK_STYLE_OP.match(lines[above])
+        if match and len(match.group(1)) < indent:
+            return match.group(2)
+        if lines[above].strip() and len(lines[above]) - len(lines[above].lstrip()) < indent - 2:
+            return None
+    return None
+
+
+def completions(
+    linted: Linted | None, lines: list[str], position: types.Position
+) -> list[types.CompletionItem]:
+    """What may be written at `position`."""
+    from .ops import OPS
+    from .ops.base import field_names
+
+    if position.line >= len(lines):
+        return []
+    before = lines[position.line][: position.character]
+    spec = linted.result.spec if linted is not None else None
+    blocks = [b for b, v in (spec.blocks if spec is not None else {}).items() if v is not None]
+    param = _PARAM.search(before)
+    if param:
+        names: list[str] = []
+        if linted is not None and linted.graph is not None:
+            names += list(linted.graph.params)
+            for params in linted.graph.block_params.values():
+                names += params
+        return [
+            types.CompletionItem(n, kind=types.CompletionItemKind.Variable, detail="parameter")
+            for n in dict.fromkeys(names)
+        ]
+    if _LAYER_START.match(before):
+        items = [
+            types.CompletionItem(
+                name,
+                kind=types.CompletionItemKind.Function,
+                detail=(op.__doc__ or "").strip().splitlines()[0] if op.__doc__ else None,
+            )
+            for name, op in sorted(OPS.items())
+        ]
+        items += [
+            types.CompletionItem(b, kind=types.CompletionItemKind.Class, detail="block")
+            for b in blocks
+        ]
+        return items
+    if _REFERENCE.search(before):
+        return [
+            types.CompletionItem(n, kind=types.CompletionItemKind.Reference) for n in _names(linted)
+        ]
+    op = _op_under(lines, position.line, before)
+    if op is not None and op in OPS:
+        return [
+            types.CompletionItem(f, kind=types.CompletionItemKind.Field)
+            for f in field_names(OPS[op].Args)
+            if f not in ("first", "names")
+        ]
+    return []
+
+
+def _word(line: str, character: int) -> str:
+    left = re.search(r"[\w.$-]*$", line[:character])
+    right = re.match(r"[\w.-]*", line[character:])
+    return (left.group(0) if left else "") + (right.group(0) if right else "")
+
+
+def definition(
+    linted: Linted | None, lines: list[str], position: types.Position, uri: str
+) -> types.Location | None:
+    """Where the name under the cursor is defined: a block type, a `$` parameter or a layer."""
+    if linted is None or linted.result.doc is None or position.line >= len(lines):
+        return None
+    word = _word(lines[position.line], position.character).strip("-")
+    doc = linted.result.doc
+    span = None
+    if word.startswith("$"):
+        name = word.lstrip("${")
+        span = doc.key_span(("params", name))
+        if span is None and linted.result.spec is not None:
+            for block, spec in linted.result.spec.blocks.items():
+                if spec is not None and name in spec.params:
+                    span = doc.key_span(("blocks", block, "params", name))
+                    break
+    elif linted.result.spec is not None and word in linted.result.spec.blocks:
+        span = doc.key_span(("blocks", word))
+    elif linted.graph is not None:
+        graph = linted.graph
+        if word in graph.graph and word != ArchGraph.INPUT:
+            span = graph.node(word).span
+        elif word in graph.instances:
+            span = graph.instances[word].span
+    if span is None:
+        return None
+    return types.Location(_uri(span, linted.path, uri), _range(span))
+
+
+def symbols(linted: Linted | None) -> list[types.DocumentSymbol]:
+    """The spec's blocks and its top-level layers and block instances, as an outline."""
+    if linted is None or linted.graph is None or linted.result.doc is None:
+        return []
+    graph, doc, path = linted.graph, linted.result.doc, linted.path
+    out = []
+    for block in graph.block_params:
+        span = doc.key_span(("blocks", block))
+        if span is not None and span.file == path:
+            out.append(
+                types.DocumentSymbol(
+                    block, types.SymbolKind.Class, _range(span), _range(span), detail="block"
+                )
+            )
+    for inst in graph.instances.values():
+        if "." in inst.id or inst.span is None or inst.span.file != path:
+            continue
+        shape = graph.node(inst.output).shape if inst.output in graph.graph else None
+        out.append(
+            types.DocumentSymbol(
+                inst.id,
+                types.SymbolKind.Module,
+                _range(inst.span),
+                _range(inst.span),
+                detail=f"{inst.block} → {fmt_shape(shape)}" if shape else inst.block,
+            )
+        )
+    for node_id in graph.order:
+        node = graph.node(node_id) if node_id != ArchGraph.INPUT else None
+        if node is None or node.scope or node.span is None or node.span.file != path:
+            continue
+        detail = f"{node.op.name} → {fmt_shape(node.shape)}" if node.shape else node.op.name
+        out.append(
+            types.DocumentSymbol(
+                node.id, types.SymbolKind.Field, _range(node.span), _range(node.span), detail=detail
+            )
+        )
+    out.sort(key=lambda s: (s.range.start.line, s.range.start.character))
+    return out
+
+
+@server.feature(
+    types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["-", "$", " ", "{"])
+)
+def complete(ls: YarchServer, params: types.CompletionParams) -> list[types.CompletionItem]:
+    uri = params.text_document.uri
+    lines = list(ls.workspace.get_text_document(uri).lines)
+    return completions(
+        ls.resolved.get(uri), [line.rstrip("\r\n") for line in lines], params.position
+    )
+
+
+@server.feature(types.TEXT_DOCUMENT_DEFINITION)
+def goto_definition(ls: YarchServer, params: types.DefinitionParams) -> types.Location | None:
+    uri = params.text_document.uri
+    lines = [line.rstrip("\r\n") for line in ls.workspace.get_text_document(uri).lines]
+    return definition(ls.resolved.get(uri), lines, params.position, uri)
+
+
+@server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+def document_symbols(
+    ls: YarchServer, params: types.DocumentSymbolParams
+) -> list[types.DocumentSymbol]:
+    return symbols(ls.resolved.get(params.text_document.uri))
 
 
 def serve() -> None:

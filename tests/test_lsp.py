@@ -211,3 +211,63 @@ def test_a_change_is_linted_again(client, tmp_path):
     found = client.diagnostics(uri, version=2)
     assert [d["code"] for d in found] == ["channel-mismatch"]
     assert found[0]["range"]["start"]["line"] == 4
+
+
+def _at(lines: list[str], needle: str) -> tuple[int, int]:
+    line = next(i for i, text in enumerate(lines) if needle in text)
+    return line, lines[line].index(needle)
+
+
+def test_completion_offers_ops_blocks_fields_parameters_and_names(client):
+    path = SPECS / "googlenet.yaml"
+    text = path.read_text()
+    uri = _open(client, path)
+    client.diagnostics(uri)
+    lines = text.splitlines()
+
+    def labels(line: int, character: int) -> set[str]:
+        items = client.request(
+            "textDocument/completion",
+            {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}},
+        )
+        return {i["label"] for i in (items["items"] if isinstance(items, dict) else items)}
+
+    # after `- ` at a layer's start: the ops and the spec's blocks
+    line, col = _at(lines, "- conv: {name: conv1,")
+    found = labels(line, col + 2)
+    assert {"conv", "inception", "maxpool", "AuxHead"} <= found
+    # inside an op's mapping: its fields
+    line, col = _at(lines, "stride: 2, padding: 3")
+    assert {"out", "kernel", "stride", "padding", "groups"} <= labels(line, col)
+    # after `$`: the parameters
+    line, col = _at(lines, "$num_classes}")
+    assert "num_classes" in labels(line, col + 1)
+    # in `from:`: the layers
+    line, col = _at(lines, "from: inception4a")
+    assert {"inception4a", "pool3", "conv1"} <= labels(line, col + len("from: "))
+
+
+def test_definition_and_symbols(client):
+    path = SPECS / "googlenet.yaml"
+    lines = path.read_text().splitlines()
+    uri = _open(client, path)
+    client.diagnostics(uri)
+
+    def where(needle: str, offset: int = 0) -> dict[str, Any]:
+        line, col = _at(lines, needle)
+        return client.request(
+            "textDocument/definition",
+            {"textDocument": {"uri": uri}, "position": {"line": line, "character": col + offset}},
+        )
+
+    block = where("- AuxHead: {name: aux1", 4)
+    assert block["uri"] == uri and lines[block["range"]["start"]["line"]].strip() == "AuxHead:"
+    param = where("$num_classes}", 2)
+    assert lines[param["range"]["start"]["line"]].strip().startswith("num_classes:")
+    layer = where("from: inception4a", len("from: ") + 2)
+    assert "name: inception4a" in lines[layer["range"]["start"]["line"]]
+    outline = client.request("textDocument/documentSymbol", {"textDocument": {"uri": uri}})
+    names = [s["name"] for s in outline]
+    assert names[:1] == ["AuxHead"] and "inception3a" in names and "classifier" in names
+    detail = next(s["detail"] for s in outline if s["name"] == "inception3a")
+    assert detail == "inception → 256x28x28"
