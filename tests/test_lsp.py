@@ -200,7 +200,7 @@ def test_a_change_is_linted_again(client, tmp_path):
     path.write_text("input: [3, 8, 8]\nlayers:\n  - conv: {out: 4, kernel: 3}\n  - relu\n")
     uri = _open(client, path)
     assert client.diagnostics(uri) == []
-    broken = "input: [3, 8, 8]\nlayers:\n  - conv: {out: 4, kernel: 3}\n  - relu\n  - conv: {in: 5, out: 2, kernel: 1}\n"
+    broken = path.read_text() + "  - conv: {in: 5, out: 2, kernel: 1}\n"
     client.notify(
         "textDocument/didChange",
         {
