@@ -7,6 +7,7 @@ import contextlib
 import gc
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -142,6 +143,46 @@ def find_specs(
     return found
 
 
+_EXTENDS = re.compile(r"^extends:[ \t]*[\"']?([^\"'#\n]+?)[\"']?[ \t]*(#.*)?$", re.MULTILINE)
+
+
+def variants_of(
+    files: list[tuple[Path, str, bool]],
+    exclude: tuple[str, ...] = (),
+    configs: Configs | None = None,
+) -> list[tuple[Path, str, bool]]:
+    """The specs of the projects of `files` that extend one of them, directly or through other
+    variants, and are not among them: a base's change is checked where it is used."""
+    given = {path.resolve() for path, _, _ in files}
+    roots = {project_root(path.resolve().parent) for path, _, _ in files}
+    extends: dict[Path, list[Path]] = {}  # base -> the specs that extend it
+    for root in sorted(roots):
+        for spec in discover(root, exclude, configs):
+            try:
+                text = spec.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            found = _EXTENDS.search(text)
+            if found is None or found.group(1).startswith("yarch:"):
+                continue
+            base = (spec.parent / found.group(1).strip()).resolve()
+            extends.setdefault(base, []).append(spec)
+    out: list[tuple[Path, str, bool]] = []
+    seen = set(given)
+    todo = sorted(given)
+    while todo:
+        for spec in extends.get(todo.pop(0), []):
+            if spec.resolve() not in seen:
+                seen.add(spec.resolve())
+                todo.append(spec.resolve())
+                try:  # named as a path given from here would be
+                    shown = str(spec.relative_to(Path.cwd()))
+                except ValueError:
+                    shown = str(spec)
+                out.append((spec, shown, True))
+    return out
+
+
 def discover(
     folder: Path, exclude: tuple[str, ...] = (), configs: Configs | None = None
 ) -> list[Path]:
@@ -253,6 +294,12 @@ def cli() -> None:
     is_flag=True,
     help="Ignore configuration files (`[tool.yarch]` in pyproject.toml, yarch.toml).",
 )
+@click.option(
+    "--variants",
+    is_flag=True,
+    help="Also lint the specs of the project that extend the given ones, directly or through"
+    " other variants (a base's change can break them: the pre-commit hook uses this).",
+)
 @set_option
 def lint(
     paths: tuple[str, ...],
@@ -262,6 +309,7 @@ def lint(
     exclude: tuple[str, ...],
     stdin_filename: str | None,
     isolated: bool,
+    variants: bool,
     sets: tuple[str, ...],
 ) -> None:
     """Check spec files and folders: schema, references, shapes and channels.
@@ -280,6 +328,8 @@ def lint(
         from_stdin = [_lint_stdin(stdin_filename, overrides)] if "-" in paths else []
         paths = tuple(p for p in paths if p != "-")
         files = find_specs(paths, exclude, configs) if paths else []
+        if variants:
+            files += variants_of(files, exclude, configs)
         jobs: list[Job] = [
             (p, overrides, display, chosen_scale(), found) for p, display, found in files
         ]
