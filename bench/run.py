@@ -5,7 +5,7 @@ Prints a table of ratios (median of the rounds, with min and max, against the ta
 measurements behind them, and writes both to bench/results.json (sorted keys). Contestants are
 timed in rotating rounds, so that machine noise hits them alike. Not a test: CI times nothing.
 
-    .venv/bin/python bench/run.py [--quick] [--only lint,scaling,linear,folder,build,forward]
+    .venv/bin/python bench/run.py [--quick] [--only lint,scaling,linear,folder,build,forward,lsp]
 
 `--only linear` runs only the rows of the paths that were quadratic (issue 13): undefined
 references, a variant of a large base, building a long repeat, the largest accepted file.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from common import BENCH, Stat, machine, machine_busy, own_cpu
 
-SECTIONS = ("lint", "scaling", "linear", "folder", "build", "forward", "optimize")
+SECTIONS = ("lint", "scaling", "linear", "folder", "build", "forward", "optimize", "lsp")
 SIZES = (1_000, 10_000, 100_000)
 
 
@@ -384,6 +384,37 @@ def measure(args: argparse.Namespace, only: list[str], tmp: Path) -> tuple[list,
             Row("optimize_unfused_seconds", "... optimised without fusion", o["unfused"]),
             Row("gflops_optimized", "GFLOP/s, optimised", o["gflops_optimized"]),
             Row("gflops_matmul_optimize", "2048x2048 float32 matmul GFLOP/s", o["gflops_matmul"]),
+        ]
+    if "lsp" in only:
+        import lsp_speed
+
+        edits = 1_000 if q else 10_000
+        settings["lsp_edits"] = edits
+        with Section(settings, "lsp", f"yarch lsp: {edits:,} edits of GoogLeNet ..."):
+            r = lsp_speed.relint(edits)
+        growth = r["rss_after_all_mib"] - r["rss_after_tenth_mib"]
+        ratios += [
+            Row(
+                "lsp_relint_p50_ms",
+                "yarch lsp, an edit of GoogLeNet to its diagnostics, p50 (ms)",
+                Stat("ms", [r["p50_ms"]]),
+                "<= 10",  # issue 18
+                r["p50_ms"] <= 10,
+            ),
+            Row(
+                "lsp_relint_p99_ms",
+                "yarch lsp, an edit of GoogLeNet to its diagnostics, p99 (ms)",
+                Stat("ms", [r["p99_ms"]]),
+                "<= 30",
+                r["p99_ms"] <= 30,
+            ),
+            Row(
+                "lsp_memory_growth_mib",
+                f"yarch lsp, resident memory from edit {edits // 10:,} to {edits:,} (MiB)",
+                Stat("MiB", [growth]),
+                "<= 5",  # flat: what one more lint's garbage may leave
+                growth <= 5,
+            ),
         ]
     return ratios, measured, settings
 

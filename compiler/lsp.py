@@ -183,6 +183,7 @@ class YarchServer(LanguageServer):
         # the last lint of each spec that resolved: names to complete while the text does not
         self.resolved: dict[str, Linted] = {}
         self.pending: dict[str, asyncio.TimerHandle] = {}
+        self.debounce = DEBOUNCE  # `initializationOptions: {"debounce": seconds}` sets it
 
     def lint(self, uri: str) -> None:
         document = self.workspace.get_text_document(uri)
@@ -215,7 +216,7 @@ class YarchServer(LanguageServer):
         if handle is not None:
             handle.cancel()
         loop = asyncio.get_event_loop()
-        self.pending[uri] = loop.call_later(DEBOUNCE, self._due, uri)
+        self.pending[uri] = loop.call_later(self.debounce, self._due, uri)
 
     def _due(self, uri: str) -> None:
         self.pending.pop(uri, None)
@@ -223,6 +224,15 @@ class YarchServer(LanguageServer):
 
 
 server = YarchServer()
+
+
+@server.feature(types.INITIALIZE)
+def initialize(ls: YarchServer, params: types.InitializeParams) -> None:
+    options = params.initialization_options
+    if isinstance(options, dict):
+        debounce = options.get("debounce")
+        if isinstance(debounce, int | float) and not isinstance(debounce, bool):
+            ls.debounce = min(max(float(debounce), 0.0), 5.0)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
