@@ -93,11 +93,23 @@ def to_lsp(d: Diagnostic, path: str, uri: str) -> types.Diagnostic:
                 types.Location(_uri(span, path, uri), _range(span)), "here, in the spec it extends"
             ),
         )
+    return _protocol_diagnostic(where, message, d.severity, d.code, related)
+
+
+def _protocol_diagnostic(
+    where: types.Range,
+    message: str,
+    severity: Severity,
+    code: str,
+    related: list[types.DiagnosticRelatedInformation],
+) -> types.Diagnostic:
+    """The protocol's diagnostic; `code` is the code of one yarch made (and registered in
+    `codes.py`), passed on."""
     return types.Diagnostic(
         range=where,
         message=message,
-        severity=_SEVERITY.get(d.severity, types.DiagnosticSeverity.Information),
-        code=d.code,
+        severity=_SEVERITY.get(severity, types.DiagnosticSeverity.Information),
+        code=code,
         source="yarch",
         related_information=related or None,
     )
