@@ -44,12 +44,20 @@ class Linted:
 
     result: Result
     path: str
-    # line (0-based) -> (what the hint says, hover text) for the layers and instances on it
-    lines: dict[int, tuple[str, str]]
+    _lines: dict[int, tuple[str, str]] | None = None
 
     @property
     def graph(self) -> ArchGraph | None:
         return self.result.graph
+
+    @property
+    def lines(self) -> dict[int, tuple[str, str]]:
+        """Line (0-based) -> (what the hint says, hover text) for the layers and instances
+        on it; made when an editor first asks, not at every lint of a change."""
+        if self._lines is None:
+            graph = self.graph
+            self._lines = layer_lines(graph, self.path) if graph is not None else {}
+        return self._lines
 
 
 def _range(span: Span) -> types.Range:
@@ -202,8 +210,7 @@ class YarchServer(LanguageServer):
         path = to_fs_path(uri) or uri
         result = lint_file(path, text=document.source, display=path)
         graph = result.graph
-        lines = layer_lines(graph, path) if graph is not None else {}
-        self.linted[uri] = Linted(result, path, lines)
+        self.linted[uri] = Linted(result, path)
         if graph is not None:
             self.resolved[uri] = self.linted[uri]
         self.text_document_publish_diagnostics(
@@ -298,11 +305,70 @@ def inlay_hints(ls: YarchServer, params: types.InlayHintParams) -> list[types.In
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)
 def hover(ls: YarchServer, params: types.HoverParams) -> types.Hover | None:
-    linted = ls.linted.get(params.text_document.uri)
-    if linted is None or params.position.line not in linted.lines:
+    uri = params.text_document.uri
+    linted = ls.linted.get(uri)
+    if linted is None:
         return None
-    _, text = linted.lines[params.position.line]
+    lines = [line.rstrip("\r\n") for line in ls.workspace.get_text_document(uri).lines]
+    position = params.position
+    if position.line < len(lines):
+        word = _word(lines[position.line], position.character)
+        if word.startswith("$") and linted.graph is not None:
+            name = word.lstrip("${")
+            if name in linted.graph.params:
+                value = linted.graph.params[name]
+                text = f"`${name}` = `{value!r}` (a parameter of the spec)"
+                return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text))
+    if position.line not in linted.lines:
+        return None
+    _, text = linted.lines[position.line]
     return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text))
+
+
+_SET = re.compile(r"help: set `([\w-]+): ([^`]+)`")
+
+
+def code_actions(
+    uri: str, lines: list[str], diagnostics: list[types.Diagnostic]
+) -> list[types.CodeAction]:
+    """A quick fix for each diagnostic whose help is a mechanical edit, `set in: 192`: the
+    value its range covers becomes the one the help names."""
+    out = []
+    for d in diagnostics:
+        found = _SET.search(d.message or "")
+        if d.source != "yarch" or found is None:
+            continue
+        key, value = found.groups()
+        r = d.range
+        if r.start.line != r.end.line or r.start.line >= len(lines):
+            continue
+        line = lines[r.start.line]
+        written = line[r.start.character : r.end.character]
+        before = line[: r.start.character].rstrip()
+        # the range must be the key's value as written: `in: 5`, a plain scalar
+        if not before.endswith(f"{key}:") or not re.fullmatch(r"[\w.$+-]+", written):
+            continue
+        edit = types.TextEdit(r, value)
+        out.append(
+            types.CodeAction(
+                title=f"set `{key}: {value}`",
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=[d],
+                edit=types.WorkspaceEdit(changes={uri: [edit]}),
+                is_preferred=True,
+            )
+        )
+    return out
+
+
+@server.feature(
+    types.TEXT_DOCUMENT_CODE_ACTION,
+    types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
+)
+def quick_fixes(ls: YarchServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    uri = params.text_document.uri
+    lines = [line.rstrip("\r\n") for line in ls.workspace.get_text_document(uri).lines]
+    return code_actions(uri, lines, params.context.diagnostics)
 
 
 # --- completion, definition, symbols -----------------------------------------------------
@@ -341,7 +407,7 @@ def _op_under(lines: list[str], line: int, before: str) -> str | None:
 
 
 def completions(
-    linted: Linted | None, lines: list[str], position: types.Position
+    linted: Linted | None, lines: list[str], position: types.Position, path: str | None = None
 ) -> list[types.CompletionItem]:
     """What may be written at `position`."""
     from .ops import OPS
@@ -350,6 +416,13 @@ def completions(
     if position.line >= len(lines):
         return []
     before = lines[position.line][: position.character]
+    if re.match(r"^extends:\s*[\"']?[^\"'#]*$", before) and path is not None:
+        folder = Path(path).parent
+        return [
+            types.CompletionItem(f.name, kind=types.CompletionItemKind.File)
+            for f in sorted(folder.glob("*.y*ml"))
+            if f.name != Path(path).name
+        ]
     spec = linted.result.spec if linted is not None else None
     blocks = [b for b, v in (spec.blocks if spec is not None else {}).items() if v is not None]
     param = _PARAM.search(before)
@@ -403,6 +476,11 @@ def definition(
     """Where the name under the cursor is defined: a block type, a `$` parameter or a layer."""
     if linted is None or linted.result.doc is None or position.line >= len(lines):
         return None
+    extends = re.match(r"^extends:\s*[\"']?([^\"'#\s]+)", lines[position.line])
+    if extends and not extends.group(1).startswith("yarch:"):
+        base = Path(linted.path).parent / extends.group(1)
+        start = types.Position(0, 0)
+        return types.Location(from_fs_path(str(base)) or uri, types.Range(start, start))
     word = _word(lines[position.line], position.character).strip("-")
     doc = linted.result.doc
     span = None
@@ -475,7 +553,10 @@ def complete(ls: YarchServer, params: types.CompletionParams) -> list[types.Comp
     uri = params.text_document.uri
     lines = list(ls.workspace.get_text_document(uri).lines)
     return completions(
-        ls.resolved.get(uri), [line.rstrip("\r\n") for line in lines], params.position
+        ls.resolved.get(uri),
+        [line.rstrip("\r\n") for line in lines],
+        params.position,
+        to_fs_path(uri),
     )
 
 

@@ -271,3 +271,59 @@ def test_definition_and_symbols(client):
     assert names[:1] == ["AuxHead"] and "inception3a" in names and "classifier" in names
     detail = next(s["detail"] for s in outline if s["name"] == "inception3a")
     assert detail == "inception → 256x28x28"
+
+
+def test_a_mechanical_help_is_a_quick_fix(client, tmp_path):
+    path = tmp_path / "net.yaml"
+    path.write_text(
+        "input: [3, 8, 8]\nlayers:\n  - conv: {out: 4, kernel: 3}\n"
+        "  - conv: {in: 5, out: 2, kernel: 1}\n"
+    )
+    uri = _open(client, path)
+    (d,) = client.diagnostics(uri)
+    assert d["code"] == "channel-mismatch"
+    actions = client.request(
+        "textDocument/codeAction",
+        {"textDocument": {"uri": uri}, "range": d["range"], "context": {"diagnostics": [d]}},
+    )
+    (action,) = actions
+    assert action["title"] == "set `in: 4`" and action["kind"] == "quickfix"
+    (edit,) = action["edit"]["changes"][uri]
+    line = path.read_text().splitlines()[edit["range"]["start"]["line"]]
+    start, end = edit["range"]["start"]["character"], edit["range"]["end"]["character"]
+    assert line[start:end] == "5" and edit["newText"] == "4"
+    fixed = line[:start] + edit["newText"] + line[end:]
+    assert fixed == "  - conv: {in: 4, out: 2, kernel: 1}"
+
+
+def test_parameters_and_bases_are_hovered_completed_and_followed(client, tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        "name: base\ninput: [3, 8, 8]\nparams: {width: 16}\nlayers:\n"
+        "  - conv: {name: stem, out: $width, kernel: 3}\n"
+    )
+    variant = tmp_path / "variant.yaml"
+    variant.write_text("extends: base.yaml\nname: variant\nparams: {width: 32}\n")
+    uri = _open(client, variant)
+    client.diagnostics(uri)
+    found = client.request(
+        "textDocument/definition",
+        {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 12}},
+    )
+    assert found["uri"] == base.resolve().as_uri()
+    items = client.request(
+        "textDocument/completion",
+        {"textDocument": {"uri": uri}, "position": {"line": 0, "character": len("extends: ")}},
+    )
+    assert [i["label"] for i in items] == ["base.yaml"]
+    base_uri = _open(client, base)
+    client.diagnostics(base_uri)
+    line = base.read_text().splitlines()[4]
+    answer = client.request(
+        "textDocument/hover",
+        {
+            "textDocument": {"uri": base_uri},
+            "position": {"line": 4, "character": line.index("$width") + 2},
+        },
+    )
+    assert answer["contents"]["value"] == "`$width` = `16` (a parameter of the spec)"
