@@ -38,6 +38,40 @@ def _hoist(schema: dict, defs: dict) -> dict:
     return schema
 
 
+# names of other frameworks' layers (torch.nn, Keras) that a spec may use by mistake for an
+# op: the schema flags them rather than taking them for a block, as yarch's `unknown-op` does
+_FOREIGN = {
+    "conv": ("Conv1d", "Conv2d", "Conv3d", "Conv2D", "Convolution2D"),
+    "bn": ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "BatchNormalization", "batchnorm"),
+    "maxpool": ("MaxPool1d", "MaxPool2d", "MaxPool3d", "MaxPooling2D"),
+    "avgpool": ("AvgPool1d", "AvgPool2d", "AvgPool3d", "AveragePooling2D"),
+    "adaptive_avgpool": ("AdaptiveAvgPool2d", "GlobalAveragePooling2D"),
+    "linear": ("Linear", "Dense", "dense", "fc"),
+    "relu": ("ReLU", "Relu", "Activation"),
+    "dropout": ("Dropout",),
+    "flatten": ("Flatten",),
+    "concat": ("Concatenate", "concatenate", "cat"),
+    "add": ("Add",),
+    "seq": ("Sequential", "sequential"),
+}
+
+
+def look_alikes(names: list[str]) -> dict[str, str]:
+    """Keys that look like an op and are none: `conv2d`, `Conv2d`, `Dense` -> the op meant."""
+    out: dict[str, str] = {}
+    for name in names:
+        for suffix in ("1d", "2d", "3d", "2D"):
+            out[f"{name}{suffix}"] = name
+            out[f"{name.capitalize()}{suffix}"] = name
+        if name.upper() != name:
+            out[name.upper()] = name
+        # `Inception`, `Seq`: a capitalised op name is a fine name for a block of one's own
+    for op, foreign in _FOREIGN.items():
+        if op in names:
+            out.update(dict.fromkeys(foreign, op))
+    return {k: v for k, v in sorted(out.items()) if k not in names}
+
+
 def spec_schema() -> dict[str, Any]:
     defs: dict[str, Any] = {}
     top = _hoist(Spec.model_json_schema(by_alias=True), defs)
@@ -47,6 +81,9 @@ def spec_schema() -> dict[str, Any]:
         op = OPS[name]
         args = _allow_references(_hoist(op.Args.model_json_schema(by_alias=True), defs))
         args["title"] = f"{name} layer"
+        doc = (op.__doc__ or "").strip()
+        if doc:  # what an editor shows on hover
+            args["description"] = " ".join(doc.split("\n\n")[0].split())
         defs[f"op_{name}"] = args
         value: list[dict[str, Any]] = [{"$ref": f"#/$defs/op_{name}"}, {"type": "null"}]
         if op.primary and op.primary in args.get("properties", {}):
@@ -64,21 +101,31 @@ def spec_schema() -> dict[str, Any]:
         "pattern": r"^\$(\{.*\}|[A-Za-z_][A-Za-z0-9_]*)$",
         "description": "a parameter, `$name`, or an expression, `${...}`",
     }
+    foreign = look_alikes(names)
+    # a block's name as yarch takes it (`blocks.block_name_problem`): an identifier that is
+    # not an op, nor one of the names that look like one
+    not_an_op = {"not": {"enum": [*names, *foreign]}}
+    block_name = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", **not_an_op}
     defs["Layer"] = {
         "description": "one op with its fields, an op's name, or a block with its arguments",
         "anyOf": [
             {"type": "string", "enum": names},
-            {"type": "string", "pattern": "^[A-Z][A-Za-z0-9_]*$", "description": "a block"},
+            {**block_name, "description": "a block"},
             *forms,
             {
                 "type": "object",
                 "description": "a block with its arguments",
                 "minProperties": 1,
                 "maxProperties": 1,
-                "propertyNames": {"not": {"enum": names}},
+                "propertyNames": block_name,
                 "additionalProperties": {"type": ["object", "null"]},
             },
         ],
+    }
+    defs["NotAnOp"] = {
+        "description": "names of other frameworks' layers that are not yarch ops: "
+        + ", ".join(f"`{k}` is `{v}`" for k, v in foreign.items()),
+        "enum": list(foreign),
     }
     layers = {"type": "array", "items": LAYER, "minItems": 1}
     props = top["properties"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from compiler.spec_schema import render_schema
+from compiler.ops import OPS
+from compiler.spec_schema import render_schema, spec_schema
 
 from .conftest import ROOT, SPECS
 
@@ -50,7 +51,9 @@ def test_every_spec_names_the_schema_and_validates(path):
     "text",
     [
         "input: [3, 8, 8]\nlayers:\n  - conv: {out: 8, kernal: 3}\n",  # unknown field
-        "input: [3, 8, 8]\nlayers:\n  - rleu\n",  # unknown op
+        "input: [3, 8, 8]\nlayers:\n  - conv2d: {out: 8, kernel: 3}\n",  # torch's name
+        "input: [3, 8, 8]\nlayers:\n  - Conv2d\n",  # torch's name, bare
+        "input: [3, 8, 8]\nlayers:\n  - Dense: {units: 10}\n",  # Keras's name
         "input: [3, 8, 8]\nlayers:\n  - dropout: 1.5\n",  # out of range
         "input: [3, 8, 8]\n",  # no layers and no extends
         "extends: base.yaml\nmodfy: {}\n",  # misspelt variant key
@@ -58,6 +61,23 @@ def test_every_spec_names_the_schema_and_validates(path):
 )
 def test_schema_rejects_mistakes(text):
     assert list(_validator().iter_errors(yaml.safe_load(text)))
+
+
+def test_schema_takes_blocks_as_yarch_does():
+    # a block's name may be lowercase, bare or with arguments (yarch accepts both); a name the
+    # schema cannot know is a block (`rleu`) is left to `yarch lint` (`unknown-op`)
+    for layer in ("my_block", "Inception", "{my_block: {c: 3}}", "rleu"):
+        text = f"input: [3, 8, 8]\nlayers:\n  - {layer}\n"
+        assert list(_validator().iter_errors(yaml.safe_load(text))) == [], layer
+
+
+def test_every_op_has_a_description():
+    defs = spec_schema()["$defs"]
+    ops = [k for k in defs if k.startswith("op_")]
+    assert len(ops) == len(OPS)
+    assert all(defs[k].get("description") for k in ops), [
+        k for k in ops if not defs[k].get("description")
+    ]
 
 
 def test_schema_accepts_references_and_variants():
