@@ -505,7 +505,7 @@ def _derived(name: str, graph: ArchGraph) -> list[str]:
 
     others = {p: ast.Name(p, ast.Load()) for p in graph.params if p != name}
     try:
-        node = translate(graph.param_exprs[name], others, set())
+        node = translate(graph.param_exprs[name], others)
     except Untranslatable:
         return [f"if {name} is None:", f"    {name} = {literal(graph.params[name])}"]
     if not checked(node, graph.params, graph.params[name]):
@@ -821,7 +821,7 @@ def generate(
         containers.append(c)  # children before parents
 
     collect(root)
-    tr = trace(graph, set(graph.order), {c.path for c in containers if not c.sequential})
+    tr = trace(graph, {c.path for c in containers if not c.sequential})
 
     def grouped(merged: dict[str, Merge]) -> tuple[dict[tuple, list[Container]], dict]:
         keys: dict[int, tuple] = {}

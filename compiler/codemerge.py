@@ -152,7 +152,7 @@ def merge(
             for m in group:
                 ctx = tr.context(m.path)
                 try:
-                    node = translate(raw, ctx.names, set())
+                    node = translate(raw, ctx.names)
                     has = id(child) not in lacking[id(m)]
                     if bool(evaluate(node, ctx.values)) is not has:
                         return None

@@ -256,6 +256,11 @@ class YarchServer(LanguageServer):
 server = YarchServer()
 
 
+def _lines(ls: YarchServer, uri: str) -> list[str]:
+    """The open document's lines, without their line ends."""
+    return [line.rstrip("\r\n") for line in ls.workspace.get_text_document(uri).lines]
+
+
 @server.feature(types.INITIALIZE)
 def initialize(ls: YarchServer, params: types.InitializeParams) -> None:
     options = params.initialization_options
@@ -296,13 +301,13 @@ def inlay_hints(ls: YarchServer, params: types.InlayHintParams) -> list[types.In
     linted = ls.linted.get(params.text_document.uri)
     if linted is None:
         return []
-    lines = ls.workspace.get_text_document(params.text_document.uri).lines
+    lines = _lines(ls, params.text_document.uri)
     first, last = params.range.start.line, params.range.end.line
     hints = []
     for line, (text, _) in sorted(linted.lines.items()):
         if not text or not first <= line <= last or line >= len(lines):
             continue
-        end = len(lines[line].rstrip("\r\n").encode("utf-16-le")) // 2
+        end = len(lines[line].encode("utf-16-le")) // 2
         hints.append(
             types.InlayHint(
                 position=types.Position(line, end),
@@ -320,7 +325,7 @@ def hover(ls: YarchServer, params: types.HoverParams) -> types.Hover | None:
     linted = ls.linted.get(uri)
     if linted is None:
         return None
-    lines = [line.rstrip("\r\n") for line in ls.workspace.get_text_document(uri).lines]
+    lines = _lines(ls, uri)
     position = params.position
     if position.line < len(lines):
         word = _word(lines[position.line], position.character)
@@ -378,7 +383,7 @@ def code_actions(
 )
 def quick_fixes(ls: YarchServer, params: types.CodeActionParams) -> list[types.CodeAction]:
     uri = params.text_document.uri
-    lines = [line.rstrip("\r\n") for line in ls.workspace.get_text_document(uri).lines]
+    lines = _lines(ls, uri)
     return code_actions(uri, lines, params.context.diagnostics)
 
 
@@ -562,19 +567,13 @@ def symbols(linted: Linted | None) -> list[types.DocumentSymbol]:
 )
 def complete(ls: YarchServer, params: types.CompletionParams) -> list[types.CompletionItem]:
     uri = params.text_document.uri
-    lines = list(ls.workspace.get_text_document(uri).lines)
-    return completions(
-        ls.resolved.get(uri),
-        [line.rstrip("\r\n") for line in lines],
-        params.position,
-        to_fs_path(uri),
-    )
+    return completions(ls.resolved.get(uri), _lines(ls, uri), params.position, to_fs_path(uri))
 
 
 @server.feature(types.TEXT_DOCUMENT_DEFINITION)
 def goto_definition(ls: YarchServer, params: types.DefinitionParams) -> types.Location | None:
     uri = params.text_document.uri
-    lines = [line.rstrip("\r\n") for line in ls.workspace.get_text_document(uri).lines]
+    lines = _lines(ls, uri)
     return definition(ls.resolved.get(uri), lines, params.position, uri)
 
 

@@ -159,9 +159,8 @@ def _source(raw: str) -> str:
 
 
 class _Rename(ast.NodeTransformer):
-    def __init__(self, names: Mapping[str, ast.expr], used: set[str]) -> None:
+    def __init__(self, names: Mapping[str, ast.expr]) -> None:
         self.names = names
-        self.used = used
 
     def visit_Name(self, node: ast.Name) -> ast.expr:
         if node.id in ("True", "False"):
@@ -178,10 +177,8 @@ class _Rename(ast.NodeTransformer):
         if name in _BUILTIN_FUNCS:
             func: ast.expr = ast.Name(name, ast.Load())
         elif name in _MATH_FUNCS:
-            self.used.add("math")
             func = ast.Attribute(ast.Name("math", ast.Load()), name, ast.Load())
         elif name == "make_divisible":
-            self.used.add(MAKE_DIVISIBLE)
             func = ast.Name(MAKE_DIVISIBLE, ast.Load())
         else:  # a scale's `w` and `d`
             raise Untranslatable(name)
@@ -197,7 +194,7 @@ class _Rename(ast.NodeTransformer):
         return ast.Call(func, args, [])
 
 
-def translate(raw: Any, names: Mapping[str, ast.expr], used: set[str]) -> ast.expr:
+def translate(raw: Any, names: Mapping[str, ast.expr]) -> ast.expr:
     """The expression of a field as written (`$planes`, `${planes * 4}`), over `names` (a
     spec name -> what generated code writes for it). Raises `Untranslatable`."""
     if not is_reference(raw):
@@ -212,26 +209,23 @@ def translate(raw: Any, names: Mapping[str, ast.expr], used: set[str]) -> ast.ex
         raise Untranslatable(tree)
     read = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name)})
     key = (source, tuple((n, ast.dump(names[n]) if n in names else None) for n in read))
-    found = _TRANSLATED.get(key)
-    if found is None:
-        helpers: set[str] = set()
+    node = _TRANSLATED.get(key)
+    if node is None:
         try:
-            node: ast.expr | Untranslatable = _Rename(names, helpers).visit(copy.deepcopy(tree))
+            node = _Rename(names).visit(copy.deepcopy(tree))
         except Untranslatable as exc:
             node = exc
         if len(_TRANSLATED) > 10_000:  # bounded, in a long-running process
             _TRANSLATED.clear()
-        found = _TRANSLATED[key] = (node, frozenset(helpers))
-    node, helpers = found
+        _TRANSLATED[key] = node
     if isinstance(node, Untranslatable):
         raise node
-    used |= helpers
     return node
 
 
 # translations made, by source and what its names stand for (a block's instances translate
 # the same fields again and again)
-_TRANSLATED: dict[tuple, tuple[Any, frozenset[str]]] = {}
+_TRANSLATED: dict[tuple, ast.expr | Untranslatable] = {}
 
 _EVAL_GLOBALS: dict[str, Any] = {
     "__builtins__": {"min": min, "max": max, "int": int, "round": round},
@@ -270,19 +264,17 @@ def symbolic(
     concrete: Any,
     names: Mapping[str, ast.expr],
     values: Mapping[str, Any],
-    used: set[str],
 ) -> Any:
     """`concrete` (a field's validated value) carrying the expression `raw` was written as,
     where it is one that checks out; lists and tuples element by element, and a scalar
     expression broadcast to a tuple (`kernel: $k` validated to `(3, 3)`)."""
     if isinstance(raw, list) and isinstance(concrete, list | tuple) and len(raw) == len(concrete):
-        items = [symbolic(r, c, names, values, used) for r, c in zip(raw, concrete, strict=True)]
+        items = [symbolic(r, c, names, values) for r, c in zip(raw, concrete, strict=True)]
         return type(concrete)(items)
     if not is_reference(raw):
         return concrete
     try:
-        found: set[str] = set()
-        node = translate(raw, names, found)
+        node = translate(raw, names)
     except Untranslatable:
         return concrete
     try:
@@ -291,12 +283,10 @@ def symbolic(
         return concrete
     if isinstance(concrete, tuple) and not isinstance(value, list | tuple):
         if all(same(value, c) for c in concrete):
-            used |= found
             return tuple(make(c, node) for c in concrete)
         return concrete
     if isinstance(concrete, list | tuple) and isinstance(value, list | tuple):
         if same(value, concrete):
-            used |= found
             return type(concrete)(
                 make(c, ast.Subscript(copy.deepcopy(node), ast.Constant(k), ast.Load()))
                 for k, c in enumerate(concrete)
@@ -304,7 +294,6 @@ def symbolic(
         return concrete
     if not same(value, concrete):
         return concrete
-    used |= found
     return make(concrete, node)
 
 
@@ -312,7 +301,7 @@ def substitute(node: ast.expr, names: Mapping[str, ast.expr]) -> ast.expr | None
     """`node` with its names replaced (a block's output channels `planes * 4`, seen from the
     class that calls it: `128 * 4`); None if a name has no replacement."""
     try:
-        return _Rename(names, set()).visit(copy.deepcopy(node))
+        return _Rename(names).visit(copy.deepcopy(node))
     except Untranslatable:
         return None
 

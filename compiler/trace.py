@@ -129,7 +129,7 @@ class Trace:
                 raw = inst.args.get(p, defaults.get(p))
                 if raw is None:
                     continue
-                n = _node(symbolic(raw, value, names_at_call, values_at_call, set()))
+                n = _node(symbolic(raw, value, names_at_call, values_at_call))
                 if n is not None:
                     ctx.call[p] = n
             for p in spec_params:  # a spec parameter a block reads: passed on by name
@@ -177,9 +177,7 @@ class Trace:
             path = tuple(inst.id.split("."))
             caller = self.owner(path[:-1])
             names, values = self.indexed(path, self.context(caller))
-            sizes = tuple(
-                symbolic(r, d, names, values, set()) for r, d in zip(raw, shape, strict=True)
-            )
+            sizes = tuple(symbolic(r, d, names, values) for r, d in zip(raw, shape, strict=True))
             if any(_node(d) is not None and "i" in names_of(_node(d)) for d in sizes):
                 continue
             if any(_node(d) is not None for d in sizes):
@@ -210,7 +208,7 @@ class Trace:
             node = self.graph.node(node_id)
             raw = node.layer.fields.get("in") if node.layer is not None else None
             if node.inputs[:1] == [inst.input] and raw is not None:
-                sym = symbolic(raw, channels, ctx.names, ctx.values, set())
+                sym = symbolic(raw, channels, ctx.names, ctx.values)
                 if _node(sym) is not None:
                     return sym
         return None
@@ -264,7 +262,7 @@ class Trace:
                 return make(concrete, n)
         return concrete
 
-    def run(self, live: set[str]) -> None:
+    def run(self) -> None:
         self._input_params()
         for inst in self.graph.instances.values():
             if not inst.repeat or inst.repeat_raw is None:
@@ -272,7 +270,7 @@ class Trace:
             path = tuple(inst.id.split("."))
             ctx = self.context(self.owner(path[:-1]))
             try:
-                n = translate(inst.repeat_raw, ctx.names, set())
+                n = translate(inst.repeat_raw, ctx.names)
             except Untranslatable:
                 continue
             if not checked(n, ctx.values, inst.repeat):
@@ -285,7 +283,7 @@ class Trace:
         self._expects()
         run = Run(self.graph, self.graph.input_shape, sink=None)
         for node_id in self.graph.order:
-            if node_id == ArchGraph.INPUT or node_id not in live:
+            if node_id == ArchGraph.INPUT:
                 continue
             node = self.graph.node(node_id)
             path = self.owner(node.scope)
@@ -306,7 +304,7 @@ class Trace:
             if attr is None or key in ("name", "from", "if", "repeat", "first", "expect"):
                 continue
             value = getattr(node.args, attr)
-            sym = symbolic(raw, value, names, values, set())
+            sym = symbolic(raw, value, names, values)
             if sym is not value:
                 update[attr] = sym
         inputs = []
@@ -337,7 +335,7 @@ def _fstring(template: str, ctx: Context, inst: Instance, count: ast.expr) -> st
     for match in _TEMPLATE.finditer(template):
         parts.append(template[at : match.start()].replace("{", "{{").replace("}", "}}"))
         try:
-            node = translate("${" + match.group(1) + "}", names, set())
+            node = translate("${" + match.group(1) + "}", names)
         except Untranslatable:
             return None
         parts.append("{" + text(node) + "}")
@@ -362,7 +360,7 @@ def _node(value: Any) -> ast.expr | None:
     return None if n is None or isinstance(n, ast.Constant) else n
 
 
-def trace(graph: ArchGraph, live: set[str], classes: set[tuple[str, ...]]) -> Trace:
+def trace(graph: ArchGraph, classes: set[tuple[str, ...]]) -> Trace:
     t = Trace(graph, classes)
-    t.run(live)
+    t.run()
     return t
