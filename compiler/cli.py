@@ -7,7 +7,6 @@ import contextlib
 import gc
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from .pipeline import Job, Result, lint_for_report, lint_safely, not_a_spec
 from .sizes import FLOAT_DTYPES
 from .summary import DEFAULT_DEPTH, OPTIMIZERS, render, summarize
 from .summary import FORMATS as SUMMARY_FORMATS
+from .variants import extends_of, locate_base
 
 FORMATS = ("text", "concise", "json", "github", "sarif")
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -143,9 +143,6 @@ def find_specs(
     return found
 
 
-_EXTENDS = re.compile(r"^extends:[ \t]*[\"']?([^\"'#\n]+?)[\"']?[ \t]*(#.*)?$", re.MULTILINE)
-
-
 def variants_of(
     files: list[tuple[Path, str, bool]],
     exclude: tuple[str, ...] = (),
@@ -162,10 +159,13 @@ def variants_of(
                 text = spec.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
                 continue
-            found = _EXTENDS.search(text)
-            if found is None or found.group(1).startswith("yarch:"):
+            ref = extends_of(text, str(spec))
+            if ref is None:
                 continue
-            base = (spec.parent / found.group(1).strip()).resolve()
+            try:
+                base = locate_base(spec, ref)[0].resolve()
+            except (OSError, RuntimeError, ValueError):  # a loop, a NUL: lint says so
+                continue
             extends.setdefault(base, []).append(spec)
     out: list[tuple[Path, str, bool]] = []
     seen = set(given)

@@ -25,9 +25,12 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from .diagnostics import Diagnostic, Severity, Span
+from .files import inside
 from .graph import ArchGraph
+from .loader import LoadError, load_text
 from .ops.base import fmt_shape
 from .pipeline import Result, lint_file
+from .variants import locate_base
 
 DEBOUNCE = 0.15  # seconds after the last change before a spec is linted again
 MAX_SHAPES_SHOWN = 3  # a block's layer, shared by its instances: its distinct shapes
@@ -422,6 +425,41 @@ def _op_under(lines: list[str], line: int, before: str) -> str | None:
     return None
 
 
+def _bases(spec: Path, typed: str) -> list[types.CompletionItem]:
+    """What `extends:` may name, from what is typed: the specs and folders beside the spec
+    or in the folder typed (`../zoo/`), or after `yarch:` the library's."""
+    from .variants import BUNDLED_PREFIX
+
+    if typed.startswith(BUNDLED_PREFIX):
+        prefix, rest = BUNDLED_PREFIX, typed[len(BUNDLED_PREFIX) :]
+    else:
+        prefix, rest = "", typed
+    folder_typed = rest[: rest.rfind("/") + 1]
+    try:
+        base, root = locate_base(spec, prefix + folder_typed + "x")
+        folder = base.parent.resolve()
+        if not inside(folder, root):  # a base must be in the project, as lint requires
+            return []
+        entries = sorted(folder.iterdir())
+        here = spec.parent.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return []
+    items = [
+        types.CompletionItem(
+            prefix + folder_typed + e.name + ("/" if e.is_dir() else ""),
+            kind=types.CompletionItemKind.Folder if e.is_dir() else types.CompletionItemKind.File,
+        )
+        for e in entries
+        if not e.name.startswith(".")
+        and e.name != "__pycache__"
+        and (e.is_dir() or e.suffix in (".yaml", ".yml"))
+        and not (e.name == spec.name and folder == here)
+    ]
+    if not typed:
+        items.append(types.CompletionItem(BUNDLED_PREFIX, kind=types.CompletionItemKind.Module))
+    return items
+
+
 def completions(
     linted: Linted | None, lines: list[str], position: types.Position, path: str | None = None
 ) -> list[types.CompletionItem]:
@@ -432,13 +470,9 @@ def completions(
     if position.line >= len(lines):
         return []
     before = lines[position.line][: position.character]
-    if re.match(r"^extends:\s*[\"']?[^\"'#]*$", before) and path is not None:
-        folder = Path(path).parent
-        return [
-            types.CompletionItem(f.name, kind=types.CompletionItemKind.File)
-            for f in sorted(folder.glob("*.y*ml"))
-            if f.name != Path(path).name
-        ]
+    typed = re.match(r"^extends:\s*[\"']?([^\"'#]*)$", before)
+    if typed and path is not None:
+        return _bases(Path(path), typed.group(1).strip())
     spec = linted.result.spec if linted is not None else None
     blocks = [b for b, v in (spec.blocks if spec is not None else {}).items() if v is not None]
     param = _PARAM.search(before)
@@ -486,15 +520,30 @@ def _word(line: str, character: int) -> str:
     return (left.group(0) if left else "") + (right.group(0) if right else "")
 
 
+def _base_at(path: str, lines: list[str], line: int) -> Path | None:
+    """The base spec that an `extends:` on `line` names (block or flow style, `yarch:` too),
+    found as lint finds it."""
+    if "extends" not in lines[line]:
+        return None
+    try:
+        doc = load_text("\n".join(lines), path)
+    except LoadError:
+        return None
+    span = doc.span(("extends",))
+    ref = doc.data.get("extends") if isinstance(doc.data, dict) else None
+    if span is None or span.line - 1 != line or not isinstance(ref, str) or not ref.strip():
+        return None
+    return locate_base(Path(path), ref)[0]
+
+
 def definition(
     linted: Linted | None, lines: list[str], position: types.Position, uri: str
 ) -> types.Location | None:
     """Where the name under the cursor is defined: a block type, a `$` parameter or a layer."""
     if linted is None or linted.result.doc is None or position.line >= len(lines):
         return None
-    extends = re.match(r"^extends:\s*[\"']?([^\"'#\s]+)", lines[position.line])
-    if extends and not extends.group(1).startswith("yarch:"):
-        base = Path(linted.path).parent / extends.group(1)
+    base = _base_at(linted.path, lines, position.line)
+    if base is not None:
         start = types.Position(0, 0)
         return types.Location(from_fs_path(str(base)) or uri, types.Range(start, start))
     word = _word(lines[position.line], position.character).strip("-")

@@ -466,15 +466,7 @@ def load_spec(
                 help="the path is relative to the folder of the spec that extends it",
             )
         ]
-    root = root or project_root(path)
-    base_path = path.parent / ref
-    if ref.startswith(BUNDLED_PREFIX):
-        # `yarch:googlenet.yaml`: a spec of the library yarch ships, from anywhere; bases
-        # inside the library stay inside it
-        from . import data_path
-
-        root = data_path("specs").resolve()
-        base_path = root / ref[len(BUNDLED_PREFIX) :]
+    base_path, root = locate_base(path, ref, root)
     try:
         # a spec read from standard input stands for a file that need not exist
         here, target = path.resolve(strict=text is None), base_path.resolve()
@@ -539,6 +531,33 @@ def load_spec(
     merge = Merge(base, doc)
     merged = merge.run()
     return merged, diags + merge.diags
+
+
+def locate_base(path: Path, ref: str, root: Path | None = None) -> tuple[Path, Path]:
+    """Where `extends: ref` in the spec at `path` points, and the folder its bases must lie
+    in: `ref` relative to the spec's folder, inside its project (`root`, by default
+    `project_root` of the spec), or `yarch:googlenet.yaml`, a spec of the library yarch ships,
+    whose bases stay inside the library. `lint`, `lint --variants` and the language server
+    all find a base here."""
+    if ref.startswith(BUNDLED_PREFIX):
+        from . import data_path
+
+        library = data_path("specs").resolve()
+        return library / ref[len(BUNDLED_PREFIX) :], library
+    return path.parent / ref, root or project_root(path)
+
+
+def extends_of(text: str, display: str = "<string>") -> str | None:
+    """The base a spec's text names in `extends:`, read as YAML (block or flow style), or
+    None: no `extends:`, or text that does not load."""
+    if "extends" not in text:  # most specs: no parse
+        return None
+    try:
+        data = load_text(text, display).data
+    except LoadError:
+        return None
+    ref = data.get("extends") if isinstance(data, dict) else None
+    return ref if isinstance(ref, str) and ref.strip() else None
 
 
 def _is_file(path: Path) -> bool:

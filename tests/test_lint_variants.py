@@ -49,3 +49,20 @@ def test_a_renamed_layer_of_a_base_is_caught_in_its_variants(tmp_path, monkeypat
 def test_the_pre_commit_hook_lints_variants():
     hooks = (Path(__file__).parent.parent / ".pre-commit-hooks.yaml").read_text()
     assert "entry: yarch lint --format concise --variants" in hooks
+
+
+def test_a_variant_is_found_whatever_its_extends_looks_like(tmp_path, monkeypatch):
+    """Read as lint reads it: flow style, quoted, a path through a subfolder."""
+    specs = _project(tmp_path)
+    (specs / "nets").mkdir()
+    (specs / "nets" / "flow.yaml").write_text(
+        '{extends: "../base.yaml", name: flow, modify: {stem: {out: 2}}}\n'
+    )
+    (specs / "commented.yaml").write_text("# extends: base.yaml\nname: x\ninput: [3, 8, 8]\n")
+    monkeypatch.chdir(tmp_path)
+    (specs / "base.yaml").write_text(BASE.replace("name: stem", "name: conv1"))
+    out = CliRunner().invoke(cli, ["lint", "--variants", "--format", "concise", "specs/base.yaml"])
+    assert out.exit_code == 1
+    assert "specs/nets/flow.yaml:1:" in out.output, out.output
+    assert "commented.yaml" not in out.output
+    assert "in 3 of 4 files" in out.output, out.output

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,116 +12,21 @@ import pytest
 from compiler import lint_file
 
 from .conftest import ROOT, SPECS
+from .lspclient import Client
 
 pytest.importorskip("pygls")
-
-TIMEOUT = 30.0
-
-
-class Client:
-    """A minimal LSP client: requests, notifications, and the server's messages as they come."""
-
-    def __init__(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "compiler", "lsp"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=ROOT,
-            env=env,
-        )
-        self.next_id = 0
-        self.notifications: list[dict[str, Any]] = []
-
-    def send(self, message: dict[str, Any]) -> None:
-        body = json.dumps({"jsonrpc": "2.0", **message}).encode()
-        assert self.process.stdin is not None
-        self.process.stdin.write(f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        self.process.stdin.flush()
-
-    def receive(self) -> dict[str, Any]:
-        stream = self.process.stdout
-        assert stream is not None
-        length = None
-        while True:
-            line = stream.readline()
-            assert line, "the server closed its output"
-            if line in (b"\r\n", b"\n"):
-                break
-            name, _, value = line.decode().partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-        assert length is not None
-        return json.loads(stream.read(length))
-
-    def request(self, method: str, params: dict[str, Any]) -> Any:
-        self.next_id += 1
-        self.send({"id": self.next_id, "method": method, "params": params})
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            message = self.receive()
-            if message.get("id") == self.next_id and "method" not in message:
-                assert "error" not in message, message
-                return message["result"]
-            if "method" in message:
-                self.notifications.append(message)
-        raise AssertionError(f"no answer to {method}")
-
-    def notify(self, method: str, params: dict[str, Any]) -> None:
-        self.send({"method": method, "params": params})
-
-    def diagnostics(self, uri: str, version: int | None = None) -> list[dict[str, Any]]:
-        """The diagnostics the server publishes next for `uri` (of `version`, if given)."""
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            for i, message in enumerate(self.notifications):
-                params = message.get("params", {})
-                if (
-                    message["method"] == "textDocument/publishDiagnostics"
-                    and params["uri"] == uri
-                    and (version is None or params.get("version") == version)
-                ):
-                    del self.notifications[: i + 1]
-                    return params["diagnostics"]
-            message = self.receive()
-            if "method" in message:
-                self.notifications.append(message)
-        raise AssertionError(f"no diagnostics for {uri}")
-
-    def close(self) -> None:
-        self.request("shutdown", {})
-        self.notify("exit", {})
-        self.process.wait(timeout=TIMEOUT)
 
 
 @pytest.fixture
 def client():
     c = Client()
-    c.request("initialize", {"processId": None, "rootUri": ROOT.as_uri(), "capabilities": {}})
-    c.notify("initialized", {})
+    c.initialize()
     yield c
-    try:
-        c.close()
-    finally:
-        if c.process.poll() is None:
-            c.process.kill()
+    c.close()
 
 
 def _open(client: Client, path: Path, text: str | None = None) -> str:
-    uri = path.resolve().as_uri()
-    client.notify(
-        "textDocument/didOpen",
-        {
-            "textDocument": {
-                "uri": uri,
-                "languageId": "yaml",
-                "version": 1,
-                "text": path.read_text() if text is None else text,
-            }
-        },
-    )
-    return uri
+    return client.open(path, text)
 
 
 def test_the_keras_posts_shape_errors_are_published_with_their_ranges(client):
@@ -315,7 +217,7 @@ def test_parameters_and_bases_are_hovered_completed_and_followed(client, tmp_pat
         "textDocument/completion",
         {"textDocument": {"uri": uri}, "position": {"line": 0, "character": len("extends: ")}},
     )
-    assert [i["label"] for i in items] == ["base.yaml"]
+    assert [i["label"] for i in items] == ["base.yaml", "yarch:"]
     base_uri = _open(client, base)
     client.diagnostics(base_uri)
     line = base.read_text().splitlines()[4]
@@ -327,3 +229,103 @@ def test_parameters_and_bases_are_hovered_completed_and_followed(client, tmp_pat
         },
     )
     assert answer["contents"]["value"] == "`$width` = `16` (a parameter of the spec)"
+
+
+_EDITS = """
+import asyncio, sys
+import subprocess
+import sys
+from pathlib import Path
+from compiler import lsp
+
+class Sink:
+    def write(self, data: bytes) -> None:
+        pass
+
+async def main() -> None:
+    server = lsp.server
+    if sys.argv[1] == "off":  # as pygls leaves it
+        server._forget_done_notifications = lambda: None
+    protocol = server.protocol
+    protocol.set_writer(Sink())
+    def feed(message):
+        protocol.handle_message(protocol.structure_message({"jsonrpc": "2.0", **message}))
+    options = {"debounce": 0}
+    feed({"id": 1, "method": "initialize",
+          "params": {"processId": None, "capabilities": {}, "initializationOptions": options}})
+    feed({"method": "initialized", "params": {}})
+    spec = Path(sys.argv[2])
+    text = spec.read_text()
+    document = {"uri": spec.as_uri(), "languageId": "yaml", "version": 1, "text": text}
+    feed({"method": "textDocument/didOpen", "params": {"textDocument": document}})
+    for version in range(2, 302):
+        change = {"textDocument": {"uri": spec.as_uri(), "version": version},
+                  "contentChanges": [{"text": text + f"# {version}"}]}
+        feed({"method": "textDocument/didChange", "params": change})
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.05)
+    print(len(protocol._request_futures))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("workaround", ["on", "off"])
+def test_edits_leave_nothing_behind_in_the_server(workaround):
+    """pygls 2.1.1 keeps a future for every `didChange` (2 KB an edit); the server drops them.
+    Off, the count shows the leak is still pygls's: when an upgrade mends it, this case fails
+    and the workaround can go."""
+    done = subprocess.run(
+        [sys.executable, "-c", _EDITS, workaround, str(SPECS / "googlenet.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    left = int(done.stdout.split()[-1])
+    if workaround == "on":
+        assert left <= 1
+    else:
+        assert left >= 300
+
+
+def test_bases_are_found_as_lint_finds_them(client, tmp_path):
+    """`extends:` in flow style and `yarch:` bases are followed; completion walks folders and
+    offers the library."""
+    (tmp_path / "nets").mkdir()
+    base = tmp_path / "nets" / "base.yaml"
+    base.write_text("name: base\ninput: [3, 8, 8]\nlayers:\n  - conv: {name: stem, out: 4, kernel: 3}\n")
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("{name: flow, extends: nets/base.yaml}\n")
+    uri = _open(client, flow)
+    assert client.diagnostics(uri) == []
+    found = client.request(
+        "textDocument/definition",
+        {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 25}},
+    )
+    assert found["uri"] == base.resolve().as_uri()
+    bundled = tmp_path / "bundled.yaml"
+    bundled.write_text("extends: yarch:zoo/resnet18.yaml\nname: mine\n")
+    uri = _open(client, bundled)
+    client.diagnostics(uri)
+    found = client.request(
+        "textDocument/definition",
+        {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 20}},
+    )
+    assert found["uri"] == (SPECS / "zoo" / "resnet18.yaml").resolve().as_uri()
+
+    def complete(typed: str) -> list[str]:
+        text = f"extends: {typed}\n"
+        client.change(uri, 2, text)
+        position = {"line": 0, "character": len(text) - 1}
+        items = client.request(
+            "textDocument/completion", {"textDocument": {"uri": uri}, "position": position}
+        )
+        return [i["label"] for i in items]
+
+    assert complete("") == ["flow.yaml", "nets/", "yarch:"]
+    assert complete("nets/") == ["nets/base.yaml"]
+    assert "yarch:zoo/resnet18.yaml" in complete("yarch:zoo/")
+    assert "yarch:googlenet.yaml" in complete("yarch:")
+    assert complete("../") == []  # the folder above the project: no base may lie there
