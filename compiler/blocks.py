@@ -189,9 +189,6 @@ def define_blocks(
                 )
             )
             continue
-        fields: dict[str, Any] = {
-            "in_": (PosInt | None, Field(None, alias="in")),
-        }
         bad = []
         for p in block.params:
             why = param_name_problem(p)
@@ -207,10 +204,7 @@ def define_blocks(
                         " choose another name",
                     )
                 )
-        for p, default in block.params.items():
-            if p not in bad:
-                fields[p] = (Any, ... if default is None else default)
-        model = create_model(f"{name}Args", __base__=NodeArgs, **fields)
+        model = args_model(name, tuple((p, d) for p, d in block.params.items() if p not in bad))
         # the block types defined so far (`known_op` reads a missing one and a None alike)
         layers = normalize_list(doc, block.layers, ("blocks", name, "layers"), blocks, diags)
         if block.doc:
@@ -226,6 +220,28 @@ def define_blocks(
         )
     check_class_names(doc, graph, diags)
     return blocks
+
+
+_ARGS_MODELS: dict[str, type[NodeArgs]] = {}
+MAX_ARGS_MODELS = 512
+
+
+def args_model(name: str, params: tuple[tuple[str, Any], ...]) -> type[NodeArgs]:
+    """The pydantic model of a block's call (`- Inception: {c1: 64, ...}`): its parameters,
+    with their defaults (None: required), and the fields every layer takes. Kept between
+    lints, keyed by what defines it, as building its validator costs more than a language
+    server's whole re-lint of an edit may (1.6 ms of GoogLeNet's 8.5)."""
+    key = repr((name, params))
+    model = _ARGS_MODELS.get(key)
+    if model is None:
+        fields: dict[str, Any] = {"in_": (PosInt | None, Field(None, alias="in"))}
+        for p, default in params:
+            fields[p] = (Any, ... if default is None else default)
+        model = create_model(f"{name}Args", __base__=NodeArgs, **fields)
+        if len(_ARGS_MODELS) >= MAX_ARGS_MODELS:
+            del _ARGS_MODELS[next(iter(_ARGS_MODELS))]
+        _ARGS_MODELS[key] = model
+    return model
 
 
 def check_class_names(doc: Document, graph: ArchGraph, diags: list[Diagnostic]) -> None:

@@ -895,7 +895,13 @@ def diff_command(spec_a: str, spec_b: str, fmt: str, sets: tuple[str, ...]) -> N
 
 
 @cli.command("lsp")
-def lsp_command() -> None:
+@click.option(
+    "--stdio",
+    is_flag=True,
+    help="Talk over stdin and stdout (the only transport, and the default); VS Code's client "
+    "passes it.",
+)
+def lsp_command(stdio: bool) -> None:
     """A language server over stdin and stdout, for editors: yarch's diagnostics as you type,
     each layer's inferred shape as an inlay hint, hovers with shapes, parameters and MACs."""
     try:

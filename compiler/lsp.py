@@ -29,7 +29,7 @@ from .files import inside
 from .graph import ArchGraph
 from .loader import LoadError, load_text
 from .ops.base import fmt_shape
-from .pipeline import Result, lint_file
+from .pipeline import Result, lint_file, not_a_spec_text
 from .variants import locate_base
 
 DEBOUNCE = 0.15  # seconds after the last change before a spec is linted again
@@ -212,6 +212,14 @@ class YarchServer(LanguageServer):
         self._forget_done_notifications()
         document = self.workspace.get_text_document(uri)
         path = to_fs_path(uri) or uri
+        if not_a_spec_text(document.source) is not None:
+            # a CI workflow, a manifest: an editor may start the server for every YAML file
+            self.linted.pop(uri, None)
+            self.resolved.pop(uri, None)
+            self.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=uri, version=document.version, diagnostics=[])
+            )
+            return
         result = lint_file(path, text=document.source, display=path)
         graph = result.graph
         self.linted[uri] = Linted(result, path)
@@ -635,4 +643,11 @@ def document_symbols(
 
 def serve() -> None:
     """Run the server on stdin and stdout until the client asks it to exit."""
+    import gc
+
+    # what is loaded by now (pydantic, lsprotocol's converters, the ops) lives as long as the
+    # server: out of the cyclic collector's way, whose full passes each edit's lint would
+    # otherwise pay for walking it
+    gc.collect()
+    gc.freeze()
     server.start_io()

@@ -260,6 +260,12 @@ def not_a_spec(path: str | Path) -> str | None:
     text = source_text(path)
     if text is None:
         return None  # unreadable: linting it says why
+    return not_a_spec_text(text)
+
+
+def not_a_spec_text(text: str) -> str | None:
+    """`not_a_spec` of a text: what the language server asks of a YAML document an editor
+    opens, so that an editor may start it for every YAML file."""
     schema = _SCHEMA_LINE.search(text[:4096])
     if schema and not schema.group(1).endswith("spec.schema.json"):
         return f"its schema line names another schema (`{schema.group(1)}`)"

@@ -295,7 +295,9 @@ def test_bases_are_found_as_lint_finds_them(client, tmp_path):
     offers the library."""
     (tmp_path / "nets").mkdir()
     base = tmp_path / "nets" / "base.yaml"
-    base.write_text("name: base\ninput: [3, 8, 8]\nlayers:\n  - conv: {name: stem, out: 4, kernel: 3}\n")
+    base.write_text(
+        "name: base\ninput: [3, 8, 8]\nlayers:\n  - conv: {name: stem, out: 4, kernel: 3}\n"
+    )
     flow = tmp_path / "flow.yaml"
     flow.write_text("{name: flow, extends: nets/base.yaml}\n")
     uri = _open(client, flow)
@@ -329,3 +331,18 @@ def test_bases_are_found_as_lint_finds_them(client, tmp_path):
     assert "yarch:zoo/resnet18.yaml" in complete("yarch:zoo/")
     assert "yarch:googlenet.yaml" in complete("yarch:")
     assert complete("../") == []  # the folder above the project: no base may lie there
+
+
+def test_yaml_that_is_not_a_spec_is_left_alone(client, tmp_path):
+    """Editors start the server for every YAML file; a CI workflow gets no diagnostics and
+    no hints, as `yarch lint` skips it in a folder."""
+    workflow = tmp_path / "ci.yaml"
+    workflow.write_text("on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n")
+    uri = _open(client, workflow)
+    assert client.diagnostics(uri) == []
+    whole = {"start": {"line": 0, "character": 0}, "end": {"line": 4, "character": 0}}
+    hints = client.request("textDocument/inlayHint", {"textDocument": {"uri": uri}, "range": whole})
+    assert not hints
+    # the same file made a spec is linted
+    client.change(uri, 2, "input: [3, 8, 8]\nlayers:\n  - conv: {out: 4}\n")
+    assert [d["code"] for d in client.diagnostics(uri, 2)] == ["missing-field"]

@@ -1,0 +1,41 @@
+// The yarch extension for VS Code: starts `yarch lsp` for YAML files. The server lints only
+// the ones that are specs (with a `layers`, `blocks` or `extends` key), as `yarch lint` does
+// in a folder, so other YAML (CI workflows, manifests) is left alone.
+"use strict";
+
+const vscode = require("vscode");
+const { LanguageClient, TransportKind } = require("vscode-languageclient/node");
+
+let client;
+
+// `${workspaceFolder}` in the command, as in VS Code's own settings
+function expand(text, folder) {
+  return folder ? text.split("${workspaceFolder}").join(folder) : text;
+}
+
+function serverOptions(config, folder) {
+  const [command, ...args] = config.get("command", ["yarch", "lsp"]).map((part) => expand(part, folder));
+  return { command, args, transport: TransportKind.stdio };
+}
+
+function clientOptions(config) {
+  return {
+    documentSelector: [{ scheme: "file", language: "yaml" }],
+    initializationOptions: { debounce: config.get("debounce", 0.15) },
+  };
+}
+
+async function activate(context) {
+  const config = vscode.workspace.getConfiguration("yarch");
+  const folders = vscode.workspace.workspaceFolders;
+  const folder = folders && folders.length ? folders[0].uri.fsPath : undefined;
+  client = new LanguageClient("yarch", "yarch", serverOptions(config, folder), clientOptions(config));
+  context.subscriptions.push(client);
+  await client.start();
+}
+
+function deactivate() {
+  return client ? client.stop() : undefined;
+}
+
+module.exports = { activate, deactivate, serverOptions, clientOptions };
