@@ -355,13 +355,69 @@ def hover(ls: YarchServer, params: types.HoverParams) -> types.Hover | None:
 _SET = re.compile(r"help: set `([\w-]+): ([^`]+)`")
 
 
+_MEANT = re.compile(r"help: did you mean ((?:`[^`]+`(?: or )?)+)\?")
+
+
+def _respell(uri: str, lines: list[str], d: types.Diagnostic) -> list[types.CodeAction]:
+    """`help: did you mean `kernel`?` on a misspelt name (an op, a field, a layer, a `$`
+    parameter): a quick fix for each name suggested, the first preferred."""
+    found = _MEANT.search(d.message or "")
+    r = d.range
+    if found is None or r.start.line != r.end.line or r.start.line >= len(lines):
+        return []
+    written = lines[r.start.line][r.start.character : r.end.character]
+    # the range is the name as written: `kernal`, `$widht`, `${widht}`
+    if not re.fullmatch(r"\$?\{?[\w.-]+\}?", written):
+        return []
+    actions = []
+    for i, name in enumerate(re.findall(r"`([^`]+)`", found.group(1))):
+        edit = types.TextEdit(r, re.sub(r"[\w.-]+", lambda _, n=name: n, written, count=1))
+        actions.append(
+            types.CodeAction(
+                title=f"change to `{name}`",
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=[d],
+                edit=types.WorkspaceEdit(changes={uri: [edit]}),
+                is_preferred=i == 0,
+            )
+        )
+    return actions
+
+
+_ADD = re.compile(r"help: add `- (\w+)` before it")
+
+
+def _add_before(uri: str, lines: list[str], d: types.Diagnostic) -> list[types.CodeAction]:
+    """`help: add `- flatten` before it`: the layer, on a line of its own above the one the
+    diagnostic is on, as a block-style list item at the same indent."""
+    found = _ADD.search(d.message or "")
+    line = d.range.start.line
+    item = re.match(r"^(\s*)-\s", lines[line]) if line < len(lines) else None
+    if found is None or item is None or d.range.start.character < len(item.group(0)):
+        return []
+    start = types.Position(line, 0)
+    edit = types.TextEdit(types.Range(start, start), f"{item.group(1)}- {found.group(1)}\n")
+    return [
+        types.CodeAction(
+            title=f"add `- {found.group(1)}` before it",
+            kind=types.CodeActionKind.QuickFix,
+            diagnostics=[d],
+            edit=types.WorkspaceEdit(changes={uri: [edit]}),
+            is_preferred=True,
+        )
+    ]
+
+
 def code_actions(
     uri: str, lines: list[str], diagnostics: list[types.Diagnostic]
 ) -> list[types.CodeAction]:
-    """A quick fix for each diagnostic whose help is a mechanical edit, `set in: 192`: the
-    value its range covers becomes the one the help names."""
+    """A quick fix for each diagnostic whose help is a mechanical edit: `set in: 192` (the
+    value its range covers becomes the one the help names), `did you mean `relu`?` and `add
+    `- flatten` before it`."""
     out = []
     for d in diagnostics:
+        if d.source == "yarch":
+            out += _respell(uri, lines, d) + _add_before(uri, lines, d)
         found = _SET.search(d.message or "")
         if d.source != "yarch" or found is None:
             continue

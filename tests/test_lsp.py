@@ -198,6 +198,58 @@ def test_a_mechanical_help_is_a_quick_fix(client, tmp_path):
     assert fixed == "  - conv: {in: 4, out: 2, kernel: 1}"
 
 
+def _apply(text: str, edits: list[dict]) -> str:
+    """The text with one edit on one line applied, as an editor applies it."""
+    (edit,) = edits
+    lines = text.split("\n")
+    start, end = edit["range"]["start"], edit["range"]["end"]
+    assert start["line"] == end["line"]
+    line = lines[start["line"]]
+    lines[start["line"]] = line[: start["character"]] + edit["newText"] + line[end["character"] :]
+    return "\n".join(lines)
+
+
+def test_misspelt_names_and_a_missing_flatten_are_quick_fixes(client, tmp_path):
+    """Taking the preferred quick fix of the first error, again and again, mends the spec."""
+    path = tmp_path / "net.yaml"
+    text = (
+        "input: [3, 8, 8]\nparams: {width: 4}\nlayers:\n"
+        "  - conv: {name: c1, out: $widht, kernal: 3}\n"
+        "  - rleu\n"
+        "  - relu: {from: c11}\n"
+        "  - linear: {out: 10}\n"
+    )
+    uri = _open(client, path, text)
+    titles = []
+    for version in range(2, 10):
+        errors = [d for d in client.diagnostics(uri, version - 1) if d["severity"] == 1]
+        if not errors:
+            break
+        d = errors[0]
+        actions = client.request(
+            "textDocument/codeAction",
+            {"textDocument": {"uri": uri}, "range": d["range"], "context": {"diagnostics": [d]}},
+        )
+        (preferred,) = [a for a in actions if a.get("isPreferred")]
+        titles.append(preferred["title"])
+        text = _apply(text, preferred["edit"]["changes"][uri])
+        client.change(uri, version, text)
+    assert titles == [
+        "change to `width`",
+        "change to `kernel`",
+        "change to `relu`",
+        "change to `c1`",
+        "add `- flatten` before it",
+    ]
+    assert text.splitlines()[3:] == [
+        "  - conv: {name: c1, out: $width, kernel: 3}",
+        "  - relu",
+        "  - relu: {from: c1}",
+        "  - flatten",
+        "  - linear: {out: 10}",
+    ]
+
+
 def test_parameters_and_bases_are_hovered_completed_and_followed(client, tmp_path):
     base = tmp_path / "base.yaml"
     base.write_text(
