@@ -249,7 +249,8 @@ _REGISTRY = (
         "pool-padding",
         ERROR,
         "pooling padding larger than half the kernel (PyTorch rejects it); a dilated max pool "
-        "window that reads padding only (-inf)",
+        "window that reads padding only (-inf); an average pool's `padding: same` that pads "
+        "(Keras's average over image pixels, which PyTorch cannot build)",
     ),
     Code(
         "stride-remainder",

@@ -346,10 +346,38 @@ def hover(ls: YarchServer, params: types.HoverParams) -> types.Hover | None:
                 value = linted.graph.params[name]
                 text = f"`${name}` = `{value!r}` (a parameter of the spec)"
                 return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text))
+        field = _field_at(lines, position)
+        if field is not None:
+            return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, field))
     if position.line not in linted.lines:
         return None
     _, text = linted.lines[position.line]
     return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text))
+
+
+def _field_doc(op: str, field: str) -> str | None:
+    """`**stride** of `conv`: ...`, the field's description in the op's `Args` model."""
+    from .ops import OPS
+
+    if op not in OPS:
+        return None
+    for name, info in OPS[op].Args.model_fields.items():
+        if (info.alias or name) == field:
+            return f"**{field}** of `{op}`: {info.description or ''}".rstrip(": ")
+    return None
+
+
+def _field_at(lines: list[str], position: types.Position) -> str | None:
+    """The documentation of the op field whose key is under the cursor (`kernel:` in
+    `- conv: {out: 64, kernel: 3}` or in block style)."""
+    line = lines[position.line]
+    left = re.search(r"[\w-]*$", line[: position.character])
+    start = left.start() if left else position.character
+    key = re.match(r"([\w-]+)\s*:", line[start:])
+    if key is None or not re.search(r"(^\s*|[{,]\s*)$", line[:start]):
+        return None
+    op = _op_under(lines, position.line, line[:start])
+    return _field_doc(op, key.group(1)) if op is not None else None
 
 
 _SET = re.compile(r"help: set `([\w-]+): ([^`]+)`")
@@ -571,7 +599,13 @@ def completions(
     op = _op_under(lines, position.line, before)
     if op is not None and op in OPS:
         return [
-            types.CompletionItem(f, kind=types.CompletionItemKind.Field)
+            types.CompletionItem(
+                f,
+                kind=types.CompletionItemKind.Field,
+                documentation=types.MarkupContent(
+                    types.MarkupKind.Markdown, _field_doc(op, f) or f
+                ),
+            )
             for f in field_names(OPS[op].Args)
             if f not in ("first", "names")
         ]

@@ -26,25 +26,56 @@ ParamValue = int | float | bool | str | list[Any] | None
 
 
 class OutputSpec(BaseModel):
+    """One of the network's named outputs, written as a mapping."""
+
     model_config = _STRICT
-    from_: str = Field(alias="from")
-    train_only: Annotated[bool, Field(strict=True)] = False
+    from_: str = Field(
+        alias="from",
+        description="The layer whose value the output is (`aux1`, or `backbone.4` inside a block).",
+    )
+    train_only: Annotated[bool, Field(strict=True)] = Field(
+        False,
+        description="Computed in training mode only, under `if self.training:`, and None in "
+        "eval mode (GoogLeNet's auxiliary classifiers); left out of exports and eval MACs. "
+        "Default: false.",
+    )
 
 
 class BlockSpec(BaseModel):
     """A user-defined, parameterised block: `params` with defaults (`~` = required)."""
 
     model_config = _STRICT
-    doc: str | None = None
-    params: dict[Name, ParamValue] = Field(default_factory=dict)
-    layers: list[Any] = Field(min_length=1)
-    output: LayerName | None = None
-    # unnamed layers numbered 0, 1, 2 as in nn.Sequential (torchvision's Conv2dNormActivation:
-    # `features.0.0` is its conv), not per op (`conv_1`)
-    sequential: Annotated[bool, Field(strict=True)] = False
-    # a block of several inputs names them, in the order of an instance's `from:` (a U-Net
-    # decoder block: `inputs: [x, skip]`); the first is also its `input`
-    inputs: Annotated[list[Name], Field(min_length=2, max_length=16)] | None = None
+    doc: str | None = Field(
+        None,
+        description="The docstring of the block's class in generated code.",
+    )
+    params: dict[Name, ParamValue] = Field(
+        default_factory=dict,
+        description="The block's parameters and their defaults, `~` for one an instance must "
+        "give (`params: {planes: ~, stride: 1}`); its layers read them as `$planes` or "
+        "`${planes * 4}`, and an instance sets them as fields (`- Block: {planes: 64}`).",
+    )
+    layers: list[Any] = Field(
+        min_length=1,
+        description="The block's layers, in order; inside, `input` names the block's (first) "
+        "input and names are local to each instance.",
+    )
+    output: LayerName | None = Field(
+        None,
+        description="The layer whose value is the block's output. Default: its last layer.",
+    )
+    sequential: Annotated[bool, Field(strict=True)] = Field(
+        False,
+        description="Numbers the unnamed layers 0, 1, 2 as nn.Sequential does (torchvision's "
+        "Conv2dNormActivation: `features.0.0` is its conv), not per op (`conv_1`). "
+        "Default: false.",
+    )
+    inputs: Annotated[list[Name], Field(min_length=2, max_length=16)] | None = Field(
+        None,
+        description="The names of a block of several inputs, in the order of an instance's "
+        "`from:` (a U-Net decoder block: `inputs: [x, skip]`); the first is also its `input`. "
+        "Default: one input, `input`.",
+    )
 
     @field_validator("inputs")
     @classmethod
@@ -66,19 +97,64 @@ class Scale(BaseModel):
     gives `max(round(n * depth), 1)`. Other keys set the spec's parameters."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
-    width: Positive = 1.0
-    depth: Positive = 1.0
-    max_channels: Bounded | None = None
-    divisor: Bounded = 8
+    width: Positive = Field(
+        1.0,
+        description="The width multiple: `w(c)` gives `c * width`, capped and rounded "
+        "(`width: 0.25`). Default: 1.",
+    )
+    depth: Positive = Field(
+        1.0,
+        description="The depth multiple: `d(n)` gives `max(round(n * depth), 1)` "
+        "(`depth: 0.33`). Default: 1.",
+    )
+    max_channels: Bounded | None = Field(
+        None,
+        description="The channel count `w(c)` caps `c` at before scaling it "
+        "(`max_channels: 1024`). Default: no cap.",
+    )
+    divisor: Bounded = Field(
+        8,
+        description="`w(c)` is rounded up to a multiple of it. Default: 8.",
+    )
 
 
 class Insert(BaseModel):
     """Layers a variant adds next to a named layer of its base."""
 
     model_config = _STRICT
-    after: str | None = None
-    before: str | None = None
-    layers: list[Any] = Field(min_length=1)
+    after: str | None = Field(
+        None,
+        description="The base's layer the new layers go right after (`Block.layer` inside a "
+        "block); give `after` or `before`.",
+    )
+    before: str | None = Field(
+        None,
+        description="The base's layer the new layers go right before (`Block.layer` inside a "
+        "block); give `after` or `before`.",
+    )
+    layers: list[Any] = Field(min_length=1, description="The layers to insert, in order.")
+
+
+# what a variant's edits do, for `VariantEdits` and `Spec`
+_EXTENDS = (
+    "The base spec this one is a variant of: a path relative to this file's folder "
+    "(`extends: googlenet.yaml`), or `yarch:NAME.yaml` for a spec of yarch's library. The "
+    "variant holds only what differs."
+)
+_MODIFY = (
+    "Variants: changes to fields of the base's layers, by layer name (`Block.layer` inside a "
+    "block); `~` removes a field (`modify: {inception5a: {c5: [32, 32], expect: ~}}`)."
+)
+_REPLACE = (
+    "Variants: layers of the base swapped for others that keep their names, by name "
+    "(`replace: {pool5: {adaptive_avgpool: 1}}`)."
+)
+_DELETE = "Variants: the names of base layers to remove (`delete: [norm1]`)."
+_INSERT = (
+    "Variants: layers added before or after a named layer of the base "
+    "(`insert: [{after: conv1, layers: [...]}]`)."
+)
+_APPEND = "Variants: layers added after the base's last layer."
 
 
 class VariantEdits(BaseModel):
@@ -86,12 +162,12 @@ class VariantEdits(BaseModel):
     it; the merged spec (the variant's other fields included) is validated once, after."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
-    extends: str
-    modify: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    replace: dict[str, Any] = Field(default_factory=dict)
-    delete: list[str] = Field(default_factory=list)
-    insert: list[Insert] = Field(default_factory=list)
-    append: list[Any] = Field(default_factory=list)
+    extends: str = Field(description=_EXTENDS)
+    modify: dict[str, dict[str, Any]] = Field(default_factory=dict, description=_MODIFY)
+    replace: dict[str, Any] = Field(default_factory=dict, description=_REPLACE)
+    delete: list[str] = Field(default_factory=list, description=_DELETE)
+    insert: list[Insert] = Field(default_factory=list, description=_INSERT)
+    append: list[Any] = Field(default_factory=list, description=_APPEND)
 
 
 class Spec(BaseModel):
@@ -103,31 +179,76 @@ class Spec(BaseModel):
     """
 
     model_config = _STRICT
-    extends: str | None = None
-    name: Name | None = None
-    # the class of the model in generated code and of the built module (`GoogLeNet`);
-    # default: made from `name` (`googlenet` -> `Googlenet`)
-    class_: str | None = Field(None, alias="class")
-    source: str | None = None
-    description: str | None = None
-    # weight initialisation (`compiler/init.py`): PyTorch's defaults, He et al.'s normal
-    # initialisation, or the scheme torchvision's class of the spec's `class:` runs
-    init: Literal["none", "kaiming", "torchvision"] | None = None
-    # [channels, height, width] ([C, L], [C, D, H, W] for 1-D and 3-D maps); the batch
-    # dimension is implicit
-    input: list[Any] | None = Field(None, min_length=1, max_length=4)
-    params: dict[Name, ParamValue] = Field(default_factory=dict)
-    scales: dict[Name, Scale | None] = Field(default_factory=dict)
-    blocks: dict[str, BlockSpec | None] = Field(default_factory=dict)
-    layers: list[Any] | None = Field(None, min_length=1)
-    outputs: dict[Name, str | OutputSpec | None] | None = None
-    # variants only: changes to the base's layers, addressed by name (`Block.layer` inside a
-    # block), never by position
-    modify: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    replace: dict[str, Any] = Field(default_factory=dict)
-    delete: list[str] = Field(default_factory=list)
-    insert: list[Insert] = Field(default_factory=list)
-    append: list[Any] = Field(default_factory=list)
+    extends: str | None = Field(None, description=_EXTENDS)
+    name: Name | None = Field(
+        None,
+        description="The network's name, a plain identifier (`googlenet`): the title of "
+        "summaries and diagrams, and what the class is named from without `class:`. "
+        "Default: `model`.",
+    )
+    class_: str | None = Field(
+        None,
+        alias="class",
+        description="The class of the model in generated code and of the module "
+        "`compiler.build` makes, in CamelCase (`class: GoogLeNet`). Default: made from `name` "
+        "(`googlenet` -> `Googlenet`).",
+    )
+    source: str | None = Field(
+        None,
+        description="Where the architecture comes from (a paper and its table, a file of "
+        "torchvision); shown in diagrams and in generated code's docstring.",
+    )
+    description: str | None = Field(
+        None,
+        description="A sentence about the network: the first line of generated code's "
+        "docstring, and shown in diagrams.",
+    )
+    init: Literal["none", "kaiming", "torchvision"] | None = Field(
+        None,
+        description="Weight initialisation: `none`, PyTorch's defaults; `kaiming`, He et "
+        "al.'s normal initialisation (torchvision's ResNet); `torchvision`, the scheme "
+        "torchvision's class of the spec's `class:` runs. Default: none.",
+    )
+    input: list[Any] | None = Field(
+        None,
+        min_length=1,
+        max_length=4,
+        description="The input's shape, batch left out: `[channels, height, width]` "
+        "(`[3, 224, 224]`), or `[C, L]` and `[C, D, H, W]` for 1-D and 3-D maps.",
+    )
+    params: dict[Name, ParamValue] = Field(
+        default_factory=dict,
+        description="The spec's parameters and their defaults (`params: {num_classes: "
+        "1000}`), read as `$name` or in `${...}` expressions anywhere; a default may use the "
+        "parameters before it, and `--set name=value` overrides one.",
+    )
+    scales: dict[Name, Scale | None] = Field(
+        default_factory=dict,
+        description="Named rows of width and depth multiples, as Ultralytics' YOLO configs "
+        "(`scales: {n: {width: 0.25, depth: 0.33}}`), used by `w(c)` and `d(n)`; `--scale "
+        "NAME` picks one, the first by default.",
+    )
+    blocks: dict[str, BlockSpec | None] = Field(
+        default_factory=dict,
+        description="The spec's own blocks, by name: each is used as a layer, "
+        "`- Name: {name: x, param: value}`.",
+    )
+    layers: list[Any] | None = Field(
+        None,
+        min_length=1,
+        description="The network's layers, in order: each reads the one before unless it says "
+        "`from:`, the first reads `input`.",
+    )
+    outputs: dict[Name, str | OutputSpec | None] | None = Field(
+        None,
+        description="The network's named outputs: `{logits: fc}` or `{aux1: {from: aux1, "
+        "train_only: true}}`. Default: one output, the last layer.",
+    )
+    modify: dict[str, dict[str, Any]] = Field(default_factory=dict, description=_MODIFY)
+    replace: dict[str, Any] = Field(default_factory=dict, description=_REPLACE)
+    delete: list[str] = Field(default_factory=list, description=_DELETE)
+    insert: list[Insert] = Field(default_factory=list, description=_INSERT)
+    append: list[Any] = Field(default_factory=list, description=_APPEND)
 
     @property
     def is_variant(self) -> bool:

@@ -32,6 +32,13 @@ def _allow_references(node: Any) -> Any:
     return out
 
 
+def _retype(props: dict[str, Any], name: str, schema: dict[str, Any]) -> None:
+    """Replace property `name`'s schema with `schema` (layers as `Layer`s, not `Any`), keeping
+    its title and the description its model's field gives it."""
+    old = props[name]
+    props[name] = {**schema, **{k: old[k] for k in ("title", "description") if k in old}}
+
+
 def _hoist(schema: dict, defs: dict) -> dict:
     """Move a model schema's `$defs` into the shared ones."""
     defs.update(schema.pop("$defs", {}))
@@ -82,8 +89,10 @@ def spec_schema() -> dict[str, Any]:
         args = _allow_references(_hoist(op.Args.model_json_schema(by_alias=True), defs))
         args["title"] = f"{name} layer"
         doc = (op.__doc__ or "").strip()
-        if doc:  # what an editor shows on hover
+        described: dict[str, str] = {}
+        if doc:  # what an editor shows on hover, on the op's fields and on its key
             args["description"] = " ".join(doc.split("\n\n")[0].split())
+            described["description"] = args["description"]
         defs[f"op_{name}"] = args
         value: list[dict[str, Any]] = [{"$ref": f"#/$defs/op_{name}"}, {"type": "null"}]
         if op.primary and op.primary in args.get("properties", {}):
@@ -91,7 +100,7 @@ def spec_schema() -> dict[str, Any]:
         forms.append(
             {
                 "type": "object",
-                "properties": {name: {"anyOf": value}},
+                "properties": {name: {"anyOf": value, **described}},
                 "required": [name],
                 "additionalProperties": False,
             }
@@ -129,24 +138,26 @@ def spec_schema() -> dict[str, Any]:
     }
     layers = {"type": "array", "items": LAYER, "minItems": 1}
     props = top["properties"]
-    props["layers"] = {"anyOf": [layers, {"type": "null"}], "default": None}
-    props["append"] = {"type": "array", "items": LAYER}
-    props["replace"] = {"type": "object", "additionalProperties": LAYER}
-    props["input"] = {
-        "anyOf": [
-            {
-                "type": "array",
-                "items": {"anyOf": [{"type": "integer"}, REFERENCE]},
-                "minItems": 1,
-                "maxItems": 4,
-            },
-            {"type": "null"},
-        ],
-        "description": "[channels, height, width] ([C, L], [C, D, H, W] for 1-D and 3-D maps); "
-        "the batch is implicit",
-    }
-    defs[BlockSpec.__name__]["properties"]["layers"] = layers
-    defs[Insert.__name__]["properties"]["layers"] = layers
+    _retype(props, "layers", {"anyOf": [layers, {"type": "null"}], "default": None})
+    _retype(props, "append", {"type": "array", "items": LAYER})
+    _retype(props, "replace", {"type": "object", "additionalProperties": LAYER})
+    _retype(
+        props,
+        "input",
+        {
+            "anyOf": [
+                {
+                    "type": "array",
+                    "items": {"anyOf": [{"type": "integer"}, REFERENCE]},
+                    "minItems": 1,
+                    "maxItems": 4,
+                },
+                {"type": "null"},
+            ]
+        },
+    )
+    _retype(defs[BlockSpec.__name__]["properties"], "layers", layers)
+    _retype(defs[Insert.__name__]["properties"], "layers", layers)
     top["anyOf"] = [{"required": ["extends"]}, {"required": ["input", "layers"]}]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

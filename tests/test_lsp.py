@@ -95,6 +95,15 @@ def test_inlay_hints_show_each_layers_shape_and_a_hover_its_numbers(client):
     )
     value = answer["contents"]["value"]
     assert "**conv**" in value and "3x224x224 → 64x112x112" in value and "9,472 parameters" in value
+    # on a field's key: the field's description, from the op's pydantic model
+    answer = client.request(
+        "textDocument/hover",
+        {
+            "textDocument": {"uri": uri},
+            "position": {"line": conv1, "character": lines[conv1].index("stride") + 2},
+        },
+    )
+    assert answer["contents"]["value"].startswith("**stride** of `conv`: The step between")
 
 
 def test_a_change_is_linted_again(client, tmp_path):
@@ -141,6 +150,12 @@ def test_completion_offers_ops_blocks_fields_parameters_and_names(client):
     # inside an op's mapping: its fields
     line, col = _at(lines, "stride: 2, padding: 3")
     assert {"out", "kernel", "stride", "padding", "groups"} <= labels(line, col)
+    items = client.request(
+        "textDocument/completion",
+        {"textDocument": {"uri": uri}, "position": {"line": line, "character": col}},
+    )
+    (groups,) = [i for i in items if i["label"] == "groups"]
+    assert "must divide the input and output channels" in groups["documentation"]["value"]
     # after `$`: the parameters
     line, col = _at(lines, "$num_classes}")
     assert "num_classes" in labels(line, col + 1)

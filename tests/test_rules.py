@@ -95,3 +95,14 @@ def test_pass_fixture(code: str) -> None:
         f"{path}:{d.span.line if d.span else '?'}: {d.severity.value}[{d.code}] {d.message}"
         for d in result.diagnostics
     )
+
+
+def test_an_average_pool_padded_same_is_caught_where_torch_cannot_build_it(tmp_path) -> None:
+    """Keras averages `same` padding over the image pixels only; PyTorch's pools cannot, so
+    build refuses it: lint says so first, and lets through a `same` that pads nothing."""
+    spec = tmp_path / "net.yaml"
+    spec.write_text("input: [3, 9, 9]\nlayers:\n  - avgpool: {kernel: 2, padding: same}\n")
+    (d,) = lint_file(spec).diagnostics
+    assert (d.code, d.span.line, d.span.column) == ("pool-padding", 3, 35)
+    spec.write_text("input: [3, 8, 8]\nlayers:\n  - avgpool: {kernel: 2, padding: same}\n")
+    assert lint_file(spec).diagnostics == []

@@ -80,6 +80,28 @@ def test_every_op_has_a_description():
     ]
 
 
+def _properties(node, path=""):
+    """(path, schema) of every property of every `properties` mapping in a schema."""
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _properties(item, f"{path}/{i}")
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "properties" and isinstance(value, dict):
+                for name, prop in value.items():
+                    yield f"{path}/properties/{name}", prop
+            yield from _properties(value, f"{path}/{key}")
+
+
+def test_every_property_has_a_description():
+    # editors (yaml-language-server) show a property's description on hover: each field of
+    # the spec language, each op's key included, says what it means
+    props = list(_properties(spec_schema()))
+    assert len(props) > 400  # the walk found the ops' fields, not only the top level
+    missing = [path for path, prop in props if not str(prop.get("description", "")).strip()]
+    assert missing == [], f"{len(missing)} properties without a description: {missing}"
+
+
 def test_schema_accepts_references_and_variants():
     text = (
         "extends: base.yaml\nparams: {w: 8}\n"

@@ -47,7 +47,11 @@ Hardsigmoid = _simple("hardsigmoid", "Hardsigmoid", "relu6(x + 3) / 6 (a squeeze
 
 
 class LeakyReluArgs(NodeArgs):
-    negative_slope: Annotated[float, Field(ge=0)] = 0.01
+    negative_slope: Annotated[float, Field(ge=0)] = Field(
+        0.01,
+        description="The slope for negative inputs, as nn.LeakyReLU's `negative_slope` "
+        "(`leaky_relu: 0.1`). Default: 0.01.",
+    )
 
 
 @register
@@ -64,7 +68,12 @@ class LeakyReLU(_Elementwise):
 
 
 class SoftmaxArgs(NodeArgs):
-    dim: Annotated[int, Field(ge=1, le=4, strict=True)] = 1
+    dim: Annotated[int, Field(ge=1, le=4, strict=True)] = Field(
+        1,
+        description="The dimension normalised over, counted as torch does with the batch 0: "
+        "1 is the channels of a map or the features of a vector, as nn.Softmax's and "
+        "nn.LogSoftmax's `dim`. Default: 1.",
+    )
 
 
 @register
@@ -110,7 +119,12 @@ class LogSoftmax(Softmax):
 
 
 class DropoutArgs(NodeArgs):
-    p: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    p: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.5,
+        description="The probability that an element is zeroed while training, from 0 to "
+        "below 1 (`dropout: 0.2`); the others are scaled by 1 / (1 - p). As nn.Dropout's `p`. "
+        "Default: 0.5.",
+    )
 
 
 @register

@@ -50,20 +50,55 @@ class NodeArgs(BaseModel):
     # so a lint process pays only for the ops its spec uses (about 1 ms each)
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, defer_build=True)
 
-    name: LayerName | None = None
+    name: LayerName | None = Field(
+        None,
+        description="The layer's name, for `from:`, `outputs:` and the state_dict keys "
+        "(`conv1` gives `conv1.weight`); a plain identifier, or parts joined by hyphens "
+        "(`block1-0`). Default: the op and a number (`conv_2`), or 0, 1, 2 ... in a `seq`.",
+    )
     from_: (
         Annotated[list[RefName], BeforeValidator(_listify, json_schema_input_type=str | list[str])]
         | None
-    ) = Field(None, alias="from")
-    expect: list[PosInt] | None = Field(None, min_length=1, max_length=4)
-    repeat: Annotated[int, Field(ge=1, le=100_000, strict=True)] = 1
-    # with `repeat`: fields that differ in the first copy (`first: {stride: 2}`), as
-    # torchvision's `_make_layer` strides and widens only the first block of a stage
-    first: dict[str, Any] | None = None
-    # with `repeat`: the copies' names, a text whose `${...}` parts are evaluated for each copy
-    # with `i` its index (`denselayer${i + 1}`, `block1-${i}`); default `0` ... `N-1`
-    names: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    if_: Annotated[bool, Field(strict=True)] = Field(True, alias="if")
+    ) = Field(
+        None,
+        alias="from",
+        description="The layer's input, or a list of inputs (`from: [conv1, input]`): layer "
+        "names, `input`, a dotted name inside a block or `seq` (`backbone.4`). Default: the "
+        "layer before, or the scope's `input` for the first layer.",
+    )
+    expect: list[PosInt] | None = Field(
+        None,
+        min_length=1,
+        max_length=4,
+        description="The shape you expect the layer to output, batch left out "
+        "(`[64, 112, 112]`, `[1000]`): checked against the inferred shape (`shape-mismatch`) "
+        "and trusted by the layers after it. With `repeat`, the last copy's shape.",
+    )
+    repeat: Annotated[int, Field(ge=1, le=100_000, strict=True)] = Field(
+        1,
+        description="Makes N copies in sequence, each reading the one before, as a group named "
+        "`name.0` ... `name.N-1`; in their fields `i` is the copy's index and `n` the count "
+        '(`repeat: "${layers[1]}"`). Default: one layer, no group.',
+    )
+    first: dict[str, Any] | None = Field(
+        None,
+        description="With `repeat`: fields that differ in the first copy, written over the "
+        "layer's own (`first: {stride: 2}`), as torchvision's `_make_layer` strides only the "
+        "first block of a stage.",
+    )
+    names: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None,
+        description="With `repeat`: the copies' names, a text whose `${...}` parts are "
+        'evaluated for each copy with `i` its index (`names: "denselayer${i + 1}"`). '
+        "Default: `0` ... `N-1`.",
+    )
+    if_: Annotated[bool, Field(strict=True)] = Field(
+        True,
+        alias="if",
+        description="False removes the layer: references to it then mean its input "
+        '(`if: "${stride != 1}"`); a removed layer with several inputs stands for its first. '
+        "Default: true.",
+    )
 
 
 COMMON_FIELDS = ("name", "from", "expect", "repeat", "first", "names", "if")

@@ -14,9 +14,19 @@ AXES = {1: "channels", 2: "rows", 3: "columns"}
 
 
 class ChunkArgs(NodeArgs):
-    chunks: Annotated[int, Field(ge=2, le=100_000, strict=True)]
-    part: Annotated[int, Field(ge=0, le=100_000, strict=True)]
-    dim: Annotated[int, Field(ge=1, le=3, strict=True)] = 1
+    chunks: Annotated[int, Field(ge=2, le=100_000, strict=True)] = Field(
+        description="How many parts to split into, as `torch.chunk`'s `chunks`: each has "
+        "ceil(size / chunks), the last fewer (so there may be fewer parts than `chunks`).",
+    )
+    part: Annotated[int, Field(ge=0, le=100_000, strict=True)] = Field(
+        description="Which part the layer outputs, from 0, as `x.chunk(chunks, dim)[part]`; "
+        "each part needed takes a layer of its own.",
+    )
+    dim: Annotated[int, Field(ge=1, le=3, strict=True)] = Field(
+        1,
+        description="The dimension split, counted as torch does with the batch 0: 1 the "
+        "channels (or features), 2 the rows, 3 the columns of a map. Default: 1.",
+    )
 
     @model_validator(mode="after")
     def _part_in_range(self) -> ChunkArgs:
@@ -97,9 +107,19 @@ class Chunk(Op):
 
 
 class SplitArgs(NodeArgs):
-    sizes: Annotated[list[PosInt], Field(min_length=2, max_length=10_000)]
-    part: Annotated[int, Field(ge=0, le=100_000, strict=True)]
-    dim: Annotated[int, Field(ge=1, le=3, strict=True)] = 1
+    sizes: Annotated[list[PosInt], Field(min_length=2, max_length=10_000)] = Field(
+        description="The size of each part along `dim`, as `torch.split`'s "
+        "`split_size_or_sections` (`sizes: [64, 32]`); they must add up to the input's size.",
+    )
+    part: Annotated[int, Field(ge=0, le=100_000, strict=True)] = Field(
+        description="Which part the layer outputs, from 0, as `x.split(sizes, dim)[part]`; "
+        "each part needed takes a layer of its own.",
+    )
+    dim: Annotated[int, Field(ge=1, le=3, strict=True)] = Field(
+        1,
+        description="The dimension split, counted as torch does with the batch 0: 1 the "
+        "channels (or features), 2 the rows, 3 the columns of a map. Default: 1.",
+    )
 
     @model_validator(mode="after")
     def _part_in_range(self) -> SplitArgs:
@@ -151,7 +171,10 @@ class Split(Op):
 
 
 class ChannelShuffleArgs(NodeArgs):
-    groups: PosInt
+    groups: PosInt = Field(
+        description="The number of channel groups interleaved, as nn.ChannelShuffle's "
+        "`groups` (`channel_shuffle: 2`); it must divide the input's channels.",
+    )
 
 
 @register

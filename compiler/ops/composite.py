@@ -20,8 +20,18 @@ PosIntPair = tuple[PosInt, PosInt]
 
 
 class SeqArgs(NodeArgs):
-    layers: list[Any] = Field(min_length=1)
-    in_: PosInt | None = Field(None, alias="in")
+    layers: list[Any] = Field(
+        min_length=1,
+        description="The layers, in sequence, as in a spec's `layers:` (`seq: [conv, bn, "
+        "relu]`): each reads the one before, the first the seq's input; unnamed ones are "
+        "numbered 0, 1, 2 as in nn.Sequential.",
+    )
+    in_: PosInt | None = Field(
+        None,
+        alias="in",
+        description="The input channels (or features) the seq declares, checked against "
+        "what it receives; optional, as they are inferred anyway.",
+    )
 
 
 @register
@@ -79,20 +89,74 @@ def unwrap(obj: Any, loc: Loc = ()) -> tuple[Any, dict[Loc, Span]]:
 
 
 class InceptionArgs(NodeArgs):
-    # as the papers write it: [c1, [c3_reduce, c3], [c5_reduce, c5], pool_proj]
-    channels: tuple[PosInt, PosIntPair, PosIntPair, PosInt] | None = None
-    c1: PosInt | None = None
-    c3: PosIntPair | None = None
-    c5: PosIntPair | None = None
-    pool_proj: PosInt | None = None
-    in_: PosInt | None = Field(None, alias="in")
-    bn: Bool = False  # Conv -> BatchNorm -> ReLU in every branch, as torchvision
-    bn_eps: Annotated[float, Field(gt=0)] = 1e-5
-    c5_kernel: Literal[3, 5] = 5  # torchvision uses 3x3 here (pytorch/vision#906)
-    pool: Literal["max", "avg"] = "max"
-    pool_ceil: Bool = False
-    relu: Bool = True
-    bias: Bool | None = None  # default: no bias when followed by batch norm
+    channels: tuple[PosInt, PosIntPair, PosIntPair, PosInt] | None = Field(
+        None,
+        description="The four branches' output channels as the papers write them, "
+        "`[c1, [c3_reduce, c3], [c5_reduce, c5], pool_proj]` (`[64, [96, 128], [16, 32], 32]`); "
+        "or give `c1`, `c3`, `c5` and `pool_proj` instead.",
+    )
+    c1: PosInt | None = Field(
+        None,
+        description="The 1x1 branch's output channels (torchvision's `ch1x1`); overrides "
+        "`channels`' first entry.",
+    )
+    c3: PosIntPair | None = Field(
+        None,
+        description="The 3x3 branch's channels, `[reduce, out]`: its 1x1 reduction, then its "
+        "3x3 conv (torchvision's `ch3x3red`, `ch3x3`); overrides `channels`' second entry.",
+    )
+    c5: PosIntPair | None = Field(
+        None,
+        description="The 5x5 branch's channels, `[reduce, out]`: its 1x1 reduction, then its "
+        "5x5 (or `c5_kernel`) conv (torchvision's `ch5x5red`, `ch5x5`); overrides `channels`' "
+        "third entry.",
+    )
+    pool_proj: PosInt | None = Field(
+        None,
+        description="The pool branch's output channels: the 1x1 conv after its 3x3 pool; "
+        "overrides `channels`' last entry.",
+    )
+    in_: PosInt | None = Field(
+        None,
+        alias="in",
+        description="The input channels the module declares, checked against what it "
+        "receives; optional, as they are inferred anyway.",
+    )
+    bn: Bool = Field(
+        False,
+        description="Conv -> BatchNorm -> ReLU in every branch, as torchvision's GoogLeNet "
+        "(BasicConv2d); default false: conv -> ReLU, as the paper.",
+    )
+    bn_eps: Annotated[float, Field(gt=0)] = Field(
+        1e-5,
+        description="The batch norms' `eps`, with `bn: true` (torchvision uses 0.001). "
+        "Default: 1e-5, nn.BatchNorm2d's.",
+    )
+    c5_kernel: Literal[3, 5] = Field(
+        5,
+        description="The kernel of the 5x5 branch's second conv: 5 as the paper, 3 as "
+        "torchvision (pytorch/vision#906). Default: 5.",
+    )
+    pool: Literal["max", "avg"] = Field(
+        "max",
+        description="The pool branch's 3x3 pool (stride 1, padding 1): `max` or `avg`. "
+        "Default: max.",
+    )
+    pool_ceil: Bool = Field(
+        False,
+        description="`ceil_mode` of the pool branch's pool, as torchvision's GoogLeNet sets "
+        "it. Default: false.",
+    )
+    relu: Bool = Field(
+        True,
+        description="A ReLU after every conv of the branches (after its batch norm with "
+        "`bn: true`). Default: true.",
+    )
+    bias: Bool | None = Field(
+        None,
+        description="Whether the branches' convs have a bias, as nn.Conv2d's `bias`. "
+        "Default: no bias with `bn: true`, a bias without.",
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> InceptionArgs:

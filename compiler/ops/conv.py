@@ -72,15 +72,57 @@ def _describe(what: str, a: Any, output_padding: tuple[int, ...] = (0, 0), n: in
     return f"{text}, {a.out}"
 
 
+# the descriptions of the fields conv and conv_transpose share, naming `torch`'s module
+def _in(torch: str) -> str:
+    return (
+        f"The input channels the layer declares, as {torch}'s `in_channels` (`in: 3`): "
+        "optional, as they are inferred, but checked against what the layer receives "
+        "(`channel-mismatch`)."
+    )
+
+
+def _groups(torch: str) -> str:
+    return (
+        f"Groups of channels convolved separately, as {torch}'s `groups`: it must divide the "
+        "input and output channels (as many groups as channels makes a depthwise conv). "
+        "Default: 1."
+    )
+
+
+def _bias(torch: str) -> str:
+    return (
+        f"A learned bias per output channel, as {torch}'s `bias`; usually false before a "
+        "batch norm. Default: true."
+    )
+
+
 class ConvArgs(WindowArgs):
-    out: PosInt
-    kernel: PosSizes
-    stride: PosSizes = (1, 1)
-    padding: SizesPadding = (0, 0)
-    dilation: PosSizes = (1, 1)
-    groups: PosInt = 1
-    bias: Annotated[bool, Field(strict=True)] = True
-    in_: PosInt | None = Field(None, alias="in")
+    out: PosInt = Field(
+        description="The output channels, as nn.Conv2d's `out_channels` (`out: 64`).",
+    )
+    kernel: PosSizes = Field(
+        description="The window's size, as nn.Conv2d's `kernel_size`: one number for every "
+        "spatial axis (`kernel: 3`) or one per axis (`[1, 7]`, `[3, 7, 7]` on a 3-D map).",
+    )
+    stride: PosSizes = Field(
+        (1, 1),
+        description="The step between windows, as nn.Conv2d's `stride`: a number or one per "
+        "axis (`stride: 2` halves the size). Default: 1.",
+    )
+    padding: SizesPadding = Field(
+        (0, 0),
+        description="Zeros added on each side, as nn.Conv2d's `padding`: a number, one per "
+        "axis, `valid` (0) or `same`, which keeps ceil(size / stride) as Keras does (the size "
+        "itself at stride 1). Default: 0.",
+    )
+    dilation: PosSizes = Field(
+        (1, 1),
+        description="The spacing between the kernel's taps, as nn.Conv2d's `dilation` "
+        "(`dilation: 2`, an atrous conv): a number or one per axis. Default: 1.",
+    )
+    groups: PosInt = Field(1, description=_groups("nn.Conv2d"))
+    bias: Annotated[bool, Field(strict=True)] = Field(True, description=_bias("nn.Conv2d"))
+    in_: PosInt | None = Field(None, alias="in", description=_in("nn.Conv2d"))
 
     def window(self, n: int = 2) -> Window:
         return Window(
@@ -201,15 +243,37 @@ NonNegPair = Annotated[
 
 
 class ConvTransposeArgs(NodeArgs):
-    out: PosInt
-    kernel: PosPair
-    stride: PosPair = (1, 1)
-    padding: NonNegPair = (0, 0)
-    output_padding: NonNegPair = (0, 0)
-    dilation: PosPair = (1, 1)
-    groups: PosInt = 1
-    bias: Annotated[bool, Field(strict=True)] = True
-    in_: PosInt | None = Field(None, alias="in")
+    out: PosInt = Field(
+        description="The output channels, as nn.ConvTranspose2d's `out_channels` (`out: 64`).",
+    )
+    kernel: PosPair = Field(
+        description="The window's size, as nn.ConvTranspose2d's `kernel_size`: a number or "
+        "`[height, width]`.",
+    )
+    stride: PosPair = Field(
+        (1, 1),
+        description="The upsampling factor, as nn.ConvTranspose2d's `stride`: a number or "
+        "`[height, width]` (`kernel: 2, stride: 2` doubles the size). Default: 1.",
+    )
+    padding: NonNegPair = Field(
+        (0, 0),
+        description="As nn.ConvTranspose2d's `padding`: trims this many rows and columns from "
+        "each side of the output; a number or `[height, width]`. Default: 0.",
+    )
+    output_padding: NonNegPair = Field(
+        (0, 0),
+        description="Rows and columns added to one side of the output, as "
+        "nn.ConvTranspose2d's `output_padding`: picks among the sizes a stride can give, and "
+        "must be smaller than the stride or the dilation. Default: 0.",
+    )
+    dilation: PosPair = Field(
+        (1, 1),
+        description="The spacing between the kernel's taps, as nn.ConvTranspose2d's "
+        "`dilation`: a number or `[height, width]`. Default: 1.",
+    )
+    groups: PosInt = Field(1, description=_groups("nn.ConvTranspose2d"))
+    bias: Annotated[bool, Field(strict=True)] = Field(True, description=_bias("nn.ConvTranspose2d"))
+    in_: PosInt | None = Field(None, alias="in", description=_in("nn.ConvTranspose2d"))
 
     @model_validator(mode="after")
     def _output_padding(self) -> ConvTransposeArgs:

@@ -13,12 +13,26 @@ from .base import Context, NodeArgs, Op, PosInt, TorchCall, keywords, register
 
 
 class LinearArgs(NodeArgs):
-    out: PosInt
-    bias: Annotated[bool, Field(strict=True)] = True
-    in_: PosInt | None = Field(None, alias="in")
-    # `last`: at every position of a tensor, on its last dimension (a channels-last map, as
-    # ConvNeXt's blocks apply it); `features`: to a vector, so a map must be flattened first
-    over: Literal["features", "last"] = "features"
+    out: PosInt = Field(
+        description="The output features, as nn.Linear's `out_features` (`linear: 1000`).",
+    )
+    bias: Annotated[bool, Field(strict=True)] = Field(
+        True,
+        description="A learned bias per output feature, as nn.Linear's `bias`. Default: true.",
+    )
+    in_: PosInt | None = Field(
+        None,
+        alias="in",
+        description="The input features the layer declares, as nn.Linear's `in_features` "
+        "(`in: 9216`): optional, as they are inferred, but checked against what the layer "
+        "receives (`feature-mismatch`, `flatten-mismatch`).",
+    )
+    over: Literal["features", "last"] = Field(
+        "features",
+        description="`features`: applied to a vector, so a map must be flattened first; "
+        "`last`: at every position of a tensor, on its last dimension, as nn.Linear does "
+        "(a channels-last map in ConvNeXt's blocks). Default: features.",
+    )
 
 
 def _as_map(features: int, channels: int) -> str | None:
@@ -129,7 +143,12 @@ class Linear(Op):
 
 
 class FlattenArgs(NodeArgs):
-    start_dim: Annotated[int, Field(ge=1, le=4, strict=True)] = 1
+    start_dim: Annotated[int, Field(ge=1, le=4, strict=True)] = Field(
+        1,
+        description="The first dimension flattened, counted as torch does with the batch 0, "
+        "through the last, as nn.Flatten's `start_dim`: 1 makes `[C, H, W]` a vector, 2 "
+        "keeps the channels. Default: 1.",
+    )
 
 
 @register
@@ -158,9 +177,10 @@ BatchDim = Literal["N"]
 
 
 class ReshapeArgs(NodeArgs):
-    # the full shape as `Tensor.view` takes it, batch included: `[-1, 1024]`, `[N, -1]`
     shape: list[Annotated[int, Field(ge=-1, le=MAX_MAGNITUDE, strict=True)] | BatchDim] = Field(
-        min_length=1
+        min_length=1,
+        description="The new shape, batch first, as `Tensor.reshape` takes it: `N` keeps the "
+        "batch and one `-1` takes what is left (`reshape: [N, -1]`, `[N, 12, 7, 7]`).",
     )
 
 

@@ -11,7 +11,12 @@ from .base import Context, NodeArgs, Op, register
 
 
 class ConcatArgs(NodeArgs):
-    dim: Annotated[int, Field(ge=1, le=4, strict=True)] = 1
+    dim: Annotated[int, Field(ge=1, le=4, strict=True)] = Field(
+        1,
+        description="The dimension concatenated along, counted as torch does with the batch "
+        "0, as `torch.cat`'s `dim`: 1 is the channels of maps or the features of vectors. "
+        "Default: 1.",
+    )
 
 
 def _listing(ctx: Context, inputs: list[Shape]) -> list[str]:

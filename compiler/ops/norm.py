@@ -23,10 +23,28 @@ from .base import (
 
 
 class BatchNormArgs(NodeArgs):
-    eps: Annotated[float, Field(gt=0)] = 1e-5
-    momentum: Annotated[float, Field(ge=0, le=1)] = 0.1
-    affine: Annotated[bool, Field(strict=True)] = True
-    in_: PosInt | None = Field(None, alias="in")
+    eps: Annotated[float, Field(gt=0)] = Field(
+        1e-5,
+        description="Added to the variance for numerical stability, as nn.BatchNorm2d's "
+        "`eps` (`eps: 0.001`). Default: 1e-5.",
+    )
+    momentum: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.1,
+        description="The weight of each batch in the running mean and variance, as "
+        "nn.BatchNorm2d's `momentum`. Default: 0.1.",
+    )
+    affine: Annotated[bool, Field(strict=True)] = Field(
+        True,
+        description="A learned scale and shift per channel, as nn.BatchNorm2d's `affine`. "
+        "Default: true.",
+    )
+    in_: PosInt | None = Field(
+        None,
+        alias="in",
+        description="The channels (or features) the layer declares, as nn.BatchNorm2d's "
+        "`num_features`: optional, as they are inferred, but checked against what the layer "
+        "receives (`channel-mismatch`).",
+    )
 
 
 @register
@@ -88,10 +106,24 @@ class BatchNorm(Op):
 
 
 class LrnArgs(NodeArgs):
-    size: PosInt = 5
-    alpha: Annotated[float, Field(ge=0)] = 1e-4
-    beta: Annotated[float, Field(ge=0)] = 0.75
-    k: Annotated[float, Field(gt=0)] = 1.0
+    size: PosInt = Field(
+        5,
+        description="How many neighbouring channels each channel is normalised over, as "
+        "nn.LocalResponseNorm's `size` (`lrn: 5`). Default: 5.",
+    )
+    alpha: Annotated[float, Field(ge=0)] = Field(
+        1e-4,
+        description="The multiplicative factor, as nn.LocalResponseNorm's `alpha`. "
+        "Default: 0.0001.",
+    )
+    beta: Annotated[float, Field(ge=0)] = Field(
+        0.75,
+        description="The exponent, as nn.LocalResponseNorm's `beta`. Default: 0.75.",
+    )
+    k: Annotated[float, Field(gt=0)] = Field(
+        1.0,
+        description="The additive constant, as nn.LocalResponseNorm's `k`. Default: 1.",
+    )
 
 
 @register
@@ -126,11 +158,22 @@ class LocalResponseNorm(Op):
 
 
 class LayerNormArgs(NodeArgs):
-    # `channels`: dimension 1, the channels of a map (ConvNeXt's LayerNorm2d) or the features;
-    # `last`: the last dimension, as nn.LayerNorm (a channels-last map)
-    over: Literal["channels", "last"] = "channels"
-    eps: Annotated[float, Field(gt=0)] = 1e-5
-    affine: Annotated[bool, Field(strict=True)] = True
+    over: Literal["channels", "last"] = Field(
+        "channels",
+        description="`channels`: normalises dimension 1, the channels at each position of a "
+        "map (ConvNeXt's LayerNorm2d) or a vector's features; `last`: the last dimension, as "
+        "nn.LayerNorm does (a channels-last map). Default: channels.",
+    )
+    eps: Annotated[float, Field(gt=0)] = Field(
+        1e-5,
+        description="Added to the variance for numerical stability, as nn.LayerNorm's `eps` "
+        "(`eps: 1.0e-6` in ConvNeXt). Default: 1e-5.",
+    )
+    affine: Annotated[bool, Field(strict=True)] = Field(
+        True,
+        description="A learned scale and shift per element normalised, as nn.LayerNorm's "
+        "`elementwise_affine`. Default: true.",
+    )
 
 
 def _to_last(rank: int) -> tuple[str, str]:
@@ -186,9 +229,20 @@ class LayerNorm(ShapeKeeping):
 
 
 class GroupNormArgs(NodeArgs):
-    groups: PosInt
-    eps: Annotated[float, Field(gt=0)] = 1e-5
-    affine: Annotated[bool, Field(strict=True)] = True
+    groups: PosInt = Field(
+        description="The number of channel groups normalised separately, as nn.GroupNorm's "
+        "`num_groups` (`group_norm: 32`); it must divide the channels.",
+    )
+    eps: Annotated[float, Field(gt=0)] = Field(
+        1e-5,
+        description="Added to the variance for numerical stability, as nn.GroupNorm's `eps`. "
+        "Default: 1e-5.",
+    )
+    affine: Annotated[bool, Field(strict=True)] = Field(
+        True,
+        description="A learned scale and shift per channel, as nn.GroupNorm's `affine`. "
+        "Default: true.",
+    )
 
 
 @register

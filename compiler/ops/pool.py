@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from ..syntax import fmt_shape
 from .base import (
     REQUIRED,
     BuildError,
@@ -34,10 +35,28 @@ Bool = Annotated[bool, Field(strict=True)]
 
 
 class PoolArgs(WindowArgs):
-    kernel: PosSizes
-    stride: PosSizes | None = None  # PyTorch's default: the kernel size
-    padding: SizesPadding = (0, 0)
-    ceil_mode: Bool = False
+    kernel: PosSizes = Field(
+        description="The window's size, as nn.MaxPool2d's and nn.AvgPool2d's `kernel_size`: "
+        "one number for every spatial axis (`kernel: 3`) or one per axis (`[1, 3, 3]` on a "
+        "3-D map).",
+    )
+    stride: PosSizes | None = Field(
+        None,
+        description="The step between windows, as nn.MaxPool2d's and nn.AvgPool2d's "
+        "`stride`: a number or one per axis. Default: the kernel size, as PyTorch's.",
+    )
+    padding: SizesPadding = Field(
+        (0, 0),
+        description="Padding on each side, at most half the kernel, as nn.MaxPool2d's and "
+        "nn.AvgPool2d's `padding` (-inf for max, zeros for average): a number, one per axis, "
+        "`valid` (0) or `same`, which keeps ceil(size / stride) as Keras does. Default: 0.",
+    )
+    ceil_mode: Bool = Field(
+        False,
+        description="Rounds the output size up rather than down, as nn.MaxPool2d's and "
+        "nn.AvgPool2d's `ceil_mode`: a last, partial window is kept if it starts inside the "
+        "input or the left padding (Caffe's pooling, GoogLeNet's). Default: false.",
+    )
 
     def window(self, n: int = 2) -> Window:
         kernel = self.axes("kernel", n)
@@ -52,11 +71,19 @@ class PoolArgs(WindowArgs):
 
 
 class MaxPoolArgs(PoolArgs):
-    dilation: PosSizes = (1, 1)
+    dilation: PosSizes = Field(
+        (1, 1),
+        description="The spacing between the window's taps, as nn.MaxPool2d's `dilation`: "
+        "a number or one per axis. Default: 1.",
+    )
 
 
 class AvgPoolArgs(PoolArgs):
-    count_include_pad: Bool = True
+    count_include_pad: Bool = Field(
+        True,
+        description="Whether the padding's zeros count in each average's divisor, as "
+        "nn.AvgPool2d's `count_include_pad`. Default: true.",
+    )
 
 
 class _Pool(Op):
@@ -71,6 +98,17 @@ class _Pool(Op):
         if n is None:
             return None
         win = a.window(n)
+        if win.padding == "same" and cls.name == "avgpool" and any(win.same_pads(x[1:])):
+            ctx.error(
+                "pool-padding",
+                f"`{ctx.name}` has `padding: same`, which must pad its {fmt_shape(x)} input: "
+                "Keras then averages over the image pixels only, which PyTorch's average pools "
+                "cannot express",
+                "padding",
+                label="cannot be built",
+                help="write the padding as a number (with `count_include_pad: false` to leave "
+                "the zeros out of the averages), or pool a map the window divides",
+            )
         if win.padding != "same":
             for axis in range(n):
                 # PyTorch compares with the kernel itself, dilation left out
@@ -219,7 +257,12 @@ class AvgPool(_Pool):
 
 
 class AdaptiveArgs(WindowArgs):
-    output: PosSizes = (1, 1)
+    output: PosSizes = Field(
+        (1, 1),
+        description="The output's spatial size, whatever the input's, as "
+        "nn.AdaptiveAvgPool2d's and nn.AdaptiveMaxPool2d's `output_size`: one number for "
+        "every axis (`output: 1`, global pooling) or one per axis (`[7, 7]`). Default: 1.",
+    )
 
 
 class _Adaptive(Op):

@@ -19,8 +19,15 @@ from .base import (
 
 
 class StochasticDepthArgs(NodeArgs):
-    p: Annotated[float, Field(ge=0, le=1)]
-    mode: Literal["row", "batch"] = "row"
+    p: Annotated[float, Field(ge=0, le=1)] = Field(
+        description="The probability of zeroing the branch while training, from 0 to 1, as "
+        "torchvision's StochasticDepth's `p` (`stochastic_depth: 0.1`).",
+    )
+    mode: Literal["row", "batch"] = Field(
+        "row",
+        description="`row`: each sample's branch is dropped on its own; `batch`: the whole "
+        "batch's at once, as torchvision's StochasticDepth's `mode`. Default: row.",
+    )
 
 
 @register
@@ -55,7 +62,11 @@ class StochasticDepth(ShapeKeeping):
 
 
 class LayerScaleArgs(NodeArgs):
-    init: Annotated[float, Field(allow_inf_nan=False)] = 1e-6
+    init: Annotated[float, Field(allow_inf_nan=False)] = Field(
+        1e-6,
+        description="The initial value of every channel's scale, as ConvNeXt's "
+        "`layer_scale` (`layer_scale: 1.0e-6`). Default: 1e-6.",
+    )
 
 
 @register

@@ -37,12 +37,33 @@ LINEAR = {"linear": 1, "bilinear": 2, "trilinear": 3}
 
 
 class UpsampleArgs(WindowArgs):
-    scale: Factors | None = None
-    size: PosSizes | None = None
-    # another value whose spatial size the output takes, read at run time
-    like: RefName | None = None
-    mode: Literal["nearest", "linear", "bilinear", "trilinear"] = "nearest"
-    align_corners: Annotated[bool, Field(strict=True)] = False
+    scale: Factors | None = Field(
+        None,
+        description="The factor each spatial size is multiplied by (and rounded down), as "
+        "F.interpolate's `scale_factor`: one number for every axis (`upsample: 2`) or one per "
+        "axis. Give one of `scale`, `size` and `like`.",
+    )
+    size: PosSizes | None = Field(
+        None,
+        description="The output's spatial size, as F.interpolate's `size`: one number for "
+        "every axis or one per axis (`[56, 56]`). Give one of `scale`, `size` and `like`.",
+    )
+    like: RefName | None = Field(
+        None,
+        description="The name of another value whose spatial size the output takes, read at "
+        "run time, as `F.interpolate(x, size=input.shape[-2:])` (`like: input`); that value is "
+        "the layer's second input. Give one of `scale`, `size` and `like`.",
+    )
+    mode: Literal["nearest", "linear", "bilinear", "trilinear"] = Field(
+        "nearest",
+        description="The interpolation, as F.interpolate's `mode`: `nearest`, or `linear`, "
+        "`bilinear`, `trilinear` on 1-D, 2-D and 3-D maps. Default: nearest.",
+    )
+    align_corners: Annotated[bool, Field(strict=True)] = Field(
+        False,
+        description="As F.interpolate's `align_corners`, for the linear modes only: the "
+        "corner pixels of input and output line up. Default: false.",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> UpsampleArgs:

@@ -22,7 +22,12 @@ def _rank_note(ctx: Context, x: Shape) -> str:
 
 
 class PermuteArgs(NodeArgs):
-    dims: list[Dim] = Field(min_length=2, max_length=9)
+    dims: list[Dim] = Field(
+        min_length=2,
+        max_length=9,
+        description="The new order of all the dimensions, the batch (0) first and staying "
+        "first, as `Tensor.permute` takes it: `[0, 2, 3, 1]` makes a map channels-last.",
+    )
 
 
 @register
@@ -72,8 +77,18 @@ class Permute(Op):
 
 
 class MeanArgs(NodeArgs):
-    dims: list[Dim] = Field(min_length=1, max_length=8)
-    keepdim: Annotated[bool, Field(strict=True)] = False
+    dims: list[Dim] = Field(
+        min_length=1,
+        max_length=8,
+        description="The dimensions averaged over, counted as torch does with the batch 0 "
+        "(negative ones from the end), as `Tensor.mean`'s `dim`: `[2, 3]` averages a map's "
+        "height and width. Never the batch.",
+    )
+    keepdim: Annotated[bool, Field(strict=True)] = Field(
+        False,
+        description="Keeps the averaged dimensions with size 1 (`[C, 1, 1]`), as "
+        "`Tensor.mean`'s `keepdim`. Default: false.",
+    )
 
 
 @register
