@@ -383,6 +383,19 @@ def _field_at(lines: list[str], position: types.Position) -> str | None:
 _SET = re.compile(r"help: set `([\w-]+): ([^`]+)`")
 
 
+def _fix(
+    title: str, uri: str, d: types.Diagnostic, edit: types.TextEdit, preferred: bool = True
+) -> types.CodeAction:
+    """A quick fix of `d`: one edit of the document."""
+    return types.CodeAction(
+        title=title,
+        kind=types.CodeActionKind.QuickFix,
+        diagnostics=[d],
+        edit=types.WorkspaceEdit(changes={uri: [edit]}),
+        is_preferred=preferred,
+    )
+
+
 _MEANT = re.compile(r"help: did you mean ((?:`[^`]+`(?: or )?)+)\?")
 
 
@@ -400,15 +413,7 @@ def _respell(uri: str, lines: list[str], d: types.Diagnostic) -> list[types.Code
     actions = []
     for i, name in enumerate(re.findall(r"`([^`]+)`", found.group(1))):
         edit = types.TextEdit(r, re.sub(r"[\w.-]+", lambda _, n=name: n, written, count=1))
-        actions.append(
-            types.CodeAction(
-                title=f"change to `{name}`",
-                kind=types.CodeActionKind.QuickFix,
-                diagnostics=[d],
-                edit=types.WorkspaceEdit(changes={uri: [edit]}),
-                is_preferred=i == 0,
-            )
-        )
+        actions.append(_fix(f"change to `{name}`", uri, d, edit, preferred=i == 0))
     return actions
 
 
@@ -425,15 +430,7 @@ def _add_before(uri: str, lines: list[str], d: types.Diagnostic) -> list[types.C
         return []
     start = types.Position(line, 0)
     edit = types.TextEdit(types.Range(start, start), f"{item.group(1)}- {found.group(1)}\n")
-    return [
-        types.CodeAction(
-            title=f"add `- {found.group(1)}` before it",
-            kind=types.CodeActionKind.QuickFix,
-            diagnostics=[d],
-            edit=types.WorkspaceEdit(changes={uri: [edit]}),
-            is_preferred=True,
-        )
-    ]
+    return [_fix(f"add `- {found.group(1)}` before it", uri, d, edit)]
 
 
 def code_actions(
@@ -460,15 +457,7 @@ def code_actions(
         if not before.endswith(f"{key}:") or not re.fullmatch(r"[\w.$+-]+", written):
             continue
         edit = types.TextEdit(r, value)
-        out.append(
-            types.CodeAction(
-                title=f"set `{key}: {value}`",
-                kind=types.CodeActionKind.QuickFix,
-                diagnostics=[d],
-                edit=types.WorkspaceEdit(changes={uri: [edit]}),
-                is_preferred=True,
-            )
-        )
+        out.append(_fix(f"set `{key}: {value}`", uri, d, edit))
     return out
 
 
