@@ -14,6 +14,7 @@ lint` (`lint_file` with the editor's text), so it never imports torch.
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from .pipeline import Result, lint_file, not_a_spec_text
 from .variants import locate_base
 
 DEBOUNCE = 0.15  # seconds after the last change before a spec is linted again
+IDLE_COLLECT = 1.0  # seconds without a lint before the cyclic garbage collector runs
+COLLECT_EVERY = 100  # lints, at most, between two of its runs
 MAX_SHAPES_SHOWN = 3  # a block's layer, shared by its instances: its distinct shapes
 
 _SEVERITY = {
@@ -52,6 +55,15 @@ class Linted:
     @property
     def graph(self) -> ArchGraph | None:
         return self.result.graph
+
+    def release(self) -> None:
+        """Let reference counting free this lint's graph when the server drops it: networkx
+        keeps views of a graph on the graph (`G.in_degree` holds `G`), a cycle that only the
+        cyclic collector would free, which the server runs between lints (`collect_later`)."""
+        graph = self.graph.graph if self.graph is not None else None
+        if graph is not None:
+            for key in [k for k, v in vars(graph).items() if getattr(v, "_graph", None) is graph]:
+                del vars(graph)[key]
 
     @property
     def lines(self) -> dict[int, tuple[str, str]]:
@@ -207,6 +219,8 @@ class YarchServer(LanguageServer):
         self.resolved: dict[str, Linted] = {}
         self.pending: dict[str, asyncio.TimerHandle] = {}
         self.debounce = DEBOUNCE  # `initializationOptions: {"debounce": seconds}` sets it
+        self.lints = 0
+        self.collection: asyncio.TimerHandle | None = None
 
     def lint(self, uri: str) -> None:
         self._forget_done_notifications()
@@ -214,17 +228,19 @@ class YarchServer(LanguageServer):
         path = to_fs_path(uri) or uri
         if not_a_spec_text(document.source) is not None:
             # a CI workflow, a manifest: an editor may start the server for every YAML file
-            self.linted.pop(uri, None)
-            self.resolved.pop(uri, None)
+            self.forget(uri)
             self.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(uri=uri, version=document.version, diagnostics=[])
             )
             return
         result = lint_file(path, text=document.source, display=path)
         graph = result.graph
-        self.linted[uri] = Linted(result, path)
+        linted = Linted(result, path)
+        # the last lint that resolved stays, for completion while the text does not
+        self.forget(uri, keep_resolved=graph is None)
+        self.linted[uri] = linted
         if graph is not None:
-            self.resolved[uri] = self.linted[uri]
+            self.resolved[uri] = linted
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(
                 uri=uri,
@@ -232,6 +248,35 @@ class YarchServer(LanguageServer):
                 diagnostics=[to_lsp(d, path, uri) for d in result.diagnostics],
             )
         )
+        self.collect_later()  # once the diagnostics are on their way
+
+    def forget(self, uri: str, keep_resolved: bool = False) -> None:
+        """Drop the lints of `uri` (but its last resolved one, if asked), releasing each."""
+        kept = self.resolved.get(uri) if keep_resolved else None
+        dropped = [self.linted.pop(uri, None)]
+        if not keep_resolved:
+            dropped.append(self.resolved.pop(uri, None))
+        for old in dropped:
+            if old is not None and old is not kept:
+                old.release()
+
+    def collect_later(self) -> None:
+        """The cyclic garbage collector runs here, not in the middle of an edit's lint: when
+        the editor has been quiet for `IDLE_COLLECT` seconds, and after every `COLLECT_EVERY`
+        lints whatever happens (edits that never pause). Left to itself, it walks each lint's
+        young objects as the lint returns: about 1.5 ms of GoogLeNet's 8."""
+        self.lints += 1
+        if self.collection is not None:
+            self.collection.cancel()
+            self.collection = None
+        if self.lints % COLLECT_EVERY == 0:
+            gc.collect()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not serving (a test calling in)
+            return
+        self.collection = loop.call_later(IDLE_COLLECT, gc.collect)
 
     def _forget_done_notifications(self) -> None:
         """pygls 2.1 keeps the future of every notification its generator handlers ran
@@ -299,8 +344,7 @@ def did_save(ls: YarchServer, params: types.DidSaveTextDocumentParams) -> None:
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: YarchServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
-    ls.linted.pop(uri, None)
-    ls.resolved.pop(uri, None)
+    ls.forget(uri)
     handle = ls.pending.pop(uri, None)
     if handle is not None:
         handle.cancel()
@@ -722,11 +766,10 @@ def document_symbols(
 
 def serve() -> None:
     """Run the server on stdin and stdout until the client asks it to exit."""
-    import gc
-
     # what is loaded by now (pydantic, lsprotocol's converters, the ops) lives as long as the
-    # server: out of the cyclic collector's way, whose full passes each edit's lint would
-    # otherwise pay for walking it
+    # server: out of the cyclic collector's way; and the collector runs between lints
+    # (`collect_later`), not on its own
     gc.collect()
     gc.freeze()
+    gc.disable()
     server.start_io()
