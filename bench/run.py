@@ -54,6 +54,8 @@ def _fmt(value: float) -> str:
 
 
 def render(title: str, rows: list[Row], with_target: bool) -> str:
+    if not rows:  # `--only` a section that measures nothing of this kind
+        return f"{title}: none in the sections run"
     width = max(len(r.label) for r in rows)
     head = f"{title:<{width}}  {'median':>9} {'min':>9} {'max':>9}  {'n':>2}"
     head += f"  {'target':<8} holds" if with_target else "  unit"
