@@ -464,6 +464,19 @@ def _respell(uri: str, lines: list[str], d: types.Diagnostic) -> list[types.Code
 _ADD = re.compile(r"help: add `- (\w+)` before it")
 
 
+def _reads_named_input(lines: list[str], line: int, indent: int) -> bool:
+    """Whether the list item starting on `line` (its dash at `indent`) has a `from:` key, in
+    flow style on its line or in block style on the more indented lines under it."""
+    if re.search(r"[{,]\s*from\s*:", lines[line]):
+        return True
+    for below in lines[line + 1 :]:
+        if below.strip() and len(below) - len(below.lstrip()) <= indent:
+            return False
+        if re.match(r"^\s*from\s*:", below):
+            return True
+    return False
+
+
 def _add_before(uri: str, lines: list[str], d: types.Diagnostic) -> list[types.CodeAction]:
     """`help: add `- flatten` before it`: the layer, on a line of its own above the one the
     diagnostic is on, as a block-style list item at the same indent."""
@@ -472,6 +485,8 @@ def _add_before(uri: str, lines: list[str], d: types.Diagnostic) -> list[types.C
     item = re.match(r"^(\s*)-\s", lines[line]) if line < len(lines) else None
     if found is None or item is None or d.range.start.character < len(item.group(0)):
         return []
+    if _reads_named_input(lines, line, len(item.group(1))):
+        return []  # it would still read what `from:` names, not the new layer
     start = types.Position(line, 0)
     edit = types.TextEdit(types.Range(start, start), f"{item.group(1)}- {found.group(1)}\n")
     return [_fix(f"add `- {found.group(1)}` before it", uri, d, edit)]

@@ -478,3 +478,19 @@ def test_every_request_is_answered_while_specs_are_half_typed(client):
             client.request("textDocument/inlayHint", {"textDocument": document, "range": whole})
             client.request("textDocument/documentSymbol", {"textDocument": document})
     assert "Traceback" not in client.said()
+
+
+def test_no_flatten_is_offered_before_a_layer_that_reads_a_named_input(client, tmp_path):
+    """`- flatten` inserted above `- linear: {from: pool}` would be read by nothing."""
+    path = tmp_path / "net.yaml"
+    text = (
+        "input: [3, 8, 8]\nlayers:\n  - conv: {name: pool, out: 4, kernel: 3}\n  - relu\n"
+        "  - linear: {out: 10, from: pool}\n"
+    )
+    uri = _open(client, path, text)
+    (d,) = [d for d in client.diagnostics(uri) if d["code"] == "unflattened-linear"]
+    actions = client.request(
+        "textDocument/codeAction",
+        {"textDocument": {"uri": uri}, "range": d["range"], "context": {"diagnostics": [d]}},
+    )
+    assert actions == []
