@@ -86,3 +86,35 @@ def test_vs_codes_client_shows_diagnostics_hints_hovers_and_completion(extension
     assert hint in seen["hints"]
     assert "512x4x4 → 128x4x4" in seen["hover"]  # the first `- conv:`: the auxiliary head's
     assert {"conv", "inception", "AuxHead"} <= set(seen["completion"])
+
+
+def test_the_command_setting_takes_a_list_or_a_program(extension):
+    script = """
+const Module = require("module");
+const resolve = Module._resolveFilename;
+Module._resolveFilename = function (request, ...rest) {
+  return request === "vscode" ? "vscode" : resolve.call(this, request, ...rest);
+};
+// every name the client reads at import is a class; nothing is called
+const exports = new Proxy({}, { get: () => class {} });
+require.cache.vscode = { id: "vscode", filename: "vscode", loaded: true, exports };
+const { serverOptions } = require(process.argv[1] + "/extension.js");
+const config = (value) => ({ get: () => value });
+console.log(JSON.stringify([
+  serverOptions(config(["${workspaceFolder}/.venv/bin/yarch", "lsp"]), "/p"),
+  serverOptions(config("/opt/yarch"), "/p"),
+  serverOptions(config(undefined), "/p"),
+  serverOptions(config([1, 2]), "/p"),
+]));
+"""
+    done = subprocess.run(
+        [NODE, "-e", script, str(extension)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    found = [(o["command"], o["args"]) for o in json.loads(done.stdout)]
+    assert found == [
+        ("/p/.venv/bin/yarch", ["lsp"]),
+        ("/opt/yarch", ["lsp"]),
+        ("yarch", ["lsp"]),
+        ("yarch", ["lsp"]),
+    ]

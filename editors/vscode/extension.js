@@ -13,8 +13,15 @@ function expand(text, folder) {
   return folder ? text.split("${workspaceFolder}").join(folder) : text;
 }
 
+// `yarch.command`: a list (the program and its arguments), or the program alone
+function commandLine(setting) {
+  if (typeof setting === "string" && setting.trim()) return [setting.trim(), "lsp"];
+  if (Array.isArray(setting) && setting.length && setting.every((part) => typeof part === "string")) return setting;
+  return ["yarch", "lsp"];
+}
+
 function serverOptions(config, folder) {
-  const [command, ...args] = config.get("command", ["yarch", "lsp"]).map((part) => expand(part, folder));
+  const [command, ...args] = commandLine(config.get("command")).map((part) => expand(part, folder));
   return { command, args, transport: TransportKind.stdio };
 }
 
@@ -38,4 +45,4 @@ function deactivate() {
   return client ? client.stop() : undefined;
 }
 
-module.exports = { activate, deactivate, serverOptions, clientOptions };
+module.exports = { activate, deactivate, serverOptions, clientOptions, commandLine };
