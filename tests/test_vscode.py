@@ -53,6 +53,13 @@ def test_the_manifest_starts_the_server_for_yaml():
     assert settings["yarch.command"]["default"] == ["yarch", "lsp"]
     lock = json.loads((EXTENSION / "package-lock.json").read_text())
     assert lock["packages"][""]["dependencies"] == manifest["dependencies"]
+    # `vsce package` packs what `files` lists and nothing else, its dependencies included
+    # (a `files` of extension.js made a .vsix without vscode-languageclient): leave it out,
+    # and let .vscodeignore drop only what the extension does not run
+    assert "files" not in manifest
+    ignored = (EXTENSION / ".vscodeignore").read_text().split()
+    assert not [p for p in ignored if "node_modules" in p or "extension" in p or p == "*.js"]
+    assert (EXTENSION / "LICENSE").exists()  # else `vsce package` stops to ask
 
 
 def test_vs_codes_client_shows_diagnostics_hints_hovers_and_completion(extension):
