@@ -149,7 +149,8 @@ def _hint(shapes: list[Any], params: int) -> str:
     distinct = list(dict.fromkeys(fmt_shape(s) for s in shapes if s))
     if not distinct:
         return ""
-    shown = ", ".join(distinct[:MAX_SHAPES_SHOWN]) + (", ..." if len(distinct) > 3 else "")
+    more = len(distinct) > MAX_SHAPES_SHOWN
+    shown = ", ".join(distinct[:MAX_SHAPES_SHOWN]) + (", ..." if more else "")
     return f"→ {shown}" + (f" · {_number(params)} params" if params else "")
 
 
@@ -424,9 +425,6 @@ def _field_at(lines: list[str], position: types.Position) -> str | None:
     return _field_doc(op, key.group(1)) if op is not None else None
 
 
-_SET = re.compile(r"help: set `([\w-]+): ([^`]+)`")
-
-
 def _fix(
     title: str, uri: str, d: types.Diagnostic, edit: types.TextEdit, preferred: bool = True
 ) -> types.CodeAction:
@@ -440,6 +438,30 @@ def _fix(
     )
 
 
+def _written(lines: list[str], r: types.Range) -> str | None:
+    """The text a diagnostic's range covers, if it lies on one line."""
+    if r.start.line != r.end.line or r.start.line >= len(lines):
+        return None
+    return lines[r.start.line][r.start.character : r.end.character]
+
+
+_SET = re.compile(r"help: set `([\w-]+): ([^`]+)`")
+
+
+def _set_value(uri: str, lines: list[str], d: types.Diagnostic) -> list[types.CodeAction]:
+    """`help: set `in: 192``: the value the range covers becomes the one the help names."""
+    found = _SET.search(d.message or "")
+    written = _written(lines, d.range)
+    if found is None or written is None:
+        return []
+    key, value = found.groups()
+    before = lines[d.range.start.line][: d.range.start.character].rstrip()
+    # the range must be the key's value as written: `in: 5`, a plain scalar
+    if not before.endswith(f"{key}:") or not re.fullmatch(r"[\w.$+-]+", written):
+        return []
+    return [_fix(f"set `{key}: {value}`", uri, d, types.TextEdit(d.range, value))]
+
+
 _MEANT = re.compile(r"help: did you mean ((?:`[^`]+`(?: or )?)+)\?")
 
 
@@ -447,16 +469,13 @@ def _respell(uri: str, lines: list[str], d: types.Diagnostic) -> list[types.Code
     """`help: did you mean `kernel`?` on a misspelt name (an op, a field, a layer, a `$`
     parameter): a quick fix for each name suggested, the first preferred."""
     found = _MEANT.search(d.message or "")
-    r = d.range
-    if found is None or r.start.line != r.end.line or r.start.line >= len(lines):
-        return []
-    written = lines[r.start.line][r.start.character : r.end.character]
+    written = _written(lines, d.range)
     # the range is the name as written: `kernal`, `$widht`, `${widht}`
-    if not re.fullmatch(r"\$?\{?[\w.-]+\}?", written):
+    if found is None or written is None or not re.fullmatch(r"\$?\{?[\w.-]+\}?", written):
         return []
     actions = []
     for i, name in enumerate(re.findall(r"`([^`]+)`", found.group(1))):
-        edit = types.TextEdit(r, re.sub(r"[\w.-]+", lambda _, n=name: n, written, count=1))
+        edit = types.TextEdit(d.range, re.sub(r"[\w.-]+", lambda _, n=name: n, written, count=1))
         actions.append(_fix(f"change to `{name}`", uri, d, edit, preferred=i == 0))
     return actions
 
@@ -495,28 +514,13 @@ def _add_before(uri: str, lines: list[str], d: types.Diagnostic) -> list[types.C
 def code_actions(
     uri: str, lines: list[str], diagnostics: list[types.Diagnostic]
 ) -> list[types.CodeAction]:
-    """A quick fix for each diagnostic whose help is a mechanical edit: `set in: 192` (the
-    value its range covers becomes the one the help names), `did you mean `relu`?` and `add
-    `- flatten` before it`."""
+    """A quick fix for each yarch diagnostic whose help is a mechanical edit: `set in: 192`,
+    `did you mean `relu`?`, `add `- flatten` before it`."""
     out = []
     for d in diagnostics:
         if d.source == "yarch":
-            out += _respell(uri, lines, d) + _add_before(uri, lines, d)
-        found = _SET.search(d.message or "")
-        if d.source != "yarch" or found is None:
-            continue
-        key, value = found.groups()
-        r = d.range
-        if r.start.line != r.end.line or r.start.line >= len(lines):
-            continue
-        line = lines[r.start.line]
-        written = line[r.start.character : r.end.character]
-        before = line[: r.start.character].rstrip()
-        # the range must be the key's value as written: `in: 5`, a plain scalar
-        if not before.endswith(f"{key}:") or not re.fullmatch(r"[\w.$+-]+", written):
-            continue
-        edit = types.TextEdit(r, value)
-        out.append(_fix(f"set `{key}: {value}`", uri, d, edit))
+            for fixes in (_respell, _add_before, _set_value):
+                out += fixes(uri, lines, d)
     return out
 
 
