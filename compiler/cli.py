@@ -159,11 +159,11 @@ def variants_of(
                 text = spec.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
                 continue
-            ref = extends_of(text, str(spec))
-            if ref is None:
+            found = extends_of(text, str(spec))
+            if found is None:
                 continue
             try:
-                base = locate_base(spec, ref)[0].resolve()
+                base = locate_base(spec, found[0])[0].resolve()
             except (OSError, RuntimeError, ValueError):  # a loop, a NUL: lint says so
                 continue
             extends.setdefault(base, []).append(spec)

@@ -28,10 +28,9 @@ from pygls.uris import from_fs_path, to_fs_path
 from .diagnostics import Diagnostic, Severity, Span
 from .files import inside
 from .graph import ArchGraph
-from .loader import LoadError, load_text
 from .ops.base import fmt_shape
 from .pipeline import Result, lint_file, not_a_spec_text
-from .variants import locate_base
+from .variants import extends_of, locate_base
 
 DEBOUNCE = 0.15  # seconds after the last change before a spec is linted again
 IDLE_COLLECT = 1.0  # seconds without a lint before the cyclic garbage collector runs
@@ -673,17 +672,10 @@ def _word(line: str, character: int) -> str:
 def _base_at(path: str, lines: list[str], line: int) -> Path | None:
     """The base spec that an `extends:` on `line` names (block or flow style, `yarch:` too),
     found as lint finds it."""
-    if "extends" not in lines[line]:
+    found = extends_of("\n".join(lines), path) if "extends" in lines[line] else None
+    if found is None or found[1].line - 1 != line:
         return None
-    try:
-        doc = load_text("\n".join(lines), path)
-    except LoadError:
-        return None
-    span = doc.span(("extends",))
-    ref = doc.data.get("extends") if isinstance(doc.data, dict) else None
-    if span is None or span.line - 1 != line or not isinstance(ref, str) or not ref.strip():
-        return None
-    return locate_base(Path(path), ref)[0]
+    return locate_base(Path(path), found[0])[0]
 
 
 def definition(

@@ -547,17 +547,20 @@ def locate_base(path: Path, ref: str, root: Path | None = None) -> tuple[Path, P
     return path.parent / ref, root or project_root(path)
 
 
-def extends_of(text: str, display: str = "<string>") -> str | None:
-    """The base a spec's text names in `extends:`, read as YAML (block or flow style), or
-    None: no `extends:`, or text that does not load."""
+def extends_of(text: str, display: str = "<string>") -> tuple[str, Span] | None:
+    """The base a spec's text names in `extends:`, read as YAML (block or flow style), and
+    where the name is written; None: no `extends:`, or text that does not load."""
     if "extends" not in text:  # most specs: no parse
         return None
     try:
-        data = load_text(text, display).data
+        doc = load_text(text, display)
     except LoadError:
         return None
-    ref = data.get("extends") if isinstance(data, dict) else None
-    return ref if isinstance(ref, str) and ref.strip() else None
+    ref = doc.data.get("extends") if isinstance(doc.data, dict) else None
+    span = doc.span(("extends",))
+    if not isinstance(ref, str) or not ref.strip() or span is None:
+        return None
+    return ref, span
 
 
 def _is_file(path: Path) -> bool:
