@@ -184,6 +184,14 @@ class ArchGraph:
                 out |= nx.ancestors(self.graph, node_id) | {node_id}
         return out
 
+    def release(self) -> None:
+        """Drop the views networkx caches on the graph (`graph.in_degree` holds the graph, a
+        cycle), so that reference counting frees a graph its holder lets go of, without the
+        cyclic collector (the language server runs that only between lints)."""
+        cached = vars(self.graph)
+        for key in [k for k, v in cached.items() if getattr(v, "_graph", None) is self.graph]:
+            del cached[key]
+
     def topological_order(self, only: Iterable[str] | None = None) -> list[str]:
         """The nodes (those of `only`, if given) in an order where every node comes after its
         inputs, the spec's order (`Node.index`) breaking ties. Raises

@@ -56,13 +56,9 @@ class Linted:
         return self.result.graph
 
     def release(self) -> None:
-        """Let reference counting free this lint's graph when the server drops it: networkx
-        keeps views of a graph on the graph (`G.in_degree` holds `G`), a cycle that only the
-        cyclic collector would free, which the server runs between lints (`collect_later`)."""
-        graph = self.graph.graph if self.graph is not None else None
-        if graph is not None:
-            for key in [k for k, v in vars(graph).items() if getattr(v, "_graph", None) is graph]:
-                del vars(graph)[key]
+        """Let reference counting free this lint's graph when the server drops it."""
+        if self.graph is not None:
+            self.graph.release()
 
     @property
     def lines(self) -> dict[int, tuple[str, str]]:
